@@ -1,0 +1,83 @@
+#include "actors/acceptor.hpp"
+
+#include <string>
+
+#include "caf/sec.hpp"
+
+#include "actors/log.hpp"
+#include "actors/socket_ops.hpp"
+
+namespace quiesce {
+
+namespace {
+
+constexpr const char* component = "acceptor";
+
+} // namespace
+
+acceptor_actor::behavior_type
+acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
+              caf::io::doorman_ptr door, acceptor_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.hdl = door->hdl();
+  self->add_doorman(std::move(door));
+  self->set_down_handler([self](caf::down_msg&) {
+    // A connection actor ended: one more may be accepted.
+    auto& s = self->state;
+    --s.open;
+    if (s.paused && !s.stopping && s.open < s.cfg.max_connections) {
+      s.paused = false;
+      self->trigger(s.hdl);
+      log::info(component, "accepting again: " + std::to_string(s.open)
+                             + " connections open");
+    }
+  });
+  return {
+    [self](caf::io::new_connection_msg& msg) {
+      auto& s = self->state;
+      auto conn = self->fork(connection_main, msg.handle, s.cfg.connection);
+      self->monitor(conn);
+      ++s.open;
+      ++s.accepted;
+      self->send(s.cfg.connection.supervisor, connected_atom_v, conn);
+      if (s.open >= s.cfg.max_connections && !s.paused) {
+        // Clients wait in the backlog; the down handler resumes.
+        s.paused = true;
+        self->halt(s.hdl);
+        log::warning(component, "paused accepting: "
+                                  + std::to_string(s.open)
+                                  + " connections open (the limit)");
+      }
+    },
+    [self](stop_atom) {
+      auto& s = self->state;
+      if (s.stopping)
+        return; // stop twice: harmless
+      s.stopping = true;
+      // Refuse new clients now, before the event loop gets to close the fd.
+      if (auto fd = socket_ops::native_fd(self, s.hdl))
+        socket_ops::stop_listening(*fd);
+      self->close(s.hdl);
+      // CAF 0.17 delivers no acceptor_closed_msg after a local close: send
+      // it ourselves, so that there is one terminal path.
+      self->send(caf::actor_cast<acceptor_actor>(self),
+                 caf::io::acceptor_closed_msg{s.hdl});
+    },
+    [self](caf::io::acceptor_closed_msg&) {
+      auto& s = self->state;
+      if (s.stopping) {
+        log::info(component, "listener closed " + s.cfg.address + " after "
+                               + std::to_string(s.accepted)
+                               + " connections");
+        self->quit();
+        return;
+      }
+      log::error(component, "listening socket " + s.cfg.address
+                              + " failed; no longer accepting");
+      self->quit(caf::sec::socket_operation_failed);
+    },
+  };
+}
+
+} // namespace quiesce

@@ -1,0 +1,216 @@
+#include "actors/connection.hpp"
+
+#include <string>
+
+#include "caf/actor_cast.hpp"
+#include "caf/exit_reason.hpp"
+#include "caf/sec.hpp"
+
+#include "actors/log.hpp"
+#include "actors/socket_ops.hpp"
+
+namespace quiesce {
+
+namespace {
+
+constexpr const char* component = "connection";
+
+std::string describe(caf::io::connection_handle hdl) {
+  return "connection " + std::to_string(hdl.id());
+}
+
+} // namespace
+
+connection_state::~connection_state() = default;
+
+void connection_state::init(connection_actor::broker_pointer self,
+                            caf::io::connection_handle hdl,
+                            connection_config cfg) {
+  self_ = self;
+  hdl_ = hdl;
+  cfg_ = std::move(cfg);
+  behaviour_ = cfg_.make_behaviour();
+  fd_ = socket_ops::native_fd(self_, hdl_);
+  // Written bytes are confirmed by data_transferred_msg: the connection knows
+  // when its output has left, which the close and the backpressure rely on.
+  self_->ack_writes(hdl_, true);
+  self_->configure_read(hdl_, caf::io::receive_policy::at_most(16 * 1024));
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " opened");
+}
+
+void connection_state::write(std::string_view bytes) {
+  if (bytes.empty())
+    return;
+  self_->write(hdl_, bytes.size(), bytes.data());
+  wrote_ = true;
+}
+
+void connection_state::on_data(const caf::io::new_data_msg& msg) {
+  if (phase_ == phase::open
+      || (phase_ == phase::stopping && !behaviour_->idle())) {
+    behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
+    flush_output();
+    close_if_drained();
+    return;
+  }
+  // Stopping and idle, or lingering: the input is read and dropped. It only
+  // keeps the linger going.
+  last_input_ = self_->clock().now();
+}
+
+void connection_state::on_transferred(
+  const caf::io::data_transferred_msg& msg) {
+  // `remaining` counts every byte CAF still holds for this socket, including
+  // bytes flushed while this write was under way.
+  pending_output_ = msg.remaining;
+  if (reading_paused_ && pending_output_ == 0) {
+    reading_paused_ = false;
+    self_->trigger(hdl_);
+  }
+  close_if_drained();
+}
+
+void connection_state::on_peer_closed() {
+  // End of stream or an I/O error (reset, timeout): CAF has dropped the
+  // socket already. Bytes still buffered are sent by CAF's stream on its own.
+  switch (phase_) {
+    case phase::open:
+      finish("closed by the peer");
+      break;
+    case phase::stopping:
+      finish("closed by the peer during the stop");
+      break;
+    case phase::lingering:
+    case phase::closing:
+      finish("closed");
+      break;
+  }
+}
+
+void connection_state::on_stop() {
+  if (phase_ != phase::open)
+    return; // stop twice: harmless
+  phase_ = phase::stopping;
+  behaviour_->on_stop(*this);
+  flush_output();
+  close_if_drained();
+}
+
+void connection_state::on_linger() {
+  linger_timer_armed_ = false;
+  if (phase_ != phase::lingering)
+    return;
+  auto quiet = self_->clock().now() - last_input_;
+  if (quiet < cfg_.linger) {
+    arm_linger_timer(cfg_.linger - quiet);
+    return;
+  }
+  // The peer neither closed nor sent anything for a whole linger: close.
+  // Nothing is left unread, so the close sends no reset.
+  if (fd_) {
+    phase_ = phase::closing;
+    // The event loop now reads end-of-stream and drops the socket; the
+    // resulting connection_closed_msg finishes this actor.
+    socket_ops::shutdown_read(*fd_);
+    return;
+  }
+  self_->close(hdl_);
+  finish("closed after the linger");
+}
+
+void connection_state::on_forced(const caf::exit_msg& msg) {
+  if (fd_)
+    socket_ops::abort(*fd_);
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " closed by force");
+  self_->quit(msg.reason);
+}
+
+void connection_state::on_exception() {
+  log::error(component, describe(hdl_)
+                          + ": the behaviour threw an exception; aborting");
+  if (fd_)
+    socket_ops::abort(*fd_);
+}
+
+void connection_state::flush_output() {
+  if (!wrote_)
+    return;
+  wrote_ = false;
+  if (fd_)
+    pending_output_ += self_->wr_buf(hdl_).size();
+  self_->flush(hdl_);
+  if (pending_output_ > cfg_.max_pending_output && !reading_paused_) {
+    reading_paused_ = true;
+    self_->halt(hdl_);
+  }
+}
+
+void connection_state::close_if_drained() {
+  if (phase_ != phase::stopping || !behaviour_->idle() || pending_output_ > 0)
+    return;
+  begin_linger();
+}
+
+void connection_state::begin_linger() {
+  phase_ = phase::lingering;
+  last_input_ = self_->clock().now();
+  if (reading_paused_) {
+    // Read again, so that the peer's FIN (and any late input) is seen.
+    reading_paused_ = false;
+    self_->trigger(hdl_);
+  }
+  // FIN after the last byte of output: the kernel has all of it.
+  if (fd_)
+    socket_ops::shutdown_write(*fd_);
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " sent FIN");
+  arm_linger_timer(cfg_.linger);
+}
+
+void connection_state::arm_linger_timer(caf::timespan delay) {
+  if (linger_timer_armed_)
+    return;
+  linger_timer_armed_ = true;
+  // Anonymous: a timer message still under way when the actor ends must not
+  // hold a reference to it as its sender.
+  self_->delayed_anon_send(caf::actor_cast<connection_actor>(self_), delay,
+                           linger_atom_v);
+}
+
+void connection_state::finish(const char* why) {
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " " + why);
+  // CAF has dropped the socket on a peer close already; this only releases a
+  // scribe that is still attached (e.g. under the test multiplexer).
+  self_->close(hdl_);
+  self_->send(cfg_.supervisor, done_atom_v);
+  self_->quit();
+}
+
+connection_actor::behavior_type
+connection_main(connection_actor::stateful_broker_pointer<connection_state> self,
+                caf::io::connection_handle hdl, connection_config cfg) {
+  self->state.init(self, hdl, std::move(cfg));
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    // Forced by the supervisor; any other exit reason ends the actor too.
+    self->state.on_forced(msg);
+  });
+  self->set_exception_handler(
+    [self](caf::scheduled_actor*, std::exception_ptr&) -> caf::error {
+      self->state.on_exception();
+      return caf::sec::runtime_error;
+    });
+  return {
+    [self](caf::io::new_data_msg& msg) { self->state.on_data(msg); },
+    [self](caf::io::data_transferred_msg& msg) {
+      self->state.on_transferred(msg);
+    },
+    [self](caf::io::connection_closed_msg&) { self->state.on_peer_closed(); },
+    [self](stop_atom) { self->state.on_stop(); },
+    [self](linger_atom) { self->state.on_linger(); },
+  };
+}
+
+} // namespace quiesce

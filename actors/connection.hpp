@@ -1,0 +1,138 @@
+#pragma once
+
+/// @file
+/// The connection actor: one broker per accepted connection, driving one
+/// behaviour. It owns the socket and the close:
+///
+/// - open: input goes to the behaviour; its output is flushed after each
+///   callback. Reading pauses while more than `max_pending_output` bytes wait
+///   to be sent (a peer that does not read cannot make the server buffer
+///   without bound) and resumes once they have gone.
+/// - `stop`: the behaviour's `on_stop` runs. As soon as the behaviour is idle
+///   and every written byte has left (the kernel has it), the actor sends FIN
+///   (shutdown of the write side) and lingers: it reads and discards input
+///   until the peer's FIN, so that a client still sending gets no reset.
+///   A linger ends when the peer closes or after `linger` without input; it
+///   then ends reading locally and closes. Then `done` goes to the supervisor.
+/// - peer close or I/O error at any time: `done`, end.
+/// - forced (exit message `user_shutdown` from the supervisor): abort the
+///   socket (RST), end at once, no `done`.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+
+#include "caf/actor_clock.hpp"
+#include "caf/io/connection_handle.hpp"
+
+#include "actors/behaviour.hpp"
+#include "actors/messages.hpp"
+
+namespace quiesce {
+
+/// How every connection actor of a server behaves.
+struct connection_config {
+  /// Makes the protocol of each connection.
+  behaviour_factory make_behaviour;
+  /// Told `done` when the connection closes.
+  supervisor_actor supervisor;
+  /// After the FIN, how long a connection waits without input for the peer's
+  /// FIN before it closes anyway.
+  caf::timespan linger = std::chrono::seconds(1);
+  /// Output waiting to be sent above which reading pauses.
+  size_t max_pending_output = 64 * 1024;
+};
+
+/// The state of one connection actor; see the file comment for its phases.
+class connection_state : public connection_io {
+public:
+  static inline const char* name = "quiesce.connection";
+
+  enum class phase {
+    /// Serving the protocol.
+    open,
+    /// `stop` arrived: finishing in-flight work and output.
+    stopping,
+    /// FIN sent: discarding input until the peer's FIN or the linger ends.
+    lingering,
+    /// Reading ended locally: waiting for the socket to leave the event loop.
+    closing,
+  };
+
+  connection_state() = default;
+
+  connection_state(const connection_state&) = delete;
+
+  connection_state& operator=(const connection_state&) = delete;
+
+  ~connection_state() override;
+
+  /// Called once, from the actor's function.
+  void init(connection_actor::broker_pointer self,
+            caf::io::connection_handle hdl, connection_config cfg);
+
+  // -- connection_io --------------------------------------------------------
+
+  void write(std::string_view bytes) override;
+
+  // -- message handlers -------------------------------------------------------
+
+  void on_data(const caf::io::new_data_msg& msg);
+
+  void on_transferred(const caf::io::data_transferred_msg& msg);
+
+  void on_peer_closed();
+
+  void on_stop();
+
+  void on_linger();
+
+  void on_forced(const caf::exit_msg& msg);
+
+  /// A behaviour threw: abort the connection instead of leaving it half done.
+  void on_exception();
+
+  phase current_phase() const {
+    return phase_;
+  }
+
+private:
+  /// Flushes what the last callback wrote and applies backpressure.
+  void flush_output();
+
+  /// Starts the close once the behaviour is idle and the output has left.
+  void close_if_drained();
+
+  void begin_linger();
+
+  void arm_linger_timer(caf::timespan delay);
+
+  /// Reports `done` and ends the actor.
+  void finish(const char* why);
+
+  connection_actor::broker_pointer self_ = nullptr;
+  caf::io::connection_handle hdl_;
+  connection_config cfg_;
+  std::unique_ptr<behaviour> behaviour_;
+  /// The socket; nothing under CAF's test multiplexer.
+  std::optional<int> fd_;
+  phase phase_ = phase::open;
+  /// The last callback wrote bytes that are not flushed yet.
+  bool wrote_ = false;
+  /// Bytes flushed to CAF that have not reached the kernel yet (only tracked
+  /// on real sockets; the test multiplexer takes bytes at once).
+  size_t pending_output_ = 0;
+  /// Reading is paused for backpressure.
+  bool reading_paused_ = false;
+  /// A linger timer message is on its way.
+  bool linger_timer_armed_ = false;
+  caf::actor_clock::time_point last_input_;
+};
+
+/// The function of a connection actor; the acceptor forks one per connection.
+connection_actor::behavior_type
+connection_main(connection_actor::stateful_broker_pointer<connection_state> self,
+                caf::io::connection_handle hdl, connection_config cfg);
+
+} // namespace quiesce

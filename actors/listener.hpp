@@ -1,0 +1,45 @@
+#pragma once
+
+/// @file
+/// Opening the listening socket and sizing the process for it. The socket is
+/// opened in the caller's thread, before any actor runs, so that a bind error
+/// is reported at once with the OS's own reason.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace quiesce {
+
+/// A listening socket, or why there is none.
+struct listener {
+  /// The socket, -1 on failure.
+  int fd = -1;
+  /// The bound port (the chosen one when asked for port 0).
+  uint16_t port = 0;
+  /// The bound address as HOST:PORT ([HOST]:PORT for IPv6).
+  std::string address;
+  /// On failure: what failed, naming the address and the OS error.
+  std::string error;
+};
+
+/// Listen backlog asked of the kernel (it caps it at net.core.somaxconn).
+constexpr int listen_backlog = 4096;
+
+/// Opens a TCP socket listening on `host`:`port` (SO_REUSEADDR, non-blocking,
+/// close-on-exec).
+listener open_listener(const std::string& host, uint16_t port);
+
+/// Descriptors kept back from connections for the process itself (stdio,
+/// epoll, CAF's pipe, the listener, logs).
+constexpr size_t reserved_fds = 64;
+
+/// Raises the soft limit on open files to the hard limit and returns the soft
+/// limit now in force.
+size_t raise_fd_limit();
+
+/// The connection bound that keeps accept() clear of EMFILE: the fd limit
+/// less `reserved_fds`, at least 1.
+size_t max_connections_for(size_t fd_limit);
+
+} // namespace quiesce

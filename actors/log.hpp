@@ -1,0 +1,53 @@
+#pragma once
+
+/// @file
+/// quiesce's own logger (Debian's CAF is built without its logger): one line
+/// per event on standard error, each written with a single write so that lines
+/// from different threads never interleave.
+///
+///   2026-11-27T22:04:06.123Z info acceptor: listener closed 127.0.0.1:8080
+
+#include <atomic>
+#include <string>
+#include <string_view>
+
+namespace quiesce::log {
+
+enum class level : int { debug = 0, info = 1, warning = 2, error = 3, off = 4 };
+
+/// Parses "debug", "info", "warning", "error" or "off".
+bool parse_level(std::string_view text, level& out);
+
+/// The lowest level that is written; `info` unless changed.
+void set_threshold(level x);
+
+level threshold();
+
+inline bool enabled(level x) {
+  return static_cast<int>(x) >= static_cast<int>(threshold());
+}
+
+/// Writes one line: timestamp, level, component and message.
+void write(level lvl, std::string_view component, std::string_view message);
+
+inline void debug(std::string_view component, std::string_view message) {
+  if (enabled(level::debug))
+    write(level::debug, component, message);
+}
+
+inline void info(std::string_view component, std::string_view message) {
+  if (enabled(level::info))
+    write(level::info, component, message);
+}
+
+inline void warning(std::string_view component, std::string_view message) {
+  if (enabled(level::warning))
+    write(level::warning, component, message);
+}
+
+inline void error(std::string_view component, std::string_view message) {
+  if (enabled(level::error))
+    write(level::error, component, message);
+}
+
+} // namespace quiesce::log

@@ -1,0 +1,101 @@
+#pragma once
+
+/// @file
+/// The whole message vocabulary of quiesce in one place: atoms, message
+/// structs and the typed interfaces of the supervisor, the acceptor and the
+/// connection actors.
+///
+/// The shutdown sequence, in messages:
+///
+///   main ──stop──▶ supervisor ──stop──▶ acceptor      (closes the listener,
+///                      │                              ends on its terminal
+///                      │                              acceptor_closed_msg)
+///                      ├──stop──▶ every connection    (FIN when idle, or
+///                      │                              after in-flight work)
+///                      ├──drain_timeout (to itself, after --drain-timeout)
+///                      ◀──done── each connection
+///   main ◀─shutdown_report── supervisor               (drained, forced, time)
+///
+/// A second signal sends `force`: the supervisor then forces every remaining
+/// connection at once, as the drain timeout would.
+
+#include <cstdint>
+#include <string>
+
+#include "caf/atom.hpp"
+#include "caf/io/system_messages.hpp"
+#include "caf/io/typed_broker.hpp"
+#include "caf/meta/type_name.hpp"
+#include "caf/timespan.hpp"
+#include "caf/type_id.hpp"
+#include "caf/typed_actor.hpp"
+
+// -- atoms (at most 10 characters of text each) --------------------------------
+
+/// Begin a graceful stop (main -> supervisor -> acceptor and connections).
+CAF_ADD_ATOM(quiesce, quiesce, stop_atom, "stop")
+/// Force every remaining connection closed now (second signal).
+CAF_ADD_ATOM(quiesce, quiesce, force_atom, "force")
+/// A connection actor has closed its connection (connection -> supervisor).
+CAF_ADD_ATOM(quiesce, quiesce, done_atom, "done")
+/// The acceptor started a connection actor (acceptor -> supervisor).
+CAF_ADD_ATOM(quiesce, quiesce, connected_atom, "connected")
+/// The drain deadline passed (supervisor -> itself, delayed).
+CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
+/// A lingering close waited long enough (connection -> itself, delayed).
+CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
+/// A signal arrived (signal thread -> main).
+CAF_ADD_ATOM(quiesce, quiesce, signal_atom, "signal")
+
+namespace quiesce {
+
+// -- message structs ----------------------------------------------------------
+
+/// The outcome of a stop, sent by the supervisor to whoever asked for it.
+struct shutdown_report {
+  /// Connections that were open when the stop began (or were accepted while
+  /// the listener closed).
+  uint32_t open_at_stop = 0;
+  /// Connections that ended before the deadline: they reported `done` or
+  /// ended on their own (peer close, error).
+  uint32_t drained = 0;
+  /// Connections closed by force: the drain deadline passed or a second
+  /// signal arrived.
+  uint32_t forced = 0;
+  /// From the first `stop` to the moment the last connection was gone.
+  caf::timespan duration{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shutdown_report& x) {
+  return f(caf::meta::type_name("shutdown_report"), x.open_at_stop, x.drained,
+           x.forced, x.duration);
+}
+
+inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
+  return x.open_at_stop == y.open_at_stop && x.drained == y.drained
+         && x.forced == y.forced && x.duration == y.duration;
+}
+
+// -- typed interfaces -----------------------------------------------------------
+
+/// A connection actor: a broker owning one connection and driving one
+/// behaviour. It answers `stop` by finishing in-flight work, sending FIN and
+/// closing; it then sends `done` to the supervisor. A forced end is an exit
+/// message with `exit_reason::user_shutdown`: it aborts the socket.
+using connection_actor = caf::io::connection_handler::extend<
+  caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
+  caf::reacts_to<linger_atom>>;
+
+/// The acceptor: a broker owning the listening socket. On `stop` it closes the
+/// socket; its terminal message is the resulting `acceptor_closed_msg`.
+using acceptor_actor
+  = caf::io::accept_handler::extend<caf::reacts_to<stop_atom>>;
+
+/// The supervisor: knows every connection actor and owns the shutdown.
+using supervisor_actor = caf::typed_actor<
+  caf::reacts_to<connected_atom, connection_actor>, caf::reacts_to<done_atom>,
+  caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
+  caf::reacts_to<drain_timeout_atom>>;
+
+} // namespace quiesce

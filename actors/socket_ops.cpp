@@ -1,0 +1,72 @@
+#include "actors/socket_ops.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <sys/socket.h>
+
+#include "caf/io/network/default_multiplexer.hpp"
+
+#include "actors/log.hpp"
+
+namespace quiesce::socket_ops {
+
+namespace {
+
+bool real_network(caf::io::abstract_broker* self) {
+  return dynamic_cast<caf::io::network::default_multiplexer*>(&self->backend())
+         != nullptr;
+}
+
+void report(const char* what, int fd) {
+  // ENOTCONN: the peer is already gone, which is what we wanted anyway.
+  if (errno == ENOTCONN)
+    return;
+  log::debug("socket", std::string{what} + " on fd " + std::to_string(fd)
+                         + " failed: " + std::strerror(errno));
+}
+
+} // namespace
+
+std::optional<int> native_fd(caf::io::abstract_broker* self,
+                             caf::io::connection_handle hdl) {
+  if (!real_network(self))
+    return std::nullopt;
+  return static_cast<int>(hdl.id());
+}
+
+std::optional<int> native_fd(caf::io::abstract_broker* self,
+                             caf::io::accept_handle hdl) {
+  if (!real_network(self))
+    return std::nullopt;
+  return static_cast<int>(hdl.id());
+}
+
+void shutdown_write(int fd) {
+  if (::shutdown(fd, SHUT_WR) != 0)
+    report("shutdown(SHUT_WR)", fd);
+}
+
+void shutdown_read(int fd) {
+  if (::shutdown(fd, SHUT_RD) != 0)
+    report("shutdown(SHUT_RD)", fd);
+}
+
+void abort(int fd) {
+  linger lin{};
+  lin.l_onoff = 1;
+  lin.l_linger = 0;
+  if (::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)) != 0)
+    report("setsockopt(SO_LINGER)", fd);
+  if (::shutdown(fd, SHUT_RDWR) != 0)
+    report("shutdown(SHUT_RDWR)", fd);
+}
+
+void stop_listening(int fd) {
+  // On Linux, shutdown() of a listening socket stops listening at once: the
+  // kernel refuses new connection attempts before the fd itself is closed.
+  if (::shutdown(fd, SHUT_RDWR) != 0)
+    report("shutdown(listener)", fd);
+}
+
+} // namespace quiesce::socket_ops

@@ -1,0 +1,39 @@
+#pragma once
+
+/// @file
+/// The few socket operations CAF 0.17's broker API does not offer: a FIN
+/// after the last byte, a local end of reading, an abortive close. They act
+/// only on real sockets; under CAF's test multiplexer (fake handles, no fds)
+/// `native_fd` returns nothing and the callers take their fake-network path.
+
+#include <optional>
+
+#include "caf/io/abstract_broker.hpp"
+#include "caf/io/accept_handle.hpp"
+#include "caf/io/connection_handle.hpp"
+
+namespace quiesce::socket_ops {
+
+/// The native socket behind `hdl` when `self` runs on CAF's default
+/// multiplexer (where a handle's id is its fd), nothing otherwise.
+std::optional<int> native_fd(caf::io::abstract_broker* self,
+                             caf::io::connection_handle hdl);
+
+std::optional<int> native_fd(caf::io::abstract_broker* self,
+                             caf::io::accept_handle hdl);
+
+/// Sends FIN after the bytes the kernel already has; reading goes on.
+void shutdown_write(int fd);
+
+/// Ends reading locally: the multiplexer then reads end-of-stream and drops
+/// the socket; nothing is sent to the peer.
+void shutdown_read(int fd);
+
+/// Abortive close: the socket's close will send RST, and both directions end
+/// now so that no pending write can keep the socket in the event loop.
+void abort(int fd);
+
+/// Stops a listening socket at once: new connection attempts are refused.
+void stop_listening(int fd);
+
+} // namespace quiesce::socket_ops

@@ -1,0 +1,64 @@
+#pragma once
+
+/// @file
+/// The supervisor: starts the acceptor, monitors every connection actor and
+/// owns the shutdown sequence and its outcome.
+///
+/// - `connected(conn)`: monitor it; during a stop, tell it `stop` at once.
+/// - `stop`: send `stop` to the acceptor and every connection (the broadcast)
+///   and `drain_timeout` to itself after the drain timeout. Answer with the
+///   `shutdown_report` when the acceptor has ended and no connection remains.
+///   `stop` again just waits for the same report.
+/// - `done` / down message of a connection: one fewer to wait for; a
+///   connection that ends on its own during the drain counts as drained.
+/// - `drain_timeout` or `force`: exit every remaining connection with
+///   `user_shutdown` (they abort their sockets), count them as forced, and end
+///   once they are gone.
+/// - the acceptor ending on its own (its socket failed): log it and begin the
+///   stop, so the process does not keep running without a listener.
+
+#include <functional>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "caf/actor_addr.hpp"
+#include "caf/actor_clock.hpp"
+#include "caf/typed_event_based_actor.hpp"
+#include "caf/typed_response_promise.hpp"
+
+#include "actors/messages.hpp"
+
+namespace quiesce {
+
+struct supervisor_config {
+  /// Starts the acceptor; called once with the supervisor's own handle.
+  std::function<acceptor_actor(supervisor_actor)> start_acceptor;
+  /// How long connections may take to finish after a stop.
+  caf::timespan drain_timeout = std::chrono::seconds(5);
+};
+
+struct supervisor_state {
+  static inline const char* name = "quiesce.supervisor";
+
+  supervisor_config cfg;
+  acceptor_actor acceptor;
+  bool acceptor_alive = false;
+  /// Every live connection actor; `true` once it reported `done`.
+  std::unordered_map<caf::actor_addr, connection_actor> connections;
+  /// Connections exited by force, not yet gone.
+  std::unordered_set<caf::actor_addr> forced;
+  bool stopping = false;
+  bool forcing = false;
+  caf::actor_clock::time_point stop_began;
+  shutdown_report report;
+  std::vector<caf::typed_response_promise<shutdown_report>> waiting;
+};
+
+using supervisor_pointer
+  = supervisor_actor::stateful_pointer<supervisor_state>;
+
+supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
+                                                supervisor_config cfg);
+
+} // namespace quiesce

@@ -1,0 +1,262 @@
+// quiesce: an actor-model TCP server with a clean, provable shutdown.
+//
+// The binary's contract (options, the `listening on` line, signals, exit
+// codes) is in the README. This file parses the configuration, opens the
+// listening socket, starts the supervisor and turns signals into `stop` and
+// `force`; the actors do the rest.
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+#include "caf/io/middleman.hpp"
+#include "caf/io/network/multiplexer.hpp"
+#include "caf/scoped_actor.hpp"
+
+#include "actors/acceptor.hpp"
+#include "actors/behaviours/registry.hpp"
+#include "actors/listener.hpp"
+#include "actors/log.hpp"
+#include "actors/messages.hpp"
+#include "actors/supervisor.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace quiesce;
+
+constexpr int exit_clean = 0;
+constexpr int exit_cannot_run = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_forced = 3;
+
+/// How long the actor system may take to shut down once the supervisor has
+/// reported. It normally takes milliseconds; this only guards the promise
+/// that the process never needs SIGKILL against a socket stuck inside CAF.
+constexpr auto teardown_limit = 3s;
+
+class config : public caf::actor_system_config {
+public:
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::string protocol = "http";
+  caf::timespan drain_timeout = 5s;
+  size_t max_connections = 0;
+  std::string log_level = "info";
+
+  config() {
+    opt_group{custom_options_, "global"}
+      .add(host, "host", "listening address (default: 127.0.0.1)")
+      .add(port, "port", "listening port, 0 picks a free one (default: 8080)")
+      .add(protocol, "protocol",
+           "connection behaviour: " + known_protocols() + " (default: http)")
+      .add(drain_timeout, "drain-timeout",
+           "how long in-flight work may take after a stop, e.g. 500ms, 5s "
+           "(default: 5s)")
+      .add(max_connections, "max-connections",
+           "open connections at which accepting pauses; 0 derives it from the "
+           "open-file limit (default: 0)")
+      .add(log_level, "log-level",
+           "debug, info, warning, error or off (default: info)");
+    load<caf::io::middleman>();
+  }
+
+  static std::string known_protocols() {
+    std::string result;
+    for (auto& name : behaviours::names()) {
+      if (!result.empty())
+        result += ", ";
+      result += name;
+    }
+    return result;
+  }
+};
+
+int usage_error(const std::string& what) {
+  std::cerr << "quiesce: " << what << " (see --help)" << std::endl;
+  return exit_usage;
+}
+
+/// Ends the process if the actor system does not shut down in time.
+class teardown_watchdog {
+public:
+  void arm(int exit_code) {
+    thread_ = std::thread{[this, exit_code] {
+      std::unique_lock<std::mutex> guard{mtx_};
+      if (!cv_.wait_for(guard, teardown_limit, [this] { return done_; })) {
+        log::error("main", "the actor system did not shut down within 3s; "
+                           "exiting anyway");
+        std::_Exit(exit_code);
+      }
+    }};
+  }
+
+  ~teardown_watchdog() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+/// Waits for SIGINT/SIGTERM (blocked in every thread) and reports each one to
+/// `main_actor`. SIGUSR2 with `quit_` set ends it.
+class signal_thread {
+public:
+  signal_thread(const sigset_t& set, caf::actor main_actor) {
+    thread_ = std::thread{[this, set, main_actor] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+          continue;
+        if (sig == SIGUSR2) {
+          if (quit_.load())
+            return;
+          continue;
+        }
+        caf::anon_send(main_actor, signal_atom_v, sig);
+      }
+    }};
+  }
+
+  ~signal_thread() {
+    quit_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR2);
+    thread_.join();
+  }
+
+private:
+  std::atomic<bool> quit_{false};
+  std::thread thread_;
+};
+
+/// Runs the server until it has stopped; returns the exit code.
+int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
+          listener& lst, behaviour_factory factory, size_t max_connections) {
+  auto& mm = sys.middleman();
+  auto door = mm.backend().new_doorman(lst.fd);
+  lst.fd = -1; // the doorman owns it now
+  supervisor_config sup_cfg;
+  sup_cfg.drain_timeout = cfg.drain_timeout;
+  sup_cfg.start_acceptor = [&mm, door, factory, max_connections,
+                            address = lst.address](supervisor_actor sup) {
+    acceptor_config acc_cfg;
+    acc_cfg.connection.make_behaviour = factory;
+    acc_cfg.connection.supervisor = sup;
+    acc_cfg.max_connections = max_connections;
+    acc_cfg.address = address;
+    return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
+  };
+  caf::scoped_actor self{sys};
+  auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
+  self->monitor(sup);
+  // A signal that arrived during start-up is pending: it is taken now.
+  signal_thread signal_watch{signals, caf::actor{self}};
+  std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
+            << std::endl;
+  log::info("main", "listening on " + lst.address + " (protocol "
+                      + cfg.protocol + ", max connections "
+                      + std::to_string(max_connections) + ")");
+  int signals_seen = 0;
+  bool supervisor_gone = false;
+  std::optional<shutdown_report> report;
+  self->receive_while([&] { return !supervisor_gone; })(
+    [&](signal_atom, int sig) {
+      auto name = std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"};
+      if (++signals_seen == 1) {
+        log::info("main", name + " received: stopping (a second signal "
+                                 "forces the stop)");
+        self->send(sup, stop_atom_v);
+      } else {
+        log::warning("main", name + " received again: forcing the stop");
+        self->send(sup, force_atom_v);
+      }
+    },
+    [&](shutdown_report& x) { report = x; },
+    [&](caf::down_msg& msg) {
+      if (msg.source == sup.address())
+        supervisor_gone = true;
+    });
+  if (!report) {
+    log::error("main", "the server stopped on its own (see above)");
+    return exit_cannot_run;
+  }
+  return report->forced > 0 ? exit_forced : exit_clean;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists: every thread inherits
+  // the mask and only the signal thread takes them, with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  config cfg;
+  if (auto err = cfg.parse(argc, argv))
+    return usage_error(cfg.render(err));
+  if (cfg.cli_helptext_printed)
+    return exit_clean;
+  if (!cfg.remainder.empty())
+    return usage_error("unexpected argument '" + cfg.remainder.front() + "'");
+  log::level lvl;
+  if (!log::parse_level(cfg.log_level, lvl))
+    return usage_error("bad --log-level '" + cfg.log_level
+                       + "': use debug, info, warning, error or off");
+  log::set_threshold(lvl);
+  auto factory = behaviours::find(cfg.protocol);
+  if (!factory)
+    return usage_error("unknown --protocol '" + cfg.protocol + "': known are "
+                       + config::known_protocols());
+  if (cfg.drain_timeout <= caf::timespan{0})
+    return usage_error("bad --drain-timeout: it must be greater than zero");
+  auto fd_limit = raise_fd_limit();
+  auto max_connections = max_connections_for(fd_limit);
+  if (cfg.max_connections > max_connections)
+    log::warning("main", "--max-connections=" + std::to_string(cfg.max_connections)
+                           + " exceeds what the open-file limit allows ("
+                           + std::to_string(fd_limit) + "); using "
+                           + std::to_string(max_connections));
+  else if (cfg.max_connections > 0)
+    max_connections = cfg.max_connections;
+  auto lst = open_listener(cfg.host, cfg.port);
+  if (lst.fd < 0) {
+    std::cerr << "quiesce: " << lst.error << std::endl;
+    return exit_cannot_run;
+  }
+  teardown_watchdog watchdog;
+  int code = exit_cannot_run;
+  {
+    caf::actor_system sys{cfg};
+    code = serve(sys, cfg, signals, lst, std::move(factory), max_connections);
+    watchdog.arm(code);
+  } // ~actor_system waits for every actor and the I/O thread.
+  return code;
+}
