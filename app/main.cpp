@@ -25,6 +25,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/io/middleman.hpp"
 #include "caf/io/network/multiplexer.hpp"
+#include "caf/pec.hpp"
 #include "caf/scoped_actor.hpp"
 
 #include "actors/acceptor.hpp"
@@ -85,6 +86,34 @@ public:
     return result;
   }
 };
+
+/// Turns CAF's parser errors into a sentence that names the argument.
+std::string describe_parse_error(const config& cfg, const caf::error& err) {
+  // CAF 0.17 puts the offending argument into the error's context as
+  // `"argument" = "--port=70000"`.
+  auto text = to_string(err);
+  std::string arg;
+  const std::string key = "\"argument\" = \"";
+  if (auto i = text.find(key); i != std::string::npos) {
+    auto first = i + key.size();
+    arg = text.substr(first, text.find('"', first) - first);
+  }
+  if (err.category() != caf::atom("parser") || arg.empty())
+    return cfg.render(err);
+  switch (static_cast<caf::pec>(err.code())) {
+    case caf::pec::not_an_option:
+      return "unknown option '" + arg + "'";
+    case caf::pec::integer_overflow:
+    case caf::pec::integer_underflow:
+    case caf::pec::timespan_overflow:
+      return "value out of range in '" + arg + "'";
+    case caf::pec::missing_argument:
+      return "missing value in '" + arg + "'";
+    default:
+      return "bad value in '" + arg + "' ("
+             + to_string(static_cast<caf::pec>(err.code())) + ")";
+  }
+}
 
 int usage_error(const std::string& what) {
   std::cerr << "quiesce: " << what << " (see --help)" << std::endl;
@@ -221,7 +250,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   config cfg;
   if (auto err = cfg.parse(argc, argv))
-    return usage_error(cfg.render(err));
+    return usage_error(describe_parse_error(cfg, err));
   if (cfg.cli_helptext_printed)
     return exit_clean;
   if (!cfg.remainder.empty())
