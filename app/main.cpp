@@ -26,6 +26,7 @@
 #include "caf/io/middleman.hpp"
 #include "caf/io/network/multiplexer.hpp"
 #include "caf/pec.hpp"
+#include "caf/sec.hpp"
 #include "caf/scoped_actor.hpp"
 
 #include "actors/acceptor.hpp"
@@ -98,6 +99,11 @@ std::string describe_parse_error(const config& cfg, const caf::error& err) {
     auto first = i + key.size();
     arg = text.substr(first, text.find('"', first) - first);
   }
+  if (err.category() == caf::atom("system")
+      && err.code() == static_cast<uint8_t>(caf::sec::cannot_open_file)
+      && err.context().match_element<std::string>(0))
+    return "cannot open the config file '"
+           + err.context().get_as<std::string>(0) + "'";
   if (err.category() != caf::atom("parser") || arg.empty())
     return cfg.render(err);
   switch (static_cast<caf::pec>(err.code())) {
