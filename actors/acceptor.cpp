@@ -45,8 +45,7 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
         // Clients wait in the backlog; the down handler resumes.
         s.paused = true;
         self->halt(s.hdl);
-        log::warning(component, "paused accepting: "
-                                  + std::to_string(s.open)
+        log::warning(component, "paused accepting: " + std::to_string(s.open)
                                   + " connections open (the limit)");
       }
     },
@@ -68,8 +67,7 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       auto& s = self->state;
       if (s.stopping) {
         log::info(component, "listener closed " + s.cfg.address + " after "
-                               + std::to_string(s.accepted)
-                               + " connections");
+                               + std::to_string(s.accepted) + " connections");
         self->quit();
         return;
       }

@@ -128,8 +128,8 @@ void connection_state::on_forced(const caf::exit_msg& msg) {
 }
 
 void connection_state::on_exception() {
-  log::error(component, describe(hdl_)
-                          + ": the behaviour threw an exception; aborting");
+  log::error(component,
+             describe(hdl_) + ": the behaviour threw an exception; aborting");
   if (fd_)
     socket_ops::abort(*fd_);
 }
@@ -189,9 +189,9 @@ void connection_state::finish(const char* why) {
   self_->quit();
 }
 
-connection_actor::behavior_type
-connection_main(connection_actor::stateful_broker_pointer<connection_state> self,
-                caf::io::connection_handle hdl, connection_config cfg) {
+connection_actor::behavior_type connection_main(
+  connection_actor::stateful_broker_pointer<connection_state> self,
+  caf::io::connection_handle hdl, connection_config cfg) {
   self->state.init(self, hdl, std::move(cfg));
   self->set_exit_handler([self](caf::exit_msg& msg) {
     // Forced by the supervisor; any other exit reason ends the actor too.

@@ -131,8 +131,8 @@ private:
 };
 
 /// The function of a connection actor; the acceptor forks one per connection.
-connection_actor::behavior_type
-connection_main(connection_actor::stateful_broker_pointer<connection_state> self,
-                caf::io::connection_handle hdl, connection_config cfg);
+connection_actor::behavior_type connection_main(
+  connection_actor::stateful_broker_pointer<connection_state> self,
+  caf::io::connection_handle hdl, connection_config cfg);
 
 } // namespace quiesce

@@ -61,9 +61,9 @@ listener open_listener(const std::string& host, uint16_t port) {
   }
   // The first address the resolver offers, as a server bound to one address.
   auto* ai = found;
-  result.fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK
-                                        | SOCK_CLOEXEC,
-                       ai->ai_protocol);
+  result.fd
+    = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+               ai->ai_protocol);
   if (result.fd < 0) {
     auto err = errno;
     ::freeaddrinfo(found);

@@ -31,8 +31,8 @@ const char* level_name(level x) {
 } // namespace
 
 bool parse_level(std::string_view text, level& out) {
-  for (auto x : {level::debug, level::info, level::warning, level::error,
-                 level::off}) {
+  for (auto x :
+       {level::debug, level::info, level::warning, level::error, level::off}) {
     if (text == level_name(x)) {
       out = x;
       return true;
@@ -53,8 +53,8 @@ void write(level lvl, std::string_view component, std::string_view message) {
   using namespace std::chrono;
   auto now = system_clock::now();
   auto secs = system_clock::to_time_t(now);
-  auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count()
-                % 1000;
+  auto millis
+    = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc{};
   gmtime_r(&secs, &utc);
   char stamp[32];

@@ -30,7 +30,8 @@
 #include "caf/type_id.hpp"
 #include "caf/typed_actor.hpp"
 
-// -- atoms (at most 10 characters of text each) --------------------------------
+// -- atoms (at most 10 characters of text each)
+// --------------------------------
 
 /// Begin a graceful stop (main -> supervisor -> acceptor and connections).
 CAF_ADD_ATOM(quiesce, quiesce, stop_atom, "stop")
@@ -77,7 +78,8 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
          && x.forced == y.forced && x.duration == y.duration;
 }
 
-// -- typed interfaces -----------------------------------------------------------
+// -- typed interfaces
+// -----------------------------------------------------------
 
 /// A connection actor: a broker owning one connection and driving one
 /// behaviour. It answers `stop` by finishing in-flight work, sending FIN and

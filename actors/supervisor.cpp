@@ -27,10 +27,9 @@ void finish_if_drained(supervisor_pointer self) {
   if (!st.stopping || st.acceptor_alive || !st.connections.empty())
     return;
   st.report.duration = self->clock().now() - st.stop_began;
-  log::info(component, "stopped: drained="
-                         + std::to_string(st.report.drained) + " forced="
-                         + std::to_string(st.report.forced) + " duration="
-                         + millis(st.report.duration));
+  log::info(component, "stopped: drained=" + std::to_string(st.report.drained)
+                         + " forced=" + std::to_string(st.report.forced)
+                         + " duration=" + millis(st.report.duration));
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();
@@ -50,8 +49,8 @@ void force_remaining(supervisor_pointer self, const char* why) {
     }
   }
   st.report.forced += static_cast<uint32_t>(n);
-  log::warning(component, std::string{why} + ": closing "
-                            + std::to_string(n) + " connections by force");
+  log::warning(component, std::string{why} + ": closing " + std::to_string(n)
+                            + " connections by force");
   finish_if_drained(self);
 }
 

@@ -55,8 +55,7 @@ struct supervisor_state {
   std::vector<caf::typed_response_promise<shutdown_report>> waiting;
 };
 
-using supervisor_pointer
-  = supervisor_actor::stateful_pointer<supervisor_state>;
+using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
 
 supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
                                                 supervisor_config cfg);

@@ -212,9 +212,9 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   signal_thread signal_watch{signals, caf::actor{self}};
   std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
             << std::endl;
-  log::info("main", "listening on " + lst.address + " (protocol "
-                      + cfg.protocol + ", max connections "
-                      + std::to_string(max_connections) + ")");
+  log::info("main", "listening on " + lst.address + " (protocol " + cfg.protocol
+                      + ", max connections " + std::to_string(max_connections)
+                      + ")");
   int signals_seen = 0;
   bool supervisor_gone = false;
   std::optional<shutdown_report> report;
@@ -222,8 +222,9 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     [&](signal_atom, int sig) {
       auto name = std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"};
       if (++signals_seen == 1) {
-        log::info("main", name + " received: stopping (a second signal "
-                                 "forces the stop)");
+        log::info("main", name
+                            + " received: stopping (a second signal "
+                              "forces the stop)");
         self->send(sup, stop_atom_v);
       } else {
         log::warning("main", name + " received again: forcing the stop");
@@ -275,10 +276,11 @@ int main(int argc, char** argv) {
   auto fd_limit = raise_fd_limit();
   auto max_connections = max_connections_for(fd_limit);
   if (cfg.max_connections > max_connections)
-    log::warning("main", "--max-connections=" + std::to_string(cfg.max_connections)
-                           + " exceeds what the open-file limit allows ("
-                           + std::to_string(fd_limit) + "); using "
-                           + std::to_string(max_connections));
+    log::warning("main",
+                 "--max-connections=" + std::to_string(cfg.max_connections)
+                   + " exceeds what the open-file limit allows ("
+                   + std::to_string(fd_limit) + "); using "
+                   + std::to_string(max_connections));
   else if (cfg.max_connections > 0)
     max_connections = cfg.max_connections;
   auto lst = open_listener(cfg.host, cfg.port);

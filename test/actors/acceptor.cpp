@@ -19,8 +19,8 @@ struct fixture : io_fixture {
 
 CAF_TEST_FIXTURE_SCOPE(acceptor_tests, fixture)
 
-CAF_TEST(each accepted connection gets its own actor and the supervisor
-           hears of it) {
+CAF_TEST(
+  each accepted connection gets its own actor and the supervisor hears of it) {
   connect_client();
   connect_client();
   CAF_REQUIRE_EQUAL(rec->connected.size(), 2u);

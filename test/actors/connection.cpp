@@ -52,8 +52,8 @@ CAF_TEST(echo writes back every byte in order) {
   CAF_CHECK_EQUAL(output(hdl), "hello world");
 }
 
-CAF_TEST(stop while idle sends FIN at once and reports done when the peer
-           closes) {
+CAF_TEST(
+  stop while idle sends FIN at once and reports done when the peer closes) {
   open();
   stop();
   // FIN is out; the actor lingers for the peer's close.

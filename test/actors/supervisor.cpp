@@ -25,9 +25,9 @@ enum class on_stop { report_done, hang };
 
 /// Stands in for a connection broker: same interface, scripted answer to
 /// `stop`. A `connection_closed_msg` makes it end on its own (peer close).
-connection_actor::behavior_type
-fake_connection(connection_actor::pointer self, supervisor_actor sup,
-                on_stop mode, probe_ptr seen) {
+connection_actor::behavior_type fake_connection(connection_actor::pointer self,
+                                                supervisor_actor sup,
+                                                on_stop mode, probe_ptr seen) {
   self->set_exit_handler([self, seen](caf::exit_msg& msg) {
     seen->forced = msg.reason == caf::exit_reason::user_shutdown;
     self->quit(msg.reason);
