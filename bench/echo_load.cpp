@@ -1,0 +1,674 @@
+// echo_load: a closed-loop load generator for an echo server.
+//
+// Opens --connections TCP connections (non-blocking, TCP_NODELAY) and drives
+// them from one epoll loop. Each connection keeps --depth messages of --size
+// bytes in flight: when the echo of one message is complete, the next one is
+// sent. Every message carries a pattern derived from (connection, sequence),
+// and every echoed byte is checked against it. Round trips completed during
+// the --duration after the --warmup are counted, and their latency (steady
+// clock, from handing the message to send() to receiving its last byte) goes
+// into a log-linear histogram.
+//
+// Exit codes: 0 success, 1 a wrong byte / unexpected EOF / socket error /
+// stall, 2 bad options.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using time_point = clock_type::time_point;
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+// Bounds on the phases around the measurement.
+constexpr auto connect_limit = std::chrono::seconds{10};
+constexpr auto stall_limit = std::chrono::seconds{5};
+constexpr auto drain_limit = std::chrono::seconds{10};
+
+// ---------------------------------------------------------------- options
+
+struct options {
+  std::string host = "127.0.0.1";
+  long port = -1;
+  long connections = 50;
+  long size = 64;
+  long depth = 1;
+  double duration_s = 10.0;
+  double warmup_s = 1.0;
+};
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: echo_load --port=N [--host=127.0.0.1] [--connections=50]\n"
+               "                 [--size=64] [--depth=1] [--duration=10s] "
+               "[--warmup=1s]\n"
+               "durations: a number with an optional unit us, ms, s or m "
+               "(default s)\n");
+}
+
+[[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
+  std::fprintf(stderr, "echo_load: bad option '%s': %s\n", arg.c_str(),
+               why.c_str());
+  usage(stderr);
+  std::exit(exit_usage);
+}
+
+bool parse_long(const std::string& text, long lo, long hi, long& out) {
+  if (text.empty())
+    return false;
+  errno = 0;
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || value < lo || value > hi)
+    return false;
+  out = value;
+  return true;
+}
+
+bool parse_duration(const std::string& text, double& seconds) {
+  if (text.empty())
+    return false;
+  errno = 0;
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end == text.c_str() || !std::isfinite(value) || value < 0)
+    return false;
+  std::string unit{end};
+  double scale = 0;
+  if (unit.empty() || unit == "s")
+    scale = 1.0;
+  else if (unit == "ms")
+    scale = 1e-3;
+  else if (unit == "us")
+    scale = 1e-6;
+  else if (unit == "m" || unit == "min")
+    scale = 60.0;
+  else
+    return false;
+  seconds = value * scale;
+  return seconds <= 24.0 * 3600.0;
+}
+
+options parse_options(int argc, char** argv) {
+  options opts;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      std::exit(exit_ok);
+    }
+    if (arg.rfind("--", 0) != 0)
+      bad_option(arg, "expected --key=value");
+    auto eq = arg.find('=');
+    if (eq == std::string::npos)
+      bad_option(arg, "expected --key=value");
+    auto key = arg.substr(2, eq - 2);
+    auto value = arg.substr(eq + 1);
+    if (key == "host") {
+      in_addr probe{};
+      if (inet_pton(AF_INET, value.c_str(), &probe) != 1)
+        bad_option(arg, "expected a numeric IPv4 address");
+      opts.host = value;
+    } else if (key == "port") {
+      if (!parse_long(value, 1, 65535, opts.port))
+        bad_option(arg, "expected a port in 1..65535");
+    } else if (key == "connections") {
+      if (!parse_long(value, 1, 1000000, opts.connections))
+        bad_option(arg, "expected an integer in 1..1000000");
+    } else if (key == "size") {
+      if (!parse_long(value, 1, 64L * 1024 * 1024, opts.size))
+        bad_option(arg, "expected a byte count in 1..67108864");
+    } else if (key == "depth") {
+      if (!parse_long(value, 1, 4096, opts.depth))
+        bad_option(arg, "expected an integer in 1..4096");
+    } else if (key == "duration") {
+      if (!parse_duration(value, opts.duration_s) || opts.duration_s <= 0)
+        bad_option(arg, "expected a positive duration such as 10s or 500ms");
+    } else if (key == "warmup") {
+      if (!parse_duration(value, opts.warmup_s))
+        bad_option(arg, "expected a duration such as 1s or 0");
+    } else {
+      bad_option(arg, "unknown option");
+    }
+  }
+  if (opts.port < 0)
+    bad_option("--port", "missing (required)");
+  if (static_cast<double>(opts.size) * static_cast<double>(opts.depth)
+        * static_cast<double>(opts.connections)
+      > 4.0 * 1024 * 1024 * 1024)
+    bad_option("--size/--depth/--connections",
+               "more than 4 GiB would be in flight");
+  return opts;
+}
+
+// ---------------------------------------------------------------- pattern
+
+uint64_t mix64(uint64_t x) {
+  // splitmix64's finaliser: every input bit affects every output bit.
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t message_seed(uint32_t conn, uint64_t seq) {
+  return mix64((uint64_t{conn} << 40) ^ seq ^ 0x5157455343450000ull);
+}
+
+/// Writes bytes [offset, offset + len) of the message with `seed` to `out`.
+void fill_pattern(uint64_t seed, size_t offset, size_t len, unsigned char* out) {
+  size_t pos = offset;
+  size_t end = offset + len;
+  while (pos < end) {
+    uint64_t word = mix64(seed + pos / 8);
+    for (size_t k = pos % 8; k < 8 && pos < end; ++k, ++pos)
+      *out++ = static_cast<unsigned char>(word >> (8 * k));
+  }
+}
+
+// ---------------------------------------------------------------- histogram
+
+/// Log-linear histogram of nanosecond values: 128 linear sub-buckets per
+/// power of two, so a reported value is within 0.4% of the true one.
+class histogram {
+public:
+  histogram() : counts_(bucket_count, 0) {}
+
+  void record(uint64_t ns) {
+    ++counts_[index(ns)];
+    ++total_;
+    sum_ += static_cast<double>(ns);
+    max_ = std::max(max_, ns);
+    min_ = std::min(min_, ns);
+  }
+
+  uint64_t count() const { return total_; }
+  uint64_t max() const { return total_ ? max_ : 0; }
+  uint64_t min() const { return total_ ? min_ : 0; }
+  double mean() const { return total_ ? sum_ / static_cast<double>(total_) : 0; }
+
+  /// The value at quantile q in [0, 1] (bucket midpoint, clamped to max).
+  uint64_t quantile(double q) const {
+    if (total_ == 0)
+      return 0;
+    auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
+    rank = std::max<uint64_t>(rank, 1);
+    uint64_t seen = 0;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i];
+      if (seen >= rank)
+        return std::min(std::max(midpoint(i), min_), max_);
+    }
+    return max_;
+  }
+
+private:
+  static constexpr unsigned sub_bits = 7;
+  static constexpr uint64_t sub = uint64_t{1} << sub_bits;
+  static constexpr size_t bucket_count = sub + (64 - sub_bits) * sub;
+
+  static size_t index(uint64_t v) {
+    if (v < sub)
+      return static_cast<size_t>(v);
+    unsigned e = 63u - static_cast<unsigned>(__builtin_clzll(v));
+    unsigned shift = e - sub_bits;
+    uint64_t mantissa = v >> shift; // in [sub, 2 * sub)
+    return static_cast<size_t>(sub + shift * sub + (mantissa - sub));
+  }
+
+  static uint64_t midpoint(size_t i) {
+    if (i < sub)
+      return i;
+    uint64_t shift = (i - sub) / sub;
+    uint64_t mantissa = sub + (i - sub) % sub;
+    uint64_t lower = mantissa << shift;
+    return lower + ((uint64_t{1} << shift) >> 1);
+  }
+
+  std::vector<uint64_t> counts_;
+  uint64_t total_ = 0;
+  double sum_ = 0;
+  uint64_t max_ = 0;
+  uint64_t min_ = UINT64_MAX;
+};
+
+// ---------------------------------------------------------------- load
+
+struct connection {
+  int fd = -1;
+  uint32_t id = 0;
+  bool connected = false;
+  bool want_out = false;          // EPOLLOUT is registered
+  std::vector<unsigned char> out; // bytes not yet handed to the kernel
+  size_t out_off = 0;
+  uint64_t next_send = 0; // sequence number of the next message to send
+  uint64_t next_recv = 0; // sequence number of the message being echoed
+  size_t recv_off = 0;    // bytes of message next_recv received so far
+  std::vector<time_point> sent_at; // indexed by seq % depth
+};
+
+class load {
+public:
+  explicit load(const options& opts) : opts_(opts) {}
+
+  ~load() {
+    close_all();
+    if (ep_ >= 0)
+      ::close(ep_);
+  }
+
+  int run() {
+    ep_ = epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0) {
+      fail_errno("epoll_create1");
+      return report();
+    }
+    if (!connect_all())
+      return report();
+    start();
+    loop();
+    if (error_.empty())
+      drain();
+    close_all();
+    return report();
+  }
+
+private:
+  // --- setup
+
+  bool connect_all() {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(opts_.port));
+    inet_pton(AF_INET, opts_.host.c_str(), &addr.sin_addr);
+    conns_.resize(static_cast<size_t>(opts_.connections));
+    for (size_t i = 0; i < conns_.size(); ++i) {
+      auto& c = conns_[i];
+      c.id = static_cast<uint32_t>(i);
+      c.sent_at.resize(static_cast<size_t>(opts_.depth));
+      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (c.fd < 0)
+        return fail_errno("socket");
+      int on = 1;
+      if (::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0)
+        return fail_errno("setsockopt(TCP_NODELAY)");
+      if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
+          && errno != EINPROGRESS)
+        return fail_conn(c, std::string{"connect: "} + std::strerror(errno));
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT;
+      ev.data.u32 = c.id;
+      if (epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0)
+        return fail_errno("epoll_ctl(ADD)");
+      c.want_out = true;
+    }
+    size_t pending = conns_.size();
+    auto deadline = clock_type::now() + connect_limit;
+    std::vector<epoll_event> events(1024);
+    while (pending > 0) {
+      auto now = clock_type::now();
+      if (now >= deadline) {
+        error_ = std::to_string(pending) + " of " + std::to_string(conns_.size())
+                 + " connections not established within 10s";
+        return false;
+      }
+      int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()),
+                         ms_until(now, deadline));
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return fail_errno("epoll_wait");
+      }
+      for (int k = 0; k < n; ++k) {
+        auto& c = conns_[events[static_cast<size_t>(k)].data.u32];
+        if (c.connected)
+          continue;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+          err = errno;
+        if (err != 0)
+          return fail_conn(c, std::string{"connect: "} + std::strerror(err));
+        if (!(events[static_cast<size_t>(k)].events & EPOLLOUT))
+          continue;
+        c.connected = true;
+        --pending;
+        set_out(c, false);
+        if (!error_.empty())
+          return false;
+      }
+    }
+    return true;
+  }
+
+  void start() {
+    auto now = clock_type::now();
+    measure_start_ = now + to_duration(opts_.warmup_s);
+    measure_end_ = measure_start_ + to_duration(opts_.duration_s);
+    last_progress_ = now;
+    for (auto& c : conns_) {
+      for (long k = 0; k < opts_.depth; ++k)
+        enqueue(c, now);
+      flush(c);
+      if (!error_.empty())
+        return;
+    }
+  }
+
+  // --- the loop
+
+  void loop() {
+    std::vector<epoll_event> events(1024);
+    while (error_.empty()) {
+      auto now = clock_type::now();
+      if (now >= measure_end_)
+        return;
+      if (now - last_progress_ >= stall_limit) {
+        error_ = "stalled: no echo completed for 5s";
+        return;
+      }
+      auto wake = std::min(measure_end_, last_progress_ + stall_limit);
+      int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()),
+                         ms_until(now, wake));
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        fail_errno("epoll_wait");
+        return;
+      }
+      for (int k = 0; k < n && error_.empty(); ++k)
+        handle(events[static_cast<size_t>(k)]);
+    }
+  }
+
+  /// After the measurement: no new messages; wait for those in flight.
+  void drain() {
+    issuing_ = false;
+    auto deadline = clock_type::now() + drain_limit;
+    std::vector<epoll_event> events(1024);
+    while (error_.empty()) {
+      size_t outstanding = 0;
+      for (auto& c : conns_)
+        if (c.next_recv != c.next_send)
+          ++outstanding;
+      if (outstanding == 0)
+        return;
+      auto now = clock_type::now();
+      if (now >= deadline) {
+        error_ = std::to_string(outstanding)
+                 + " connections still awaiting echoes 10s after the run";
+        return;
+      }
+      int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()),
+                         ms_until(now, deadline));
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        fail_errno("epoll_wait");
+        return;
+      }
+      for (int k = 0; k < n && error_.empty(); ++k)
+        handle(events[static_cast<size_t>(k)]);
+    }
+  }
+
+  void handle(const epoll_event& ev) {
+    auto& c = conns_[ev.data.u32];
+    if (c.fd < 0)
+      return;
+    if (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+      read_some(c);
+    if (error_.empty() && (ev.events & EPOLLOUT))
+      flush(c);
+  }
+
+  void read_some(connection& c) {
+    ssize_t n = ::recv(c.fd, buf_.data(), buf_.size(), 0);
+    if (n == 0) {
+      fail_conn(c, "unexpected EOF from the server ("
+                     + std::to_string(c.next_send - c.next_recv)
+                     + " messages in flight)");
+      return;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return;
+      fail_conn(c, std::string{"recv: "} + std::strerror(errno));
+      return;
+    }
+    auto now = clock_type::now();
+    const unsigned char* data = buf_.data();
+    auto left = static_cast<size_t>(n);
+    auto size = static_cast<size_t>(opts_.size);
+    while (left > 0) {
+      if (c.next_recv == c.next_send) {
+        fail_conn(c, std::to_string(left)
+                       + " bytes received beyond everything sent");
+        return;
+      }
+      size_t take = std::min(left, size - c.recv_off);
+      if (!verify(c, data, take))
+        return;
+      data += take;
+      left -= take;
+      c.recv_off += take;
+      if (c.recv_off == size)
+        complete(c, now);
+    }
+    flush(c);
+  }
+
+  bool verify(connection& c, const unsigned char* data, size_t len) {
+    auto seed = message_seed(c.id, c.next_recv);
+    unsigned char expected[4096];
+    size_t done = 0;
+    while (done < len) {
+      size_t chunk = std::min(len - done, sizeof(expected));
+      fill_pattern(seed, c.recv_off + done, chunk, expected);
+      if (std::memcmp(expected, data + done, chunk) != 0) {
+        size_t at = 0;
+        while (expected[at] == data[done + at])
+          ++at;
+        char msg[256];
+        std::snprintf(msg, sizeof(msg),
+                      "wrong byte in message seq=%" PRIu64
+                      " at offset %zu: expected 0x%02x, got 0x%02x",
+                      c.next_recv, c.recv_off + done + at, expected[at],
+                      data[done + at]);
+        fail_conn(c, msg);
+        return false;
+      }
+      done += chunk;
+    }
+    return true;
+  }
+
+  void complete(connection& c, time_point now) {
+    auto slot = static_cast<size_t>(c.next_recv % c.sent_at.size());
+    auto latency = now - c.sent_at[slot];
+    ++c.next_recv;
+    c.recv_off = 0;
+    ++completed_;
+    last_progress_ = now;
+    if (now >= measure_start_ && now < measure_end_) {
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(latency);
+      hist_.record(static_cast<uint64_t>(std::max<int64_t>(ns.count(), 0)));
+    }
+    if (issuing_ && now < measure_end_)
+      enqueue(c, now);
+  }
+
+  void enqueue(connection& c, time_point now) {
+    if (c.out_off == c.out.size()) {
+      c.out.clear();
+      c.out_off = 0;
+    }
+    auto size = static_cast<size_t>(opts_.size);
+    auto old = c.out.size();
+    c.out.resize(old + size);
+    fill_pattern(message_seed(c.id, c.next_send), 0, size, c.out.data() + old);
+    c.sent_at[static_cast<size_t>(c.next_send % c.sent_at.size())] = now;
+    ++c.next_send;
+  }
+
+  void flush(connection& c) {
+    while (c.out_off < c.out.size()) {
+      ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+                         MSG_NOSIGNAL);
+      if (n > 0) {
+        c.out_off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        set_out(c, true);
+        return;
+      }
+      fail_conn(c, std::string{"send: "} + std::strerror(errno));
+      return;
+    }
+    c.out.clear();
+    c.out_off = 0;
+    set_out(c, false);
+  }
+
+  void set_out(connection& c, bool on) {
+    if (c.want_out == on)
+      return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+    ev.data.u32 = c.id;
+    if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
+      fail_errno("epoll_ctl(MOD)");
+      return;
+    }
+    c.want_out = on;
+  }
+
+  // --- teardown and report
+
+  void close_all() {
+    for (auto& c : conns_) {
+      if (c.fd >= 0) {
+        ::close(c.fd);
+        c.fd = -1;
+      }
+    }
+  }
+
+  int report() {
+    if (!error_.empty())
+      std::fprintf(stderr, "echo_load: error: %s\n", error_.c_str());
+    uint64_t msgs = hist_.count();
+    double rate = static_cast<double>(msgs) / opts_.duration_s;
+    auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+    std::printf("echo_load: connections=%ld size=%ld depth=%ld duration=%.1fs "
+                "msgs=%" PRIu64 " msgs_per_s=%.0f p50_us=%.1f p90_us=%.1f "
+                "p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f errors=%d\n",
+                opts_.connections, opts_.size, opts_.depth, opts_.duration_s,
+                msgs, rate, us(hist_.quantile(0.5)), us(hist_.quantile(0.9)),
+                us(hist_.quantile(0.99)), us(hist_.quantile(0.999)),
+                us(hist_.max()), hist_.mean() / 1000.0, error_.empty() ? 0 : 1);
+    std::fflush(stdout);
+    return error_.empty() ? exit_ok : exit_failed;
+  }
+
+  // --- helpers
+
+  /// Records the first error (with errno's text); returns false.
+  bool fail_errno(const char* what) {
+    if (error_.empty())
+      error_ = std::string{what} + ": " + std::strerror(errno);
+    return false;
+  }
+
+  /// Records the first error, naming the connection; returns false.
+  bool fail_conn(const connection& c, const std::string& what) {
+    if (error_.empty())
+      error_ = "connection " + std::to_string(c.id) + ": " + what;
+    return false;
+  }
+
+  static int ms_until(time_point now, time_point when) {
+    if (when <= now)
+      return 0;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(when - now)
+                .count();
+    return static_cast<int>(std::min<int64_t>(ms + 1, 1000));
+  }
+
+  static clock_type::duration to_duration(double seconds) {
+    return std::chrono::duration_cast<clock_type::duration>(
+      std::chrono::duration<double>{seconds});
+  }
+
+  const options& opts_;
+  int ep_ = -1;
+  std::vector<connection> conns_;
+  std::vector<unsigned char> buf_ = std::vector<unsigned char>(256 * 1024);
+  histogram hist_;
+  bool issuing_ = true;
+  uint64_t completed_ = 0;
+  time_point measure_start_;
+  time_point measure_end_;
+  time_point last_progress_;
+  std::string error_;
+};
+
+bool raise_fd_limit(long needed) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    std::perror("echo_load: getrlimit(RLIMIT_NOFILE)");
+    return false;
+  }
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      std::perror("echo_load: setrlimit(RLIMIT_NOFILE)");
+    getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  if (lim.rlim_cur != RLIM_INFINITY
+      && static_cast<rlim_t>(needed) + 16 > lim.rlim_cur) {
+    std::fprintf(stderr,
+                 "echo_load: %ld connections need more descriptors than the "
+                 "open-file limit (%llu) allows\n",
+                 needed, static_cast<unsigned long long>(lim.rlim_cur));
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto opts = parse_options(argc, argv);
+  if (!raise_fd_limit(opts.connections))
+    return exit_failed;
+  load l{opts};
+  return l.run();
+}

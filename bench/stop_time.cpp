@@ -1,0 +1,808 @@
+// stop_time: how long a quiesce echo server takes to stop gracefully with
+// many idle connections open, and whether every client gets a clean FIN.
+//
+// Each round starts the server (`--protocol=echo --port=0 --log-level=warning`
+// plus the arguments after `--`), reads its `listening on HOST:PORT` line,
+// opens --connections connections and proves the server accepted each one
+// with one small echo round trip. Then it sends SIGTERM and measures the wall
+// time from kill() to waitpid() returning (a thread blocks in waitpid). In the
+// meantime an epoll loop reads every client socket and closes it as soon as
+// it reads end-of-stream, as a normal client does; it tells a clean EOF from a
+// reset (ECONNRESET). The server's stdout and stderr are drained all along.
+//
+// Exit codes: 0 every round exited 0 and every client saw a clean EOF;
+// 1 otherwise (including a server that had to be SIGKILLed after 30 s);
+// 2 bad options.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using time_point = clock_type::time_point;
+using namespace std::chrono_literals;
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+constexpr auto listen_limit = 10s;  // start-up until the listening line
+constexpr auto setup_limit = 30s;   // connecting and the echo round trips
+constexpr auto stop_limit = 30s;    // SIGTERM until the server has exited
+constexpr auto eof_grace = 2s;      // after the exit, for the last clients
+constexpr size_t probe_size = 8;
+constexpr size_t stderr_keep = 64 * 1024;
+
+// Epoll tags beyond the client indexes.
+constexpr uint64_t tag_stdout = UINT64_MAX - 1;
+constexpr uint64_t tag_stderr = UINT64_MAX - 2;
+constexpr uint64_t tag_exited = UINT64_MAX - 3;
+
+double ms_between(time_point from, time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+int ms_until(time_point now, time_point when) {
+  if (when <= now)
+    return 0;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(when - now)
+              .count();
+  return static_cast<int>(std::min<int64_t>(ms + 1, 1000));
+}
+
+// ---------------------------------------------------------------- options
+
+struct options {
+  std::string server;
+  long connections = 1000;
+  long rounds = 3;
+  std::vector<std::string> extra;
+};
+
+void usage(std::FILE* out) {
+  std::fprintf(out, "usage: stop_time --server=PATH [--connections=1000] "
+                    "[--rounds=3] [-- extra server args...]\n");
+}
+
+[[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
+  std::fprintf(stderr, "stop_time: bad option '%s': %s\n", arg.c_str(),
+               why.c_str());
+  usage(stderr);
+  std::exit(exit_usage);
+}
+
+bool parse_long(const std::string& text, long lo, long hi, long& out) {
+  if (text.empty())
+    return false;
+  errno = 0;
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || value < lo || value > hi)
+    return false;
+  out = value;
+  return true;
+}
+
+options parse_options(int argc, char** argv) {
+  options opts;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      std::exit(exit_ok);
+    }
+    auto eq = arg.find('=');
+    if (arg.rfind("--", 0) != 0 || eq == std::string::npos)
+      bad_option(arg, "expected --key=value (server arguments go after --)");
+    auto key = arg.substr(2, eq - 2);
+    auto value = arg.substr(eq + 1);
+    if (key == "server") {
+      if (value.empty())
+        bad_option(arg, "expected the path of the quiesce binary");
+      opts.server = value;
+    } else if (key == "connections") {
+      if (!parse_long(value, 1, 1000000, opts.connections))
+        bad_option(arg, "expected an integer in 1..1000000");
+    } else if (key == "rounds") {
+      if (!parse_long(value, 1, 1000, opts.rounds))
+        bad_option(arg, "expected an integer in 1..1000");
+    } else {
+      bad_option(arg, "unknown option");
+    }
+  }
+  for (; i < argc; ++i)
+    opts.extra.emplace_back(argv[i]);
+  if (opts.server.empty())
+    bad_option("--server", "missing (required)");
+  if (::access(opts.server.c_str(), X_OK) != 0)
+    bad_option("--server=" + opts.server,
+               std::string{"not an executable: "} + std::strerror(errno));
+  return opts;
+}
+
+// ---------------------------------------------------------------- the server
+
+/// The server child: pipes for its output and a thread blocked in waitpid().
+class server_process {
+public:
+  server_process() = default;
+  server_process(const server_process&) = delete;
+  server_process& operator=(const server_process&) = delete;
+
+  ~server_process() {
+    if (pid_ > 0 && waiter_.joinable()) {
+      // Only reached on an error path: never leave our child behind.
+      ::kill(pid_, SIGKILL);
+    }
+    if (waiter_.joinable())
+      waiter_.join();
+    for (int fd : {out_fd_, err_fd_, exit_fd_})
+      if (fd >= 0)
+        ::close(fd);
+  }
+
+  bool start(const options& opts, std::string& error) {
+    std::vector<std::string> args{opts.server, "--protocol=echo", "--port=0",
+                                  "--log-level=warning"};
+    args.insert(args.end(), opts.extra.begin(), opts.extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int out[2];
+    int err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+      error = std::string{"pipe2: "} + std::strerror(errno);
+      return false;
+    }
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      error = std::string{"pipe2: "} + std::strerror(errno);
+      ::close(out[0]);
+      ::close(out[1]);
+      return false;
+    }
+    exit_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (exit_fd_ < 0) {
+      error = std::string{"eventfd: "} + std::strerror(errno);
+      return false;
+    }
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      error = std::string{"fork: "} + std::strerror(errno);
+      for (int fd : {out[0], out[1], err[0], err[1]})
+        ::close(fd);
+      return false;
+    }
+    if (pid == 0) {
+      // The child: only async-signal-safe calls until exec.
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      ::sigaction(SIGPIPE, &dfl, nullptr);
+      sigset_t none;
+      ::sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::execv(argv[0], argv.data());
+      const char msg[] = "stop_time: execv of the server failed\n";
+      ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+      (void) ignored;
+      ::_exit(127);
+    }
+    pid_ = pid;
+    ::close(out[1]);
+    ::close(err[1]);
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+    ::fcntl(out_fd_, F_SETFL, ::fcntl(out_fd_, F_GETFL) | O_NONBLOCK);
+    ::fcntl(err_fd_, F_SETFL, ::fcntl(err_fd_, F_GETFL) | O_NONBLOCK);
+    waiter_ = std::thread{[this] {
+      int status = 0;
+      pid_t rc;
+      do {
+        rc = ::waitpid(pid_, &status, 0);
+      } while (rc < 0 && errno == EINTR);
+      exited_at_ = clock_type::now();
+      status_ = rc == pid_ ? status : -1;
+      uint64_t one = 1;
+      ssize_t ignored = ::write(exit_fd_, &one, sizeof(one));
+      (void) ignored;
+    }};
+    return true;
+  }
+
+  pid_t pid() const { return pid_; }
+  int out_fd() const { return out_fd_; }
+  int err_fd() const { return err_fd_; }
+  int exit_fd() const { return exit_fd_; }
+
+  /// Called once the eventfd fired: joins the waiter; the child is reaped.
+  void reaped() {
+    if (waiter_.joinable())
+      waiter_.join();
+    pid_ = -1;
+  }
+  bool has_exited() const { return pid_ < 0; }
+  time_point exited_at() const { return exited_at_; }
+
+  /// "0", "3", "sig9", ...
+  std::string exit_code() const {
+    if (status_ < 0)
+      return "unknown";
+    if (WIFEXITED(status_))
+      return std::to_string(WEXITSTATUS(status_));
+    if (WIFSIGNALED(status_))
+      return "sig" + std::to_string(WTERMSIG(status_));
+    return "status" + std::to_string(status_);
+  }
+  bool exited_zero() const {
+    return status_ >= 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+  }
+
+  /// Reads what is available on fd (stdout or stderr); false at EOF.
+  bool drain(int fd) {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n > 0) {
+        auto& into = fd == out_fd_ ? stdout_ : stderr_;
+        into.append(buf, static_cast<size_t>(n));
+        if (fd == err_fd_ && stderr_.size() > stderr_keep)
+          stderr_.erase(0, stderr_.size() - stderr_keep);
+        if (fd == out_fd_ && stdout_.size() > stderr_keep)
+          stdout_.erase(0, stdout_.size() - stderr_keep);
+        continue;
+      }
+      if (n == 0)
+        return false;
+      if (errno == EINTR)
+        continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+  }
+
+  const std::string& stdout_text() const { return stdout_; }
+  const std::string& stderr_text() const { return stderr_; }
+
+  /// Sends SIGKILL to the child if it has not been reaped yet.
+  void kill_hard() {
+    if (pid_ > 0)
+      ::kill(pid_, SIGKILL);
+  }
+
+private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  int exit_fd_ = -1;
+  std::thread waiter_;
+  time_point exited_at_;
+  int status_ = -1;
+  std::string stdout_;
+  std::string stderr_;
+};
+
+// ---------------------------------------------------------------- a round
+
+enum class client_state { connecting, probing, ready, eof, reset, failed };
+
+struct client {
+  int fd = -1;
+  client_state state = client_state::connecting;
+  unsigned char probe[probe_size] = {};
+  size_t sent = 0;
+  size_t received = 0;
+};
+
+struct round_result {
+  bool completed = false; // the server was stopped and reaped
+  bool killed = false;    // ... with SIGKILL after the limit
+  double stop_ms = 0;
+  std::string exit_code = "none";
+  bool exit_zero = false;
+  size_t clean_eof = 0;
+  size_t resets = 0;
+  size_t other = 0; // no EOF, another error, or unexpected data
+  size_t unexpected_bytes = 0;
+  double first_eof_ms = -1;
+  double last_eof_ms = -1;
+  double setup_ms = 0;
+  std::string error;
+};
+
+class round_runner {
+public:
+  round_runner(const options& opts, int number)
+    : opts_(opts), number_(number),
+      clients_(static_cast<size_t>(opts.connections)) {}
+
+  ~round_runner() {
+    for (auto& c : clients_)
+      if (c.fd >= 0)
+        ::close(c.fd);
+    if (ep_ >= 0)
+      ::close(ep_);
+  }
+
+  round_result run() {
+    auto started = clock_type::now();
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0)
+      return fail(std::string{"epoll_create1: "} + std::strerror(errno));
+    std::string error;
+    if (!server_.start(opts_, error))
+      return fail(error);
+    watch(server_.out_fd(), tag_stdout);
+    watch(server_.err_fd(), tag_stderr);
+    watch(server_.exit_fd(), tag_exited);
+    uint16_t port = 0;
+    if (!await_listening(port))
+      return abort_round();
+    if (!connect_and_probe(port))
+      return abort_round();
+    result_.setup_ms = ms_between(started, clock_type::now());
+    stop_and_watch();
+    return result_;
+  }
+
+  const server_process& server() const { return server_; }
+
+private:
+  // --- start-up
+
+  bool await_listening(uint16_t& port) {
+    auto deadline = clock_type::now() + listen_limit;
+    while (clock_type::now() < deadline) {
+      auto& text = server_.stdout_text();
+      auto nl = text.find('\n');
+      if (nl != std::string::npos)
+        return parse_listening(text.substr(0, nl), port);
+      if (!poll_once(deadline))
+        return false;
+      if (server_.has_exited())
+        return set_error("the server exited (" + server_.exit_code()
+                         + ") before printing its listening line");
+      if (stdout_closed_ && text.find('\n') == std::string::npos)
+        return set_error("the server closed stdout without a listening line");
+    }
+    return set_error("no listening line within 10s");
+  }
+
+  bool parse_listening(const std::string& line, uint16_t& port) {
+    const std::string prefix = "listening on ";
+    auto at = line.find(prefix);
+    if (at == std::string::npos)
+      return set_error("cannot parse the listening line '" + line + "'");
+    auto begin = at + prefix.size();
+    auto space = line.find(' ', begin);
+    auto addr = line.substr(begin, space == std::string::npos
+                                     ? std::string::npos
+                                     : space - begin);
+    auto colon = addr.rfind(':');
+    long value = 0;
+    if (colon == std::string::npos
+        || !parse_long(addr.substr(colon + 1), 1, 65535, value))
+      return set_error("cannot parse the listening line '" + line + "'");
+    if (addr.substr(0, colon) != "127.0.0.1")
+      return set_error("the server listens on " + addr
+                       + "; stop_time only talks to 127.0.0.1");
+    port = static_cast<uint16_t>(value);
+    return true;
+  }
+
+  bool connect_and_probe(uint16_t port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      auto& c = clients_[i];
+      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (c.fd < 0)
+        return set_error(std::string{"socket: "} + std::strerror(errno));
+      int on = 1;
+      ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+      if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
+          && errno != EINPROGRESS)
+        return set_error("client " + std::to_string(i)
+                         + ": connect: " + std::strerror(errno));
+      // "r" + round digit + six digits of the client's index.
+      c.probe[0] = 'r';
+      c.probe[1] = static_cast<unsigned char>('0' + number_ % 10);
+      for (size_t k = 0, v = i; k < probe_size - 2; ++k, v /= 10)
+        c.probe[probe_size - 1 - k] = static_cast<unsigned char>('0' + v % 10);
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT;
+      ev.data.u64 = i;
+      if (::epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0)
+        return set_error(std::string{"epoll_ctl: "} + std::strerror(errno));
+    }
+    auto deadline = clock_type::now() + setup_limit;
+    while (ready_ < clients_.size()) {
+      if (clock_type::now() >= deadline)
+        return set_error(std::to_string(clients_.size() - ready_) + " of "
+                         + std::to_string(clients_.size())
+                         + " clients not connected and echoed within 30s");
+      if (!poll_once(deadline))
+        return false;
+      if (server_.has_exited())
+        return set_error("the server exited (" + server_.exit_code()
+                         + ") while the clients connected");
+    }
+    return true;
+  }
+
+  void setup_event(size_t i, uint32_t events) {
+    auto& c = clients_[i];
+    if (c.state == client_state::connecting) {
+      int err = 0;
+      socklen_t len = sizeof(err);
+      ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        set_error("client " + std::to_string(i) + ": connect: "
+                  + std::strerror(err));
+        return;
+      }
+      if (!(events & EPOLLOUT))
+        return;
+      c.state = client_state::probing;
+    }
+    if (c.state == client_state::probing && c.sent < probe_size) {
+      ssize_t n = ::send(c.fd, c.probe + c.sent, probe_size - c.sent,
+                         MSG_NOSIGNAL);
+      if (n > 0)
+        c.sent += static_cast<size_t>(n);
+      else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
+               && errno != EINTR) {
+        set_error("client " + std::to_string(i) + ": send: "
+                  + std::strerror(errno));
+        return;
+      }
+      if (c.sent == probe_size)
+        set_events(i, EPOLLIN);
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+      unsigned char buf[64];
+      ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+      if (n == 0) {
+        set_error("client " + std::to_string(i)
+                  + ": EOF from the server before the stop");
+        return;
+      }
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          set_error("client " + std::to_string(i) + ": recv before the stop: "
+                    + std::strerror(errno));
+        return;
+      }
+      auto got = static_cast<size_t>(n);
+      if (c.state != client_state::probing || c.received + got > c.sent
+          || std::memcmp(buf, c.probe + c.received, got) != 0) {
+        set_error("client " + std::to_string(i)
+                  + ": wrong or unexpected bytes in the echo of the probe");
+        return;
+      }
+      c.received += got;
+      if (c.received == probe_size) {
+        c.state = client_state::ready;
+        ++ready_;
+      }
+    }
+  }
+
+  // --- the stop
+
+  void stop_and_watch() {
+    auto killed_at = clock_type::now();
+    if (::kill(server_.pid(), SIGTERM) != 0) {
+      set_error(std::string{"kill(SIGTERM): "} + std::strerror(errno));
+      abort_round();
+      return;
+    }
+    stopping_ = true;
+    stop_at_ = killed_at;
+    open_clients_ = clients_.size();
+    auto deadline = killed_at + stop_limit;
+    time_point grace_end{};
+    for (;;) {
+      auto now = clock_type::now();
+      if (!server_.has_exited() && now >= deadline) {
+        std::fprintf(stderr,
+                     "stop_time: round %d: the server (pid %d) did not exit "
+                     "within 30s of SIGTERM; sending SIGKILL\n",
+                     number_, static_cast<int>(server_.pid()));
+        result_.killed = true;
+        server_.kill_hard();
+        deadline = now + 10s; // for the kill itself
+      }
+      if (server_.has_exited()) {
+        if (grace_end == time_point{})
+          grace_end = server_.exited_at() + eof_grace;
+        if (open_clients_ == 0 || now >= grace_end)
+          break;
+      }
+      if (result_.killed && now >= deadline) {
+        result_.error = "the server did not die after SIGKILL";
+        return;
+      }
+      auto until = server_.has_exited() ? grace_end : deadline;
+      if (!poll_once(until)) {
+        abort_round();
+        return;
+      }
+    }
+    result_.completed = true;
+    result_.stop_ms = ms_between(killed_at, server_.exited_at());
+    result_.exit_code = server_.exit_code();
+    result_.exit_zero = server_.exited_zero();
+    for (auto& c : clients_) {
+      if (c.state == client_state::ready) {
+        ++result_.other; // neither EOF nor reset within the grace period
+        ::close(c.fd);
+        c.fd = -1;
+      }
+    }
+  }
+
+  void stop_event(size_t i) {
+    auto& c = clients_[i];
+    if (c.fd < 0)
+      return;
+    unsigned char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
+      if (n > 0) {
+        result_.unexpected_bytes += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      auto ms = ms_between(stop_at_, clock_type::now());
+      if (n == 0) {
+        c.state = client_state::eof;
+        ++result_.clean_eof;
+        if (result_.first_eof_ms < 0)
+          result_.first_eof_ms = ms;
+        result_.last_eof_ms = ms;
+      } else if (errno == ECONNRESET) {
+        c.state = client_state::reset;
+        ++result_.resets;
+      } else {
+        c.state = client_state::failed;
+        ++result_.other;
+        if (other_errors_.empty())
+          other_errors_ = std::strerror(errno);
+      }
+      ::close(c.fd); // what a normal client does after end-of-stream
+      c.fd = -1;
+      --open_clients_;
+      return;
+    }
+  }
+
+  // --- the loop
+
+  /// One epoll_wait until `deadline` at most; false on a fatal error.
+  bool poll_once(time_point deadline) {
+    epoll_event events[256];
+    int n = ::epoll_wait(ep_, events, 256, ms_until(clock_type::now(), deadline));
+    if (n < 0) {
+      if (errno == EINTR)
+        return true;
+      return set_error(std::string{"epoll_wait: "} + std::strerror(errno));
+    }
+    for (int k = 0; k < n; ++k) {
+      auto tag = events[k].data.u64;
+      if (tag == tag_stdout || tag == tag_stderr) {
+        int fd = tag == tag_stdout ? server_.out_fd() : server_.err_fd();
+        if (!server_.drain(fd)) {
+          ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+          if (tag == tag_stdout)
+            stdout_closed_ = true;
+        }
+      } else if (tag == tag_exited) {
+        ::epoll_ctl(ep_, EPOLL_CTL_DEL, server_.exit_fd(), nullptr);
+        server_.reaped();
+      } else if (stopping_) {
+        stop_event(static_cast<size_t>(tag));
+      } else {
+        setup_event(static_cast<size_t>(tag), events[k].events);
+        if (!result_.error.empty())
+          return false;
+      }
+    }
+    return true;
+  }
+
+  void watch(int fd, uint64_t tag) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+  }
+
+  void set_events(size_t i, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = i;
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, clients_[i].fd, &ev);
+  }
+
+  bool set_error(const std::string& what) {
+    if (result_.error.empty())
+      result_.error = what;
+    return false;
+  }
+
+  round_result fail(const std::string& what) {
+    set_error(what);
+    return result_;
+  }
+
+  /// A failure before the stop: kill our child and collect it (bounded).
+  round_result abort_round() {
+    if (!server_.has_exited()) {
+      server_.kill_hard();
+      auto deadline = clock_type::now() + 10s;
+      while (!server_.has_exited() && clock_type::now() < deadline)
+        poll_once(deadline);
+    }
+    result_.exit_code = server_.has_exited() ? server_.exit_code() : "none";
+    return result_;
+  }
+
+public:
+  const std::string& other_errors() const { return other_errors_; }
+
+private:
+  const options& opts_;
+  int number_;
+  int ep_ = -1;
+  server_process server_;
+  std::vector<client> clients_;
+  size_t ready_ = 0;
+  size_t open_clients_ = 0;
+  bool stopping_ = false;
+  bool stdout_closed_ = false;
+  time_point stop_at_;
+  round_result result_;
+  std::string other_errors_;
+};
+
+void print_stderr_tail(const std::string& text, int round) {
+  size_t lines = 0;
+  size_t pos = text.size();
+  while (pos > 0 && lines < 20) {
+    auto nl = text.rfind('\n', pos - 1);
+    pos = nl == std::string::npos ? 0 : nl;
+    ++lines;
+  }
+  std::string tail = text.substr(pos == 0 ? 0 : pos + 1);
+  size_t start = 0;
+  while (start < tail.size()) {
+    auto nl = tail.find('\n', start);
+    auto line = tail.substr(start, nl == std::string::npos ? std::string::npos
+                                                           : nl - start);
+    std::fprintf(stderr, "  round %d server stderr: %s\n", round, line.c_str());
+    if (nl == std::string::npos)
+      break;
+    start = nl + 1;
+  }
+}
+
+bool raise_fd_limit(long needed) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    std::perror("stop_time: getrlimit(RLIMIT_NOFILE)");
+    return false;
+  }
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      std::perror("stop_time: setrlimit(RLIMIT_NOFILE)");
+    getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  if (lim.rlim_cur != RLIM_INFINITY
+      && static_cast<rlim_t>(needed) + 32 > lim.rlim_cur) {
+    std::fprintf(stderr,
+                 "stop_time: %ld connections need more descriptors than the "
+                 "open-file limit (%llu) allows\n",
+                 needed, static_cast<unsigned long long>(lim.rlim_cur));
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto opts = parse_options(argc, argv);
+  if (!raise_fd_limit(opts.connections))
+    return exit_failed;
+  std::vector<double> times;
+  std::string codes;
+  size_t clean = 0;
+  size_t total = 0;
+  bool ok = true;
+  for (int r = 1; r <= opts.rounds; ++r) {
+    round_runner runner{opts, r};
+    auto res = runner.run();
+    if (!res.completed) {
+      std::printf("stop_time: round %d/%ld: failed before or during the stop: "
+                  "%s (server exit %s)\n",
+                  r, opts.rounds, res.error.c_str(), res.exit_code.c_str());
+      std::fflush(stdout);
+      print_stderr_tail(runner.server().stderr_text(), r);
+      return exit_failed;
+    }
+    auto n = static_cast<size_t>(opts.connections);
+    std::printf("round %d/%ld: stop_ms=%.2f exit_code=%s clean_eof=%zu/%zu "
+                "resets=%zu no_eof_or_error=%zu first_eof_ms=%.2f "
+                "last_eof_ms=%.2f unexpected_bytes=%zu setup_ms=%.0f%s%s\n",
+                r, opts.rounds, res.stop_ms, res.exit_code.c_str(),
+                res.clean_eof, n, res.resets, res.other, res.first_eof_ms,
+                res.last_eof_ms, res.unexpected_bytes, res.setup_ms,
+                res.killed ? " KILLED" : "",
+                runner.other_errors().empty()
+                  ? ""
+                  : (" first_error=" + runner.other_errors()).c_str());
+    std::fflush(stdout);
+    if (!runner.server().stderr_text().empty())
+      print_stderr_tail(runner.server().stderr_text(), r);
+    times.push_back(res.stop_ms);
+    codes += (codes.empty() ? "" : ",") + res.exit_code;
+    clean += res.clean_eof;
+    total += n;
+    if (!res.exit_zero || res.resets > 0 || res.other > 0
+        || res.unexpected_bytes > 0 || res.killed)
+      ok = false;
+    if (res.killed || !res.error.empty()) {
+      if (!res.error.empty())
+        std::fprintf(stderr, "stop_time: round %d: %s\n", r, res.error.c_str());
+      ok = false;
+      break;
+    }
+  }
+  auto sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  double median = 0;
+  if (!sorted.empty()) {
+    auto mid = sorted.size() / 2;
+    median = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  }
+  std::printf("stop_time: connections=%ld rounds=%zu median_ms=%.2f "
+              "min_ms=%.2f max_ms=%.2f exit_codes=%s clean_eof=%zu/%zu\n",
+              opts.connections, times.size(), median,
+              sorted.empty() ? 0.0 : sorted.front(),
+              sorted.empty() ? 0.0 : sorted.back(), codes.c_str(), clean, total);
+  return ok ? exit_ok : exit_failed;
+}
