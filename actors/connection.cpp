@@ -166,7 +166,17 @@ void connection_state::begin_linger() {
     socket_ops::shutdown_write(*fd_);
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " sent FIN");
+  // Everything owed is sent: the connection has drained. What remains (the
+  // linger) only spares a client that still sends a reset.
+  report_done();
   arm_linger_timer(cfg_.linger);
+}
+
+void connection_state::report_done() {
+  if (done_reported_)
+    return;
+  done_reported_ = true;
+  self_->send(cfg_.supervisor, done_atom_v);
 }
 
 void connection_state::arm_linger_timer(caf::timespan delay) {
@@ -185,7 +195,7 @@ void connection_state::finish(const char* why) {
   // CAF has dropped the socket on a peer close already; this only releases a
   // scribe that is still attached (e.g. under the test multiplexer).
   self_->close(hdl_);
-  self_->send(cfg_.supervisor, done_atom_v);
+  report_done();
   self_->quit();
 }
 

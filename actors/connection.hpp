@@ -10,11 +10,12 @@
 ///   without bound) and resumes once they have gone.
 /// - `stop`: the behaviour's `on_stop` runs. As soon as the behaviour is idle
 ///   and every written byte has left (the kernel has it), the actor sends FIN
-///   (shutdown of the write side) and lingers: it reads and discards input
-///   until the peer's FIN, so that a client still sending gets no reset.
-///   A linger ends when the peer closes or after `linger` without input; it
-///   then ends reading locally and closes. Then `done` goes to the supervisor.
-/// - peer close or I/O error at any time: `done`, end.
+///   (shutdown of the write side) and `done` to the supervisor: nothing is
+///   owed any more. It then lingers: it reads and discards input until the
+///   peer's FIN, so that a client still sending gets no reset. A linger ends
+///   when the peer closes or after `linger` without input; it then ends
+///   reading locally and closes, and the actor ends.
+/// - peer close or I/O error at any time: `done` (if not sent yet), end.
 /// - forced (exit message `user_shutdown` from the supervisor): abort the
 ///   socket (RST), end at once, no `done`.
 
@@ -108,7 +109,10 @@ private:
 
   void arm_linger_timer(caf::timespan delay);
 
-  /// Reports `done` and ends the actor.
+  /// Tells the supervisor `done`, once.
+  void report_done();
+
+  /// Reports `done` (unless the FIN did) and ends the actor.
   void finish(const char* why);
 
   connection_actor::broker_pointer self_ = nullptr;
@@ -127,6 +131,8 @@ private:
   bool reading_paused_ = false;
   /// A linger timer message is on its way.
   bool linger_timer_armed_ = false;
+  /// `done` went to the supervisor.
+  bool done_reported_ = false;
   caf::actor_clock::time_point last_input_;
 };
 

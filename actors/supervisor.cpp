@@ -41,16 +41,21 @@ void force_remaining(supervisor_pointer self, const char* why) {
   if (st.forcing)
     return;
   st.forcing = true;
-  size_t n = 0;
-  for (auto& [addr, conn] : st.connections) {
-    if (st.forced.insert(addr).second) {
-      self->send_exit(conn, caf::exit_reason::user_shutdown);
-      ++n;
+  size_t unfinished = 0;
+  for (auto& kvp : st.connections) {
+    auto& entry = kvp.second;
+    self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
+    if (!entry.done) {
+      entry.forced = true;
+      ++unfinished;
     }
   }
-  st.report.forced += static_cast<uint32_t>(n);
-  log::warning(component, std::string{why} + ": closing " + std::to_string(n)
-                            + " connections by force");
+  st.report.forced += static_cast<uint32_t>(unfinished);
+  log::warning(component, std::string{why} + ": closing "
+                            + std::to_string(unfinished)
+                            + " unfinished connections by force ("
+                            + std::to_string(st.connections.size() - unfinished)
+                            + " drained ones were lingering)");
   finish_if_drained(self);
 }
 
@@ -60,27 +65,42 @@ void begin_stop(supervisor_pointer self, const char* why) {
     return;
   st.stopping = true;
   st.stop_began = self->clock().now();
-  st.report.open_at_stop = static_cast<uint32_t>(st.connections.size());
+  for (auto& kvp : st.connections)
+    if (!kvp.second.done)
+      ++st.report.open_at_stop;
   log::info(component, std::string{why} + ": stopping; "
-                         + std::to_string(st.connections.size())
+                         + std::to_string(st.report.open_at_stop)
                          + " connections open, drain timeout "
                          + millis(st.cfg.drain_timeout));
   if (st.acceptor_alive)
     self->send(st.acceptor, stop_atom_v);
   for (auto& kvp : st.connections)
-    self->send(kvp.second, stop_atom_v);
+    self->send(kvp.second.handle, stop_atom_v);
   self->delayed_send(self, st.cfg.drain_timeout, drain_timeout_atom_v);
   finish_if_drained(self);
 }
 
-/// A connection ended: it reported `done`, or its down message came (it
-/// ended any other way). Whichever comes first does the accounting.
+/// A connection reported `done`: it owes nothing any more.
+void connection_done(supervisor_pointer self, const caf::actor_addr& addr) {
+  auto& st = self->state;
+  auto i = st.connections.find(addr);
+  if (i == st.connections.end() || i->second.done)
+    return;
+  i->second.done = true;
+  if (st.stopping && !i->second.forced)
+    ++st.report.drained;
+}
+
+/// A connection actor ended (its down message).
 void connection_gone(supervisor_pointer self, const caf::actor_addr& addr) {
   auto& st = self->state;
-  if (st.connections.erase(addr) == 0)
+  auto i = st.connections.find(addr);
+  if (i == st.connections.end())
     return;
-  if (st.forced.erase(addr) == 0 && st.stopping)
+  // Ended during the drain without `done` and without force: on its own.
+  if (st.stopping && !i->second.done && !i->second.forced)
     ++st.report.drained;
+  st.connections.erase(i);
   finish_if_drained(self);
 }
 
@@ -112,12 +132,13 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
     [self](connected_atom, connection_actor& conn) {
       auto& s = self->state;
       self->monitor(conn);
-      s.connections.emplace(conn.address(), conn);
+      auto& entry = s.connections[conn.address()];
+      entry.handle = conn;
       if (s.stopping) {
         // Accepted while the listener closed: it drains like the others.
         ++s.report.open_at_stop;
         if (s.forcing) {
-          s.forced.insert(conn.address());
+          entry.forced = true;
           ++s.report.forced;
           self->send_exit(conn, caf::exit_reason::user_shutdown);
         } else {
@@ -126,7 +147,7 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       }
     },
     [self](done_atom) {
-      connection_gone(self,
+      connection_done(self,
                       caf::actor_cast<caf::actor_addr>(self->current_sender()));
     },
     [self](stop_atom) {

@@ -9,17 +9,18 @@
 ///   and `drain_timeout` to itself after the drain timeout. Answer with the
 ///   `shutdown_report` when the acceptor has ended and no connection remains.
 ///   `stop` again just waits for the same report.
-/// - `done` / down message of a connection: one fewer to wait for; a
-///   connection that ends on its own during the drain counts as drained.
+/// - `done` from a connection: it has drained (everything it owed is sent);
+///   it may still linger for its peer's FIN. A connection that ends during
+///   the drain without `done` (peer close, error) counts as drained too.
 /// - `drain_timeout` or `force`: exit every remaining connection with
-///   `user_shutdown` (they abort their sockets), count them as forced, and end
-///   once they are gone.
+///   `user_shutdown` (they abort their sockets). Those that had not reported
+///   `done` count as forced; lingering ones have drained already. The
+///   supervisor ends once all are gone.
 /// - the acceptor ending on its own (its socket failed): log it and begin the
 ///   stop, so the process does not keep running without a listener.
 
 #include <functional>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "caf/actor_addr.hpp"
@@ -44,10 +45,15 @@ struct supervisor_state {
   supervisor_config cfg;
   acceptor_actor acceptor;
   bool acceptor_alive = false;
-  /// Every live connection actor; `true` once it reported `done`.
-  std::unordered_map<caf::actor_addr, connection_actor> connections;
-  /// Connections exited by force, not yet gone.
-  std::unordered_set<caf::actor_addr> forced;
+  struct connection_entry {
+    connection_actor handle;
+    /// It reported `done`: it owes nothing any more and only lingers.
+    bool done = false;
+    /// It was exited by force before it was done.
+    bool forced = false;
+  };
+  /// Every connection actor that has not ended yet.
+  std::unordered_map<caf::actor_addr, connection_entry> connections;
   bool stopping = false;
   bool forcing = false;
   caf::actor_clock::time_point stop_began;

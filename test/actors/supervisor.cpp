@@ -21,7 +21,9 @@ struct probe {
 
 using probe_ptr = std::shared_ptr<probe>;
 
-enum class on_stop { report_done, hang };
+/// How a fake connection answers `stop`: report `done` and end, report
+/// `done` but linger (wait for a peer that never closes), or hang.
+enum class on_stop { report_done, linger, hang };
 
 /// Stands in for a connection broker: same interface, scripted answer to
 /// `stop`. A `connection_closed_msg` makes it end on its own (peer close).
@@ -38,10 +40,10 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
     [self](caf::io::connection_closed_msg&) { self->quit(); },
     [self, sup, mode, seen](stop_atom) {
       ++seen->stops;
-      if (mode == on_stop::report_done) {
+      if (mode != on_stop::hang)
         self->send(sup, done_atom_v);
+      if (mode == on_stop::report_done)
         self->quit();
-      }
     },
     [](linger_atom) {},
   };
@@ -180,6 +182,21 @@ CAF_TEST(the drain timeout forces stuck connections and reports them) {
   CAF_CHECK(!quick->forced);
   CAF_CHECK_EQUAL(expect_report(), make_report(2, 1, 1, 5s));
   CAF_CHECK(!supervisor_alive());
+}
+
+CAF_TEST(lingering connections at the deadline are closed but drained) {
+  auto lingering = std::make_shared<probe>();
+  auto stuck = std::make_shared<probe>();
+  connect(on_stop::linger, lingering);
+  connect(on_stop::hang, stuck);
+  request_stop();
+  // The lingering one is done: it owes nothing, only its peer has not closed.
+  CAF_CHECK(supervisor_alive());
+  CAF_REQUIRE(sched.trigger_timeout());
+  deliver_all();
+  CAF_CHECK(lingering->forced);
+  CAF_CHECK(stuck->forced);
+  CAF_CHECK_EQUAL(expect_report(), make_report(2, 1, 1, 5s));
 }
 
 CAF_TEST(a second signal forces at once) {
