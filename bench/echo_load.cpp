@@ -17,7 +17,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,14 +33,13 @@
 #include <string>
 #include <vector>
 
+#include "common.hpp"
+
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-using time_point = clock_type::time_point;
+using namespace bench;
 
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;
-constexpr int exit_usage = 2;
+constexpr char program[] = "echo_load";
 
 // Bounds on the phases around the measurement.
 constexpr auto connect_limit = std::chrono::seconds{10};
@@ -61,31 +59,16 @@ struct options {
 };
 
 void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: echo_load --port=N [--host=127.0.0.1] [--connections=50]\n"
-               "                 [--size=64] [--depth=1] [--duration=10s] "
-               "[--warmup=1s]\n"
-               "durations: a number with an optional unit us, ms, s or m "
-               "(default s)\n");
+  std::fprintf(
+    out, "usage: echo_load --port=N [--host=127.0.0.1] [--connections=50]\n"
+         "                 [--size=64] [--depth=1] [--duration=10s] "
+         "[--warmup=1s]\n"
+         "durations: a number with an optional unit us, ms, s or m "
+         "(default s)\n");
 }
 
 [[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
-  std::fprintf(stderr, "echo_load: bad option '%s': %s\n", arg.c_str(),
-               why.c_str());
-  usage(stderr);
-  std::exit(exit_usage);
-}
-
-bool parse_long(const std::string& text, long lo, long hi, long& out) {
-  if (text.empty())
-    return false;
-  errno = 0;
-  char* end = nullptr;
-  long value = std::strtol(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi)
-    return false;
-  out = value;
-  return true;
+  bench::bad_option(program, usage, arg, why);
 }
 
 bool parse_duration(const std::string& text, double& seconds) {
@@ -116,17 +99,11 @@ options parse_options(int argc, char** argv) {
   options opts;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      usage(stdout);
-      std::exit(exit_ok);
-    }
-    if (arg.rfind("--", 0) != 0)
+    handle_help(arg, usage);
+    std::string key;
+    std::string value;
+    if (!split_option(arg, key, value))
       bad_option(arg, "expected --key=value");
-    auto eq = arg.find('=');
-    if (eq == std::string::npos)
-      bad_option(arg, "expected --key=value");
-    auto key = arg.substr(2, eq - 2);
-    auto value = arg.substr(eq + 1);
     if (key == "host") {
       in_addr probe{};
       if (inet_pton(AF_INET, value.c_str(), &probe) != 1)
@@ -179,7 +156,8 @@ uint64_t message_seed(uint32_t conn, uint64_t seq) {
 }
 
 /// Writes bytes [offset, offset + len) of the message with `seed` to `out`.
-void fill_pattern(uint64_t seed, size_t offset, size_t len, unsigned char* out) {
+void fill_pattern(uint64_t seed, size_t offset, size_t len,
+                  unsigned char* out) {
   size_t pos = offset;
   size_t end = offset + len;
   while (pos < end) {
@@ -205,16 +183,25 @@ public:
     min_ = std::min(min_, ns);
   }
 
-  uint64_t count() const { return total_; }
-  uint64_t max() const { return total_ ? max_ : 0; }
-  uint64_t min() const { return total_ ? min_ : 0; }
-  double mean() const { return total_ ? sum_ / static_cast<double>(total_) : 0; }
+  uint64_t count() const {
+    return total_;
+  }
+  uint64_t max() const {
+    return total_ ? max_ : 0;
+  }
+  uint64_t min() const {
+    return total_ ? min_ : 0;
+  }
+  double mean() const {
+    return total_ ? sum_ / static_cast<double>(total_) : 0;
+  }
 
   /// The value at quantile q in [0, 1] (bucket midpoint, clamped to max).
   uint64_t quantile(double q) const {
     if (total_ == 0)
       return 0;
-    auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
+    auto rank
+      = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
     rank = std::max<uint64_t>(rank, 1);
     uint64_t seen = 0;
     for (size_t i = 0; i < counts_.size(); ++i) {
@@ -331,7 +318,8 @@ private:
     while (pending > 0) {
       auto now = clock_type::now();
       if (now >= deadline) {
-        error_ = std::to_string(pending) + " of " + std::to_string(conns_.size())
+        error_ = std::to_string(pending) + " of "
+                 + std::to_string(conns_.size())
                  + " connections not established within 10s";
         return false;
       }
@@ -536,8 +524,8 @@ private:
 
   void flush(connection& c) {
     while (c.out_off < c.out.size()) {
-      ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                         MSG_NOSIGNAL);
+      ssize_t n = ::send(c.fd, c.out.data() + c.out_off,
+                         c.out.size() - c.out_off, MSG_NOSIGNAL);
       if (n > 0) {
         c.out_off += static_cast<size_t>(n);
         continue;
@@ -613,14 +601,6 @@ private:
     return false;
   }
 
-  static int ms_until(time_point now, time_point when) {
-    if (when <= now)
-      return 0;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(when - now)
-                .count();
-    return static_cast<int>(std::min<int64_t>(ms + 1, 1000));
-  }
-
   static clock_type::duration to_duration(double seconds) {
     return std::chrono::duration_cast<clock_type::duration>(
       std::chrono::duration<double>{seconds});
@@ -639,35 +619,13 @@ private:
   std::string error_;
 };
 
-bool raise_fd_limit(long needed) {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
-    std::perror("echo_load: getrlimit(RLIMIT_NOFILE)");
-    return false;
-  }
-  if (lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
-      std::perror("echo_load: setrlimit(RLIMIT_NOFILE)");
-    getrlimit(RLIMIT_NOFILE, &lim);
-  }
-  if (lim.rlim_cur != RLIM_INFINITY
-      && static_cast<rlim_t>(needed) + 16 > lim.rlim_cur) {
-    std::fprintf(stderr,
-                 "echo_load: %ld connections need more descriptors than the "
-                 "open-file limit (%llu) allows\n",
-                 needed, static_cast<unsigned long long>(lim.rlim_cur));
-    return false;
-  }
-  return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   auto opts = parse_options(argc, argv);
-  if (!raise_fd_limit(opts.connections))
+  // Beyond the connections: standard streams and the epoll descriptor.
+  if (!raise_fd_limit(program, opts.connections, 16))
     return exit_failed;
   load l{opts};
   return l.run();

@@ -20,7 +20,6 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,26 +30,24 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common.hpp"
+
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-using time_point = clock_type::time_point;
+using namespace bench;
 using namespace std::chrono_literals;
 
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;
-constexpr int exit_usage = 2;
+constexpr char program[] = "stop_time";
 
-constexpr auto listen_limit = 10s;  // start-up until the listening line
-constexpr auto setup_limit = 30s;   // connecting and the echo round trips
-constexpr auto stop_limit = 30s;    // SIGTERM until the server has exited
-constexpr auto eof_grace = 2s;      // after the exit, for the last clients
+constexpr auto listen_limit = 10s; // start-up until the listening line
+constexpr auto setup_limit = 30s;  // connecting and the echo round trips
+constexpr auto stop_limit = 30s;   // SIGTERM until the server has exited
+constexpr auto eof_grace = 2s;     // after the exit, for the last clients
 constexpr size_t probe_size = 8;
 constexpr size_t stderr_keep = 64 * 1024;
 
@@ -61,14 +58,6 @@ constexpr uint64_t tag_exited = UINT64_MAX - 3;
 
 double ms_between(time_point from, time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
-}
-
-int ms_until(time_point now, time_point when) {
-  if (when <= now)
-    return 0;
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(when - now)
-              .count();
-  return static_cast<int>(std::min<int64_t>(ms + 1, 1000));
 }
 
 // ---------------------------------------------------------------- options
@@ -86,22 +75,7 @@ void usage(std::FILE* out) {
 }
 
 [[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
-  std::fprintf(stderr, "stop_time: bad option '%s': %s\n", arg.c_str(),
-               why.c_str());
-  usage(stderr);
-  std::exit(exit_usage);
-}
-
-bool parse_long(const std::string& text, long lo, long hi, long& out) {
-  if (text.empty())
-    return false;
-  errno = 0;
-  char* end = nullptr;
-  long value = std::strtol(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi)
-    return false;
-  out = value;
-  return true;
+  bench::bad_option(program, usage, arg, why);
 }
 
 options parse_options(int argc, char** argv) {
@@ -113,15 +87,11 @@ options parse_options(int argc, char** argv) {
       ++i;
       break;
     }
-    if (arg == "--help" || arg == "-h") {
-      usage(stdout);
-      std::exit(exit_ok);
-    }
-    auto eq = arg.find('=');
-    if (arg.rfind("--", 0) != 0 || eq == std::string::npos)
+    handle_help(arg, usage);
+    std::string key;
+    std::string value;
+    if (!split_option(arg, key, value))
       bad_option(arg, "expected --key=value (server arguments go after --)");
-    auto key = arg.substr(2, eq - 2);
-    auto value = arg.substr(eq + 1);
     if (key == "server") {
       if (value.empty())
         bad_option(arg, "expected the path of the quiesce binary");
@@ -212,7 +182,7 @@ public:
       ::execv(argv[0], argv.data());
       const char msg[] = "stop_time: execv of the server failed\n";
       ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
-      (void) ignored;
+      (void)ignored;
       ::_exit(127);
     }
     pid_ = pid;
@@ -232,15 +202,23 @@ public:
       status_ = rc == pid_ ? status : -1;
       uint64_t one = 1;
       ssize_t ignored = ::write(exit_fd_, &one, sizeof(one));
-      (void) ignored;
+      (void)ignored;
     }};
     return true;
   }
 
-  pid_t pid() const { return pid_; }
-  int out_fd() const { return out_fd_; }
-  int err_fd() const { return err_fd_; }
-  int exit_fd() const { return exit_fd_; }
+  pid_t pid() const {
+    return pid_;
+  }
+  int out_fd() const {
+    return out_fd_;
+  }
+  int err_fd() const {
+    return err_fd_;
+  }
+  int exit_fd() const {
+    return exit_fd_;
+  }
 
   /// Called once the eventfd fired: joins the waiter; the child is reaped.
   void reaped() {
@@ -248,8 +226,12 @@ public:
       waiter_.join();
     pid_ = -1;
   }
-  bool has_exited() const { return pid_ < 0; }
-  time_point exited_at() const { return exited_at_; }
+  bool has_exited() const {
+    return pid_ < 0;
+  }
+  time_point exited_at() const {
+    return exited_at_;
+  }
 
   /// "0", "3", "sig9", ...
   std::string exit_code() const {
@@ -287,8 +269,12 @@ public:
     }
   }
 
-  const std::string& stdout_text() const { return stdout_; }
-  const std::string& stderr_text() const { return stderr_; }
+  const std::string& stdout_text() const {
+    return stdout_;
+  }
+  const std::string& stderr_text() const {
+    return stderr_;
+  }
 
   /// Sends SIGKILL to the child if it has not been reaped yet.
   void kill_hard() {
@@ -339,8 +325,8 @@ struct round_result {
 class round_runner {
 public:
   round_runner(const options& opts, int number)
-    : opts_(opts), number_(number),
-      clients_(static_cast<size_t>(opts.connections)) {}
+      : opts_(opts), number_(number),
+        clients_(static_cast<size_t>(opts.connections)) {}
 
   ~round_runner() {
     for (auto& c : clients_)
@@ -371,7 +357,9 @@ public:
     return result_;
   }
 
-  const server_process& server() const { return server_; }
+  const server_process& server() const {
+    return server_;
+  }
 
 private:
   // --- start-up
@@ -401,9 +389,8 @@ private:
       return set_error("cannot parse the listening line '" + line + "'");
     auto begin = at + prefix.size();
     auto space = line.find(' ', begin);
-    auto addr = line.substr(begin, space == std::string::npos
-                                     ? std::string::npos
-                                     : space - begin);
+    auto addr = line.substr(
+      begin, space == std::string::npos ? std::string::npos : space - begin);
     auto colon = addr.rfind(':');
     long value = 0;
     if (colon == std::string::npos
@@ -465,8 +452,8 @@ private:
       socklen_t len = sizeof(err);
       ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
-        set_error("client " + std::to_string(i) + ": connect: "
-                  + std::strerror(err));
+        set_error("client " + std::to_string(i)
+                  + ": connect: " + std::strerror(err));
         return;
       }
       if (!(events & EPOLLOUT))
@@ -474,14 +461,14 @@ private:
       c.state = client_state::probing;
     }
     if (c.state == client_state::probing && c.sent < probe_size) {
-      ssize_t n = ::send(c.fd, c.probe + c.sent, probe_size - c.sent,
-                         MSG_NOSIGNAL);
+      ssize_t n
+        = ::send(c.fd, c.probe + c.sent, probe_size - c.sent, MSG_NOSIGNAL);
       if (n > 0)
         c.sent += static_cast<size_t>(n);
       else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
                && errno != EINTR) {
-        set_error("client " + std::to_string(i) + ": send: "
-                  + std::strerror(errno));
+        set_error("client " + std::to_string(i)
+                  + ": send: " + std::strerror(errno));
         return;
       }
       if (c.sent == probe_size)
@@ -497,8 +484,8 @@ private:
       }
       if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          set_error("client " + std::to_string(i) + ": recv before the stop: "
-                    + std::strerror(errno));
+          set_error("client " + std::to_string(i)
+                    + ": recv before the stop: " + std::strerror(errno));
         return;
       }
       auto got = static_cast<size_t>(n);
@@ -613,7 +600,8 @@ private:
   /// One epoll_wait until `deadline` at most; false on a fatal error.
   bool poll_once(time_point deadline) {
     epoll_event events[256];
-    int n = ::epoll_wait(ep_, events, 256, ms_until(clock_type::now(), deadline));
+    int n
+      = ::epoll_wait(ep_, events, 256, ms_until(clock_type::now(), deadline));
     if (n < 0) {
       if (errno == EINTR)
         return true;
@@ -680,7 +668,9 @@ private:
   }
 
 public:
-  const std::string& other_errors() const { return other_errors_; }
+  const std::string& other_errors() const {
+    return other_errors_;
+  }
 
 private:
   const options& opts_;
@@ -718,35 +708,14 @@ void print_stderr_tail(const std::string& text, int round) {
   }
 }
 
-bool raise_fd_limit(long needed) {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
-    std::perror("stop_time: getrlimit(RLIMIT_NOFILE)");
-    return false;
-  }
-  if (lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
-      std::perror("stop_time: setrlimit(RLIMIT_NOFILE)");
-    getrlimit(RLIMIT_NOFILE, &lim);
-  }
-  if (lim.rlim_cur != RLIM_INFINITY
-      && static_cast<rlim_t>(needed) + 32 > lim.rlim_cur) {
-    std::fprintf(stderr,
-                 "stop_time: %ld connections need more descriptors than the "
-                 "open-file limit (%llu) allows\n",
-                 needed, static_cast<unsigned long long>(lim.rlim_cur));
-    return false;
-  }
-  return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   auto opts = parse_options(argc, argv);
-  if (!raise_fd_limit(opts.connections))
+  // Beyond the connections: standard streams, epoll, the eventfd and the
+  // server's pipes.
+  if (!raise_fd_limit(program, opts.connections, 32))
     return exit_failed;
   std::vector<double> times;
   std::string codes;
@@ -797,12 +766,14 @@ int main(int argc, char** argv) {
   double median = 0;
   if (!sorted.empty()) {
     auto mid = sorted.size() / 2;
-    median = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    median
+      = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   }
   std::printf("stop_time: connections=%ld rounds=%zu median_ms=%.2f "
               "min_ms=%.2f max_ms=%.2f exit_codes=%s clean_eof=%zu/%zu\n",
               opts.connections, times.size(), median,
               sorted.empty() ? 0.0 : sorted.front(),
-              sorted.empty() ? 0.0 : sorted.back(), codes.c_str(), clean, total);
+              sorted.empty() ? 0.0 : sorted.back(), codes.c_str(), clean,
+              total);
   return ok ? exit_ok : exit_failed;
 }

@@ -23,8 +23,7 @@ struct fixture : qt::binary_fixture {
   /// `listening on` line on standard output.
   void stop_cleanly() {
     CAF_CHECK(server().signal(SIGTERM));
-    auto code = server().wait_exit();
-    CAF_CHECK_EQUAL(qt::describe_exit(code), qt::describe_exit(0));
+    expect_exit(0);
     CAF_CHECK(server().stderr_count("stopped: drained=") == 1);
     CAF_CHECK(server().stderr_count(" forced=0 ") == 1);
     auto out = server().stdout_text();
@@ -38,43 +37,35 @@ struct fixture : qt::binary_fixture {
 CAF_TEST_FIXTURE_SCOPE(echo_tests, fixture)
 
 CAF_TEST(a short message comes back) {
-  auto port = start_echo();
-  if (port == 0)
-    return;
-  auto conn = qt::connect_loopback(port);
-  CAF_CHECK_EQUAL(conn.error, 0);
-  if (!conn.fd)
+  auto conn = start_echo_and_connect();
+  if (!conn)
     return;
   // Two round trips on one connection; the second holds a NUL byte.
   const std::string messages[]
     = {"hello, quiesce\r\n", std::string{"line\0two\n", 9}};
   for (auto& msg : messages) {
-    CAF_CHECK(qt::send_all(conn.fd.get(), msg));
-    auto echo = qt::read_exactly(conn.fd.get(), msg.size());
+    CAF_CHECK(qt::send_all(conn.get(), msg));
+    auto echo = qt::read_exactly(conn.get(), msg.size());
     CAF_CHECK_EQUAL(echo.ending(), "complete");
     CAF_CHECK_EQUAL(echo.bytes, msg);
   }
-  conn.fd.reset();
+  conn.reset();
   stop_cleanly();
 }
 
 CAF_TEST(a mebibyte comes back byte for byte) {
-  auto port = start_echo();
-  if (port == 0)
+  auto conn = start_echo_and_connect();
+  if (!conn)
     return;
-  auto conn = qt::connect_loopback(port);
-  CAF_CHECK_EQUAL(conn.error, 0);
-  if (!conn.fd)
-    return;
-  CAF_CHECK(qt::set_nonblocking(conn.fd.get()));
+  CAF_CHECK(qt::set_nonblocking(conn.get()));
   auto data = qt::pattern(0, size_t{1024} * 1024);
   // Sends and reads interleaved: the server pauses reading while its
   // output waits, so a client that only sent would stall.
-  auto echo = qt::exchange(conn.fd.get(), data);
+  auto echo = qt::exchange(conn.get(), data);
   CAF_CHECK_EQUAL(echo.ending(), "complete");
   CAF_CHECK_EQUAL(echo.bytes.size(), data.size());
   CAF_CHECK_EQUAL(qt::first_difference(echo.bytes, data), data.size());
-  conn.fd.reset();
+  conn.reset();
   stop_cleanly();
 }
 
@@ -84,14 +75,9 @@ CAF_TEST(fifty connections echo at the same time) {
   auto port = start_echo();
   if (port == 0)
     return;
-  std::vector<qt::unique_fd> conns;
-  for (size_t i = 0; i < connections; ++i) {
-    auto conn = qt::connect_loopback(port);
-    CAF_CHECK_EQUAL(conn.error, 0);
-    if (!conn.fd)
-      return;
-    conns.push_back(std::move(conn.fd));
-  }
+  auto conns = connect_clients(port, connections);
+  if (conns.size() < connections)
+    return;
   // Each round puts a distinct message in flight on every connection
   // before reading any echo back.
   auto message = [](size_t conn, size_t round) {

@@ -32,11 +32,10 @@ struct fixture : qt::binary_fixture {
   /// drain until the test closes it. Returns no socket after a failed check.
   qt::unique_fd stuck_client(uint16_t port) {
     // A small receive buffer: the echo fills it quickly.
-    auto conn = qt::connect_loopback(port, 4096);
-    CAF_CHECK_EQUAL(conn.error, 0);
-    if (!conn.fd)
+    auto conn = connect_client(port, 4096);
+    if (!conn)
       return {};
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     if (!qt::send_all(fd, "x")
         || qt::read_exactly(fd, 1).ending() != "complete") {
       CAF_ERROR("the stuck client's first round trip failed");
@@ -49,13 +48,31 @@ struct fixture : qt::binary_fixture {
       return {};
     }
     CAF_MESSAGE("the stuck client sent " << *sent << " bytes");
-    return std::move(conn.fd);
+    return conn;
   }
 
-  /// Waits for the exit and checks its code.
-  void expect_exit(int expected) {
-    auto code = server().wait_exit();
-    CAF_CHECK_EQUAL(qt::describe_exit(code), qt::describe_exit(expected));
+  /// Starts an echo server with `--drain-timeout=<drain_timeout>`, connects
+  /// a `stuck_client` (kept until the test ends, so the drain cannot finish
+  /// on its own) and sends SIGTERM. Returns the port, or 0 after a failed
+  /// check.
+  uint16_t sigterm_with_stuck_client(const std::string& drain_timeout) {
+    auto port = start_echo({"--drain-timeout=" + drain_timeout});
+    if (port == 0)
+      return 0;
+    stuck_ = stuck_client(port);
+    if (!stuck_)
+      return 0;
+    CAF_CHECK(server().signal(SIGTERM));
+    return port;
+  }
+
+  /// Waits until standard error contains `text`, which the server writes in
+  /// response to a signal; false after a failed check.
+  bool await_stderr(const std::string& text) {
+    if (server().wait_stderr(text))
+      return true;
+    CAF_ERROR("no `" << text << "` after SIGTERM");
+    return false;
   }
 
   /// Checks that standard error contains `text`.
@@ -63,6 +80,10 @@ struct fixture : qt::binary_fixture {
     if (server().stderr_count(text) == 0)
       CAF_ERROR("standard error lacks `" << text << "`");
   }
+
+private:
+  /// The client of `sigterm_with_stuck_client`: open until the test ends.
+  qt::unique_fd stuck_;
 };
 
 } // namespace
@@ -75,14 +96,9 @@ CAF_TEST(sigterm sends every idle connection a fin and exits 0) {
   auto port = start_echo({"--log-level=debug"});
   if (port == 0)
     return;
-  std::vector<qt::unique_fd> conns;
-  for (size_t i = 0; i < connections; ++i) {
-    auto conn = qt::connect_loopback(port);
-    CAF_CHECK_EQUAL(conn.error, 0);
-    if (!conn.fd)
-      return;
-    conns.push_back(std::move(conn.fd));
-  }
+  auto conns = connect_clients(port, connections);
+  if (conns.size() < connections)
+    return;
   // Idle: the clients have sent nothing. Wait until all are accepted.
   if (!server().wait_stderr(" opened\n", connections)) {
     CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
@@ -114,14 +130,10 @@ CAF_TEST(a client still sending gets its echo then a fin) {
   constexpr size_t window = size_t{32} * 1024;
   // Echo the client reads before the stop: the stream is under way.
   constexpr size_t before_stop = size_t{64} * 1024;
-  auto port = start_echo();
-  if (port == 0)
+  auto conn = start_echo_and_connect();
+  if (!conn)
     return;
-  auto conn = qt::connect_loopback(port);
-  CAF_CHECK_EQUAL(conn.error, 0);
-  if (!conn.fd)
-    return;
-  auto fd = conn.fd.get();
+  auto fd = conn.get();
   CAF_CHECK(qt::set_nonblocking(fd));
   std::string received;
   size_t sent = 0;
@@ -182,36 +194,22 @@ CAF_TEST(a client still sending gets its echo then a fin) {
   CAF_CHECK_EQUAL(
     qt::first_difference(received, qt::pattern(0, received.size())),
     received.size());
-  conn.fd.reset();
+  conn.reset();
   expect_exit(0);
   expect_stderr("stopped: drained=1 forced=0 ");
 }
 
 CAF_TEST(the drain timeout closes a stuck connection and exits 3) {
-  auto port = start_echo({"--drain-timeout=300ms"});
-  if (port == 0)
+  if (sigterm_with_stuck_client("300ms") == 0)
     return;
-  auto stuck = stuck_client(port);
-  if (!stuck)
-    return;
-  CAF_CHECK(server().signal(SIGTERM));
   expect_exit(3);
   expect_stderr("drain timeout passed");
   expect_stderr("stopped: drained=0 forced=1 ");
 }
 
 CAF_TEST(a second signal forces the stop at once and exits 3) {
-  auto port = start_echo({"--drain-timeout=60s"});
-  if (port == 0)
+  if (sigterm_with_stuck_client("60s") == 0 || !await_stderr("stop requested"))
     return;
-  auto stuck = stuck_client(port);
-  if (!stuck)
-    return;
-  CAF_CHECK(server().signal(SIGTERM));
-  if (!server().wait_stderr("stop requested")) {
-    CAF_ERROR("no `stop requested` after SIGTERM");
-    return;
-  }
   auto second = std::chrono::steady_clock::now();
   CAF_CHECK(server().signal(SIGTERM));
   expect_exit(3);
@@ -225,18 +223,10 @@ CAF_TEST(a second signal forces the stop at once and exits 3) {
 }
 
 CAF_TEST(new connections are refused once the stop began) {
-  auto port = start_echo({"--drain-timeout=60s"});
-  if (port == 0)
+  // The stuck client keeps the server draining while the test connects.
+  auto port = sigterm_with_stuck_client("60s");
+  if (port == 0 || !await_stderr("listener closed"))
     return;
-  // Keeps the server draining while the test connects.
-  auto stuck = stuck_client(port);
-  if (!stuck)
-    return;
-  CAF_CHECK(server().signal(SIGTERM));
-  if (!server().wait_stderr("listener closed")) {
-    CAF_ERROR("no `listener closed` after SIGTERM");
-    return;
-  }
   auto late = qt::connect_loopback(port);
   CAF_CHECK_EQUAL(std::string{std::strerror(late.error)},
                   std::string{std::strerror(ECONNREFUSED)});
@@ -247,24 +237,41 @@ CAF_TEST(new connections are refused once the stop began) {
 }
 
 CAF_TEST(sigint stops like sigterm) {
-  auto port = start_echo();
-  if (port == 0)
-    return;
-  auto conn = qt::connect_loopback(port);
-  CAF_CHECK_EQUAL(conn.error, 0);
-  if (!conn.fd)
+  auto conn = start_echo_and_connect();
+  if (!conn)
     return;
   // One round trip: the server has accepted the connection, now idle.
-  CAF_CHECK(qt::send_all(conn.fd.get(), "ping"));
-  CAF_CHECK_EQUAL(qt::read_exactly(conn.fd.get(), 4).bytes, "ping");
+  CAF_CHECK(qt::send_all(conn.get(), "ping"));
+  CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
   CAF_CHECK(server().signal(SIGINT));
-  auto rest = qt::read_until_eof(conn.fd.get());
+  auto rest = qt::read_until_eof(conn.get());
   CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
   CAF_CHECK_EQUAL(rest.bytes, "");
-  conn.fd.reset();
+  conn.reset();
   expect_exit(0);
   expect_stderr("SIGINT received: stopping");
   expect_stderr("stopped: drained=1 forced=0 ");
+}
+
+CAF_TEST(a client that keeps its end open after eof does not force exit 3) {
+  // The server owes this client nothing once its FIN is out; the client
+  // reads EOF but never closes. The drain deadline (shorter than the 1 s
+  // linger) closes the connection, which counts as drained: exit 0.
+  auto port = start_echo({"--drain-timeout=300ms"});
+  if (port == 0)
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  CAF_CHECK(qt::send_all(conn.get(), "ping"));
+  CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
+  CAF_CHECK(server().signal(SIGTERM));
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
+  expect_exit(0);
+  expect_stderr("drain timeout passed: closing 0 unfinished connections");
+  expect_stderr("stopped: drained=1 forced=0 ");
+  conn.reset();
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

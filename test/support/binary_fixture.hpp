@@ -5,8 +5,11 @@
 /// test fails, reports what each started process wrote (its standard error
 /// has the server's side of the story).
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "caf/test/unit_test.hpp"
@@ -69,6 +72,47 @@ public:
   /// The process `start_echo` started.
   process& server() {
     return *server_;
+  }
+
+  /// Connects a client to the server on `port` (`receive_buffer` as in
+  /// `connect_loopback`). Checks the connect here, so that a test only
+  /// returns when no socket came back: the failure is reported already.
+  unique_fd connect_client(uint16_t port, int receive_buffer = 0) {
+    auto conn = connect_loopback(port, receive_buffer);
+    CAF_CHECK_EQUAL(conn.error, 0);
+    return std::move(conn.fd);
+  }
+
+  /// Starts an echo server as `start_echo` does and connects one client,
+  /// the start of most single-connection tests. Returns no socket after a
+  /// failed check.
+  unique_fd start_echo_and_connect() {
+    auto port = start_echo();
+    if (port == 0)
+      return {};
+    return connect_client(port);
+  }
+
+  /// Connects `n` clients as `connect_client` does, in order. Stops at the
+  /// first failed connect, since the test cannot go on with fewer clients:
+  /// fewer than `n` sockets mean a failed check.
+  std::vector<unique_fd> connect_clients(uint16_t port, size_t n) {
+    std::vector<unique_fd> fds;
+    for (size_t i = 0; i < n; ++i) {
+      auto fd = connect_client(port);
+      if (!fd)
+        break;
+      fds.push_back(std::move(fd));
+    }
+    return fds;
+  }
+
+  /// Waits for the server's exit and checks its code. Compares the
+  /// descriptions, so that a failure reads "killed by signal 9 (Killed)"
+  /// or "no exit before the watchdog" instead of a bare number.
+  void expect_exit(int expected) {
+    auto code = server().wait_exit();
+    CAF_CHECK_EQUAL(describe_exit(code), describe_exit(expected));
   }
 
 private:
