@@ -243,16 +243,40 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   return report->forced > 0 ? exit_forced : exit_clean;
 }
 
+/// The signals main takes with sigwait: the stop signals and the signal
+/// thread's wake-up.
+sigset_t stop_signals() {
+  sigset_t result;
+  sigemptyset(&result);
+  sigaddset(&result, SIGINT);
+  sigaddset(&result, SIGTERM);
+  sigaddset(&result, SIGUSR2);
+  return result;
+}
+
+/// Blocks the stop signals as early as user code can run: before static
+/// constructors (ours and the libraries'), so that a SIGTERM during start-up
+/// waits, pending, for the signal thread instead of killing the process. Only
+/// the dynamic loader's own work comes before this.
+void block_stop_signals(int, char**, char**) {
+  auto signals = stop_signals();
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+}
+
 } // namespace
 
+__attribute__((section(".preinit_array"),
+               used)) static void (*const block_stop_signals_at_start)(int,
+                                                                       char**,
+                                                                       char**)
+  = block_stop_signals;
+
 int main(int argc, char** argv) {
-  // Block the stop signals before any thread exists: every thread inherits
-  // the mask and only the signal thread takes them, with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGUSR2);
+  // Blocked already (see block_stop_signals); again here, before any thread
+  // exists, in case the binary is linked in a way that skips .preinit_array.
+  // Every thread inherits the mask and only the signal thread takes the
+  // signals, with sigwait.
+  auto signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   config cfg;
