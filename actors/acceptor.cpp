@@ -13,6 +13,10 @@ namespace {
 
 constexpr const char* component = "acceptor";
 
+/// Between stopping to listen and closing the doorman: long enough to land
+/// on a later turn of the event loop, short against any drain.
+constexpr auto close_delay = std::chrono::milliseconds(1);
+
 } // namespace
 
 acceptor_actor::behavior_type
@@ -54,9 +58,18 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       if (s.stopping)
         return; // stop twice: harmless
       s.stopping = true;
-      // Refuse new clients now, before the event loop gets to close the fd.
+      // Refuse new clients now: the kernel stops listening at once.
       if (auto fd = socket_ops::native_fd(self, s.hdl))
         socket_ops::stop_listening(*fd);
+      // Take the doorman out of the event loop on a later turn. A stop that
+      // comes in the same turn as the doorman's start would otherwise have
+      // CAF 0.17 merge "add" and "remove" into nothing, and the doorman would
+      // never be released (LeakSanitizer saw it in stop storms).
+      self->delayed_anon_send(caf::actor_cast<acceptor_actor>(self),
+                              close_delay, caf::close_atom_v);
+    },
+    [self](caf::close_atom) {
+      auto& s = self->state;
       self->close(s.hdl);
       // CAF 0.17 delivers no acceptor_closed_msg after a local close: send
       // it ourselves, so that there is one terminal path.

@@ -89,10 +89,13 @@ using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
   caf::reacts_to<linger_atom>>;
 
-/// The acceptor: a broker owning the listening socket. On `stop` it closes the
-/// socket; its terminal message is the resulting `acceptor_closed_msg`.
+/// The acceptor: a broker owning the listening socket. On `stop` it stops
+/// listening at once and, one event-loop turn later (`close`, to itself),
+/// closes the socket; its terminal message is the resulting
+/// `acceptor_closed_msg`.
 using acceptor_actor
-  = caf::io::accept_handler::extend<caf::reacts_to<stop_atom>>;
+  = caf::io::accept_handler::extend<caf::reacts_to<stop_atom>,
+                                    caf::reacts_to<caf::close_atom>>;
 
 /// The supervisor: knows every connection actor and owns the shutdown.
 using supervisor_actor = caf::typed_actor<

@@ -13,6 +13,16 @@ struct fixture : io_fixture {
   fixture() : io_fixture(2) {
     // Two connections at most, so that the pause is reachable.
   }
+
+  /// Sends `stop` and lets the acceptor's delayed close happen.
+  void stop_acceptor() {
+    caf::anon_send(acc, stop_atom_v);
+    exhaust();
+    // Not closed yet: the close comes one event-loop turn later.
+    CAF_CHECK(!terminated(acc));
+    CAF_CHECK(sched.trigger_timeout());
+    exhaust();
+  }
 };
 
 } // namespace
@@ -52,8 +62,7 @@ CAF_TEST(at the limit accepting pauses and resumes when one ends) {
 
 CAF_TEST(stop closes the listener and ends the acceptor normally) {
   self->monitor(acc);
-  caf::anon_send(acc, stop_atom_v);
-  exhaust();
+  stop_acceptor();
   CAF_CHECK(terminated(acc));
   self->receive(
     [&](caf::down_msg& msg) {
@@ -67,15 +76,15 @@ CAF_TEST(stop closes the listener and ends the acceptor normally) {
 CAF_TEST(stop twice is harmless) {
   self->monitor(acc);
   caf::anon_send(acc, stop_atom_v);
-  caf::anon_send(acc, stop_atom_v);
-  exhaust();
+  stop_acceptor();
   CAF_CHECK(terminated(acc));
+  // One close only: no second timer.
+  CAF_CHECK(!sched.trigger_timeout());
 }
 
 CAF_TEST(stop leaves open connections to the supervisor) {
   auto a = connect_client();
-  caf::anon_send(acc, stop_atom_v);
-  exhaust();
+  stop_acceptor();
   CAF_CHECK(terminated(acc));
   // The connection still serves until the supervisor stops it.
   client_sends(a, "still here");

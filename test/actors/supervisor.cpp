@@ -62,6 +62,7 @@ acceptor_actor::behavior_type fake_acceptor(acceptor_actor::pointer self,
       ++seen->stops;
       self->quit();
     },
+    [](caf::close_atom) {},
   };
 }
 
