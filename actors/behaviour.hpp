@@ -17,9 +17,12 @@
 ///   after the stop is read and discarded.
 /// - `on_stop` is pure virtual: a protocol cannot forget to drain.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string_view>
+
+#include "caf/timespan.hpp"
 
 namespace quiesce {
 
@@ -31,6 +34,11 @@ public:
   /// Queues `bytes` for the peer. They are flushed when the current callback
   /// returns, and all of them reach the peer before the FIN.
   virtual void write(std::string_view bytes) = 0;
+
+  /// Calls the behaviour's `on_timer(token)` after `delay`: waiting is a
+  /// message, never a blocked thread (all connections share one I/O thread).
+  /// Timers keep firing after `on_stop`; they end with the connection.
+  virtual void start_timer(caf::timespan delay, uint64_t token) = 0;
 };
 
 /// A protocol, run by one connection actor for one connection.
@@ -47,6 +55,9 @@ public:
   /// True when nothing is in flight, so that closing now loses nothing. A
   /// connection that has sent nothing yet is idle.
   virtual bool idle() const = 0;
+
+  /// A timer started with `connection_io::start_timer` fired.
+  virtual void on_timer(uint64_t token, connection_io& io);
 };
 
 /// Makes the behaviour of one new connection.

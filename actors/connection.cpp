@@ -46,6 +46,21 @@ void connection_state::write(std::string_view bytes) {
   wrote_ = true;
 }
 
+void connection_state::start_timer(caf::timespan delay, uint64_t token) {
+  // Anonymous, like the linger timer: it must not keep an ended actor alive.
+  self_->delayed_anon_send(caf::actor_cast<connection_actor>(self_), delay,
+                           timer_atom_v, token);
+}
+
+void connection_state::on_timer(uint64_t token) {
+  // After the FIN nothing may be written any more: the work is over.
+  if (phase_ != phase::open && phase_ != phase::stopping)
+    return;
+  behaviour_->on_timer(token, *this);
+  flush_output();
+  close_if_drained();
+}
+
 void connection_state::on_data(const caf::io::new_data_msg& msg) {
   if (phase_ == phase::open
       || (phase_ == phase::stopping && !behaviour_->idle())) {
@@ -220,6 +235,7 @@ connection_actor::behavior_type connection_main(
     [self](caf::io::connection_closed_msg&) { self->state.on_peer_closed(); },
     [self](stop_atom) { self->state.on_stop(); },
     [self](linger_atom) { self->state.on_linger(); },
+    [self](timer_atom, uint64_t token) { self->state.on_timer(token); },
   };
 }
 

@@ -77,6 +77,8 @@ public:
 
   void write(std::string_view bytes) override;
 
+  void start_timer(caf::timespan delay, uint64_t token) override;
+
   // -- message handlers -------------------------------------------------------
 
   void on_data(const caf::io::new_data_msg& msg);
@@ -88,6 +90,8 @@ public:
   void on_stop();
 
   void on_linger();
+
+  void on_timer(uint64_t token);
 
   void on_forced(const caf::exit_msg& msg);
 

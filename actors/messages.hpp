@@ -45,6 +45,8 @@ CAF_ADD_ATOM(quiesce, quiesce, connected_atom, "connected")
 CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
 /// A lingering close waited long enough (connection -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
+/// A behaviour's timer fired (connection -> itself, delayed).
+CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
 /// A signal arrived (signal thread -> main).
 CAF_ADD_ATOM(quiesce, quiesce, signal_atom, "signal")
 
@@ -87,7 +89,7 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
 /// message with `exit_reason::user_shutdown`: it aborts the socket.
 using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
-  caf::reacts_to<linger_atom>>;
+  caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
 /// listening at once and, one event-loop turn later (`close`, to itself),

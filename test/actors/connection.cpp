@@ -123,6 +123,22 @@ CAF_TEST(stop while busy finishes the work before the FIN) {
   CAF_CHECK(terminated(conn));
 }
 
+CAF_TEST(stop while a timer is pending waits for it before the FIN) {
+  use_line_protocol = true;
+  open();
+  client_sends(hdl, "wait\n");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  // The behaviour's timer fires: its answer goes out, then the FIN.
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "waited\n");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  peer_closes();
+  CAF_CHECK(terminated(conn));
+}
+
 CAF_TEST(the peer closing before any stop reports done) {
   open();
   peer_closes();

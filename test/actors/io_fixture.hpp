@@ -41,33 +41,46 @@ recording_supervisor(supervisor_actor::pointer,
 }
 
 /// A line protocol for tests of the busy path: answers each `\n`-terminated
-/// line with `line:<text>\n`; busy while part of a line is buffered. Input
-/// `boom` makes it throw.
+/// line with `line:<text>\n`; busy while part of a line is buffered. The
+/// line `wait` is answered by a timer 100 ms later (`waited\n`), busy until
+/// then. Input `boom` makes it throw.
 class line_behaviour final : public behaviour {
 public:
   void on_data(std::string_view bytes, connection_io& io) override {
     if (bytes == "boom")
       throw std::runtime_error("boom");
     for (auto c : bytes) {
-      if (c == '\n') {
+      if (c != '\n') {
+        buf_ += c;
+      } else if (buf_ == "wait") {
+        buf_.clear();
+        ++timers_;
+        io.start_timer(std::chrono::milliseconds(100), 42);
+      } else {
         io.write("line:" + buf_ + "\n");
         buf_.clear();
-      } else {
-        buf_ += c;
       }
     }
   }
 
+  void on_timer(uint64_t token, connection_io& io) override {
+    if (token == 42 && timers_ > 0) {
+      --timers_;
+      io.write("waited\n");
+    }
+  }
+
   void on_stop(connection_io&) override {
-    // A partial line is in flight: finish it when the rest arrives.
+    // A partial line or a timer is in flight: finish it first.
   }
 
   bool idle() const override {
-    return buf_.empty();
+    return buf_.empty() && timers_ == 0;
   }
 
 private:
   std::string buf_;
+  int timers_ = 0;
 };
 
 struct io_fixture : test_node_fixture<> {

@@ -46,6 +46,7 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
         self->quit();
     },
     [](linger_atom) {},
+    [](timer_atom, uint64_t) {},
   };
 }
 
