@@ -39,6 +39,11 @@ public:
   /// message, never a blocked thread (all connections share one I/O thread).
   /// Timers keep firing after `on_stop`; they end with the connection.
   virtual void start_timer(caf::timespan delay, uint64_t token) = 0;
+
+  /// Closes the connection once every byte written so far has left: FIN,
+  /// then the same linger as a stop. For a protocol that ends a connection
+  /// itself (an HTTP `Connection: close`, a malformed request).
+  virtual void close() = 0;
 };
 
 /// A protocol, run by one connection actor for one connection.

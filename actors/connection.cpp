@@ -52,6 +52,13 @@ void connection_state::start_timer(caf::timespan delay, uint64_t token) {
                            timer_atom_v, token);
 }
 
+void connection_state::close() {
+  // Wind down like a stop, without calling on_stop: the behaviour chose it.
+  // The caller's callback is followed by flush_output and close_if_drained.
+  if (phase_ == phase::open)
+    phase_ = phase::stopping;
+}
+
 void connection_state::on_timer(uint64_t token) {
   // After the FIN nothing may be written any more: the work is over.
   if (phase_ != phase::open && phase_ != phase::stopping)

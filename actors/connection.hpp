@@ -53,7 +53,8 @@ public:
   enum class phase {
     /// Serving the protocol.
     open,
-    /// `stop` arrived: finishing in-flight work and output.
+    /// `stop` arrived, or the behaviour asked to close: finishing in-flight
+    /// work and output.
     stopping,
     /// FIN sent: discarding input until the peer's FIN or the linger ends.
     lingering,
@@ -78,6 +79,8 @@ public:
   void write(std::string_view bytes) override;
 
   void start_timer(caf::timespan delay, uint64_t token) override;
+
+  void close() override;
 
   // -- message handlers -------------------------------------------------------
 

@@ -5,6 +5,7 @@
 // listening socket, starts the supervisor and turns signals into `stop` and
 // `force`; the actors do the rest.
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -74,7 +75,29 @@ public:
            "open-file limit (default: 0)")
       .add(log_level, "log-level",
            "debug, info, warning, error or off (default: info)");
+    behaviours::add_options(custom_options_);
     load<caf::io::middleman>();
+  }
+
+  /// The protocols' own options, which CAF's `--help` leaves to
+  /// `--long-help` (they are not in the global category).
+  std::string protocol_help() const {
+    std::string result;
+    for (auto& opt : custom_options_) {
+      auto names = behaviours::names();
+      auto text = [](caf::string_view x) {
+        return std::string{x.data(), x.size()};
+      };
+      auto category = text(opt.category());
+      if (std::find(names.begin(), names.end(), category) == names.end())
+        continue;
+      if (result.empty())
+        result = "protocol options:\n";
+      result += "  --" + category + "." + text(opt.long_name()) + "=<"
+                + text(opt.type_name()) + "> : " + text(opt.description())
+                + "\n";
+    }
+    return result;
   }
 
   static std::string known_protocols() {
@@ -282,8 +305,10 @@ int main(int argc, char** argv) {
   config cfg;
   if (auto err = cfg.parse(argc, argv))
     return usage_error(describe_parse_error(cfg, err));
-  if (cfg.cli_helptext_printed)
+  if (cfg.cli_helptext_printed) {
+    std::cout << cfg.protocol_help() << std::flush;
     return exit_clean;
+  }
   if (!cfg.remainder.empty())
     return usage_error("unexpected argument '" + cfg.remainder.front() + "'");
   log::level lvl;
@@ -291,10 +316,11 @@ int main(int argc, char** argv) {
     return usage_error("bad --log-level '" + cfg.log_level
                        + "': use debug, info, warning, error or off");
   log::set_threshold(lvl);
-  auto factory = behaviours::find(cfg.protocol);
-  if (!factory)
+  auto proto = behaviours::find(cfg.protocol);
+  if (proto == nullptr)
     return usage_error("unknown --protocol '" + cfg.protocol + "': known are "
                        + config::known_protocols());
+  auto factory = proto->make(cfg);
   if (cfg.drain_timeout <= caf::timespan{0})
     return usage_error("bad --drain-timeout: it must be greater than zero");
   auto fd_limit = raise_fd_limit();

@@ -1,33 +1,38 @@
 #include "actors/behaviours/registry.hpp"
 
-#include <algorithm>
 #include <map>
 
 #include "actors/behaviours/echo.hpp"
+#include "actors/behaviours/http.hpp"
 
 namespace quiesce::behaviours {
 
 namespace {
 
-template <class T>
-behaviour_factory make() {
-  return [] { return std::make_unique<T>(); };
+behaviour_factory make_echo(const caf::actor_system_config&) {
+  return [] { return std::make_unique<echo>(); };
 }
 
-const std::map<std::string, behaviour_factory, std::less<>>& registry() {
+behaviour_factory make_http(const caf::actor_system_config& cfg) {
+  auto opts = http_behaviour::options_from(cfg);
+  return [opts] { return std::make_unique<http_behaviour>(opts); };
+}
+
+const std::map<std::string, protocol, std::less<>>& registry() {
   // One line per protocol.
-  static const std::map<std::string, behaviour_factory, std::less<>> xs{
-    {"echo", make<echo>()},
+  static const std::map<std::string, protocol, std::less<>> xs{
+    {"echo", {nullptr, make_echo}},
+    {"http", {http_behaviour::add_options, make_http}},
   };
   return xs;
 }
 
 } // namespace
 
-behaviour_factory find(std::string_view name) {
+const protocol* find(std::string_view name) {
   auto& xs = registry();
   auto i = xs.find(name);
-  return i != xs.end() ? i->second : behaviour_factory{};
+  return i != xs.end() ? &i->second : nullptr;
 }
 
 std::vector<std::string> names() {
@@ -35,6 +40,12 @@ std::vector<std::string> names() {
   for (auto& kvp : registry())
     result.push_back(kvp.first);
   return result;
+}
+
+void add_options(caf::config_option_set& opts) {
+  for (auto& kvp : registry())
+    if (kvp.second.add_options != nullptr)
+      kvp.second.add_options(opts);
 }
 
 } // namespace quiesce::behaviours

@@ -2,19 +2,35 @@
 
 /// @file
 /// Protocol name -> behaviour factory: what `--protocol=NAME` picks from.
+/// Adding a protocol is one line in registry.cpp.
 
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "caf/actor_system_config.hpp"
+#include "caf/config_option_set.hpp"
+
 #include "actors/behaviour.hpp"
 
 namespace quiesce::behaviours {
 
-/// Returns the factory registered as `name`, or an empty function.
-behaviour_factory find(std::string_view name);
+/// A registered protocol.
+struct protocol {
+  /// Declares the protocol's own options (`--NAME.key=value`, or a `[NAME]`
+  /// section of the config file); null for a protocol without options.
+  void (*add_options)(caf::config_option_set&);
+  /// Makes the factory of its behaviours from the parsed configuration.
+  behaviour_factory (*make)(const caf::actor_system_config&);
+};
 
-/// Returns every registered name, sorted.
+/// The protocol registered as `name`, or null.
+const protocol* find(std::string_view name);
+
+/// Every registered name, sorted.
 std::vector<std::string> names();
+
+/// Declares the options of every registered protocol.
+void add_options(caf::config_option_set& opts);
 
 } // namespace quiesce::behaviours

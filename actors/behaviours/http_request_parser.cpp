@@ -1,0 +1,165 @@
+#include "actors/behaviours/http_request_parser.hpp"
+
+#include <http_parser.h>
+
+namespace quiesce::http {
+
+namespace {
+
+constexpr int bad_request = 400;
+constexpr int payload_too_large = 413;
+constexpr int header_fields_too_large = 431;
+
+} // namespace
+
+/// The http_parser state and the callbacks that build requests. The parser
+/// is paused at the end of each header section and each message, so that
+/// every call of http_parser_execute covers one phase of one request: the
+/// header bytes are counted exactly and pipelined requests come out one by
+/// one.
+struct request_parser::impl {
+  http_parser parser;
+  http_parser_settings settings;
+  size_t max_header_bytes;
+  size_t max_body_bytes;
+  /// Inside a request: its first byte arrived, its end did not.
+  bool in_message = false;
+  /// The current request's header section is complete.
+  bool headers_done = false;
+  /// Bytes of the current header section so far (and of blank lines before
+  /// it, which clients may send between requests).
+  size_t header_bytes = 0;
+  /// Why a callback failed; 400 unless a limit was hit.
+  int callback_failure = 0;
+  request current;
+  std::string field;
+  std::string value;
+  bool in_value = false;
+  std::vector<request>* out = nullptr;
+
+  impl(size_t max_header, size_t max_body)
+      : max_header_bytes(max_header), max_body_bytes(max_body) {
+    http_parser_init(&parser, HTTP_REQUEST);
+    parser.data = this;
+    http_parser_settings_init(&settings);
+    settings.on_message_begin = [](http_parser* p) {
+      auto& self = *static_cast<impl*>(p->data);
+      self.in_message = true;
+      self.current = request{};
+      return 0;
+    };
+    settings.on_url = [](http_parser* p, const char* at, size_t n) {
+      static_cast<impl*>(p->data)->current.target.append(at, n);
+      return 0;
+    };
+    settings.on_header_field = [](http_parser* p, const char* at, size_t n) {
+      auto& self = *static_cast<impl*>(p->data);
+      if (self.in_value) {
+        self.end_header();
+      }
+      self.field.append(at, n);
+      return 0;
+    };
+    settings.on_header_value = [](http_parser* p, const char* at, size_t n) {
+      auto& self = *static_cast<impl*>(p->data);
+      self.in_value = true;
+      self.value.append(at, n);
+      return 0;
+    };
+    settings.on_headers_complete = [](http_parser* p) {
+      auto& self = *static_cast<impl*>(p->data);
+      if (self.in_value)
+        self.end_header();
+      self.headers_done = true;
+      // A declared body above the limit fails before any of it is read.
+      if ((p->flags & F_CONTENTLENGTH) != 0
+          && p->content_length > self.max_body_bytes) {
+        self.callback_failure = payload_too_large;
+        return -1;
+      }
+      http_parser_pause(p, 1);
+      return 0;
+    };
+    settings.on_body = [](http_parser* p, const char* at, size_t n) {
+      auto& self = *static_cast<impl*>(p->data);
+      if (self.current.body.size() + n > self.max_body_bytes) {
+        self.callback_failure = payload_too_large;
+        return -1;
+      }
+      self.current.body.append(at, n);
+      return 0;
+    };
+    settings.on_message_complete = [](http_parser* p) {
+      auto& self = *static_cast<impl*>(p->data);
+      auto& req = self.current;
+      req.method = http_method_str(static_cast<http_method>(p->method));
+      req.version_major = p->http_major;
+      req.version_minor = p->http_minor;
+      req.keep_alive = http_should_keep_alive(p) != 0;
+      self.out->push_back(std::move(req));
+      self.in_message = false;
+      self.headers_done = false;
+      self.header_bytes = 0;
+      http_parser_pause(p, 1);
+      return 0;
+    };
+  }
+
+  void end_header() {
+    current.headers.emplace_back(std::move(field), std::move(value));
+    field.clear();
+    value.clear();
+    in_value = false;
+  }
+};
+
+request_parser::request_parser(size_t max_header_bytes, size_t max_body_bytes)
+    : impl_(std::make_unique<impl>(max_header_bytes, max_body_bytes)) {
+  // nop
+}
+
+request_parser::~request_parser() = default;
+
+int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
+  if (failure_ != 0)
+    return failure_;
+  auto& st = *impl_;
+  st.out = &out;
+  while (!bytes.empty()) {
+    auto in_header_phase = !st.headers_done;
+    auto n = http_parser_execute(&st.parser, &st.settings, bytes.data(),
+                                 bytes.size());
+    if (in_header_phase) {
+      st.header_bytes += n;
+      if (st.header_bytes > st.max_header_bytes)
+        return failure_ = header_fields_too_large;
+    }
+    auto err = HTTP_PARSER_ERRNO(&st.parser);
+    if (err == HPE_PAUSED) {
+      http_parser_pause(&st.parser, 0);
+    } else if (err == HPE_HEADER_OVERFLOW) {
+      return failure_ = header_fields_too_large;
+    } else if (err != HPE_OK) {
+      return failure_
+             = st.callback_failure != 0 ? st.callback_failure : bad_request;
+    }
+    bytes.remove_prefix(n);
+    if (st.parser.upgrade != 0) {
+      // CONNECT or an Upgrade request: http_parser stops here. Serve the
+      // request as plain HTTP (quiesce upgrades nothing) and parse on.
+      http_parser_init(&st.parser, HTTP_REQUEST);
+      st.parser.data = &st;
+    } else if (n == 0 && err != HPE_PAUSED) {
+      // No progress without an error: cannot happen with http_parser 2.9,
+      // but a loop that cannot end must not depend on that.
+      return failure_ = bad_request;
+    }
+  }
+  return 0;
+}
+
+bool request_parser::mid_request() const noexcept {
+  return impl_->in_message || impl_->header_bytes > 0;
+}
+
+} // namespace quiesce::http
