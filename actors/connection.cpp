@@ -1,5 +1,6 @@
 #include "actors/connection.hpp"
 
+#include <fcntl.h>
 #include <string>
 
 #include "caf/actor_cast.hpp"
@@ -96,6 +97,9 @@ void connection_state::on_transferred(
 void connection_state::on_peer_closed() {
   // End of stream or an I/O error (reset, timeout): CAF has dropped the
   // socket already. Bytes still buffered are sent by CAF's stream on its own.
+  if ((phase_ == phase::open || phase_ == phase::stopping)
+      && !behaviour_->idle() && write_after_peer_fin())
+    return;
   switch (phase_) {
     case phase::open:
       finish("closed by the peer");
@@ -108,6 +112,31 @@ void connection_state::on_peer_closed() {
       finish("closed");
       break;
   }
+}
+
+bool connection_state::write_after_peer_fin() {
+  // The peer has sent everything (FIN after its request) and waits for the
+  // answer that the behaviour still owes. CAF 0.17 drops the scribe at
+  // end-of-stream, so the actor takes the socket back through a duplicate
+  // descriptor and a second scribe that only writes (it never reads: the
+  // peer's FIN is in). Only when nothing written earlier is still on its way,
+  // or the two scribes could reorder bytes.
+  if (!fd_ || pending_output_ > 0 || peer_finished_)
+    return false;
+  auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return false;
+  hdl_ = static_cast<caf::io::abstract_broker*>(self_)->add_scribe(dup_fd);
+  fd_ = dup_fd;
+  peer_finished_ = true;
+  reading_paused_ = false;
+  self_->ack_writes(hdl_, true);
+  if (phase_ == phase::open)
+    phase_ = phase::stopping; // answer, then close
+  if (log::enabled(log::level::debug))
+    log::debug(component,
+               describe(hdl_) + " peer sent FIN; answering what is in flight");
+  return true;
 }
 
 void connection_state::on_stop() {
@@ -191,6 +220,11 @@ void connection_state::begin_linger() {
   // Everything owed is sent: the connection has drained. What remains (the
   // linger) only spares a client that still sends a reset.
   report_done();
+  if (peer_finished_) {
+    // The peer's FIN came first: nothing to linger for.
+    finish("closed after answering a half-closed peer");
+    return;
+  }
   arm_linger_timer(cfg_.linger);
 }
 
@@ -214,8 +248,9 @@ void connection_state::arm_linger_timer(caf::timespan delay) {
 void connection_state::finish(const char* why) {
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " " + why);
-  // CAF has dropped the socket on a peer close already; this only releases a
-  // scribe that is still attached (e.g. under the test multiplexer).
+  // CAF has dropped the socket on a peer close already; this releases a
+  // scribe still attached: the write-only one after a half-close (it sends
+  // FIN again, harmless), or one under the test multiplexer.
   self_->close(hdl_);
   report_done();
   self_->quit();

@@ -15,7 +15,10 @@
 ///   peer's FIN, so that a client still sending gets no reset. A linger ends
 ///   when the peer closes or after `linger` without input; it then ends
 ///   reading locally and closes, and the actor ends.
-/// - peer close or I/O error at any time: `done` (if not sent yet), end.
+/// - peer close or I/O error at any time: `done` (if not sent yet), end. But
+///   a peer that half-closes (FIN after its request) while the behaviour is
+///   busy still gets its answer: the actor writes it through a second,
+///   write-only scribe on a duplicate descriptor, then sends FIN and ends.
 /// - forced (exit message `user_shutdown` from the supervisor): abort the
 ///   socket (RST), end at once, no `done`.
 
@@ -116,6 +119,10 @@ private:
 
   void arm_linger_timer(caf::timespan delay);
 
+  /// After the peer's FIN, keeps a busy behaviour able to answer; false if
+  /// it cannot (then the connection ends as on any peer close).
+  bool write_after_peer_fin();
+
   /// Tells the supervisor `done`, once.
   void report_done();
 
@@ -140,6 +147,8 @@ private:
   bool linger_timer_armed_ = false;
   /// `done` went to the supervisor.
   bool done_reported_ = false;
+  /// The peer sent FIN while the behaviour was busy; `hdl_` now writes only.
+  bool peer_finished_ = false;
   caf::actor_clock::time_point last_input_;
 };
 
