@@ -1,7 +1,10 @@
 #include "actors/connection.hpp"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "caf/actor_cast.hpp"
 #include "caf/exit_reason.hpp"
@@ -16,13 +19,20 @@ namespace {
 
 constexpr const char* component = "connection";
 
+/// How often a connection whose peer closed checks whether CAF has sent the
+/// bytes it still held.
+constexpr auto flush_check_interval = std::chrono::milliseconds(50);
+
 std::string describe(caf::io::connection_handle hdl) {
   return "connection " + std::to_string(hdl.id());
 }
 
 } // namespace
 
-connection_state::~connection_state() = default;
+connection_state::~connection_state() {
+  if (owned_fd_ >= 0)
+    ::close(owned_fd_);
+}
 
 void connection_state::init(connection_actor::broker_pointer self,
                             caf::io::connection_handle hdl,
@@ -74,6 +84,17 @@ void connection_state::on_data(const caf::io::new_data_msg& msg) {
       || (phase_ == phase::stopping && !behaviour_->idle())) {
     behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
     flush_output();
+    if (stop_pending_) {
+      // The bytes that waited in the kernel at the stop have been read.
+      unread_at_stop_ -= std::min(unread_at_stop_, msg.buf.size());
+      if (unread_at_stop_ == 0) {
+        if (phase_ == phase::open) {
+          begin_stop();
+          return;
+        }
+        stop_pending_ = false; // the behaviour closed on its own meanwhile
+      }
+    }
     close_if_drained();
     return;
   }
@@ -100,6 +121,8 @@ void connection_state::on_peer_closed() {
   if ((phase_ == phase::open || phase_ == phase::stopping)
       && !behaviour_->idle() && write_after_peer_fin())
     return;
+  if (pending_output_ > 0 && watch_flush_after_peer_close())
+    return;
   switch (phase_) {
     case phase::open:
       finish("closed by the peer");
@@ -109,6 +132,7 @@ void connection_state::on_peer_closed() {
       break;
     case phase::lingering:
     case phase::closing:
+    case phase::flushing:
       finish("closed");
       break;
   }
@@ -139,9 +163,53 @@ bool connection_state::write_after_peer_fin() {
   return true;
 }
 
+bool connection_state::watch_flush_after_peer_close() {
+  // The peer closed while CAF still holds bytes for it. CAF's stream goes on
+  // writing them (a peer that half-closed may still read), but this actor
+  // would learn nothing more about the socket, and ending now would hide a
+  // descriptor from max-connections and bytes from the drain. So the actor
+  // stays, holding a duplicate of the socket, and checks every
+  // `flush_check_interval` whether CAF has closed its descriptor (done or
+  // failed). A stop's deadline or a second signal aborts the socket.
+  if (!fd_)
+    return false;
+  struct stat st {};
+  if (::fstat(*fd_, &st) != 0)
+    return false;
+  auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return false;
+  caf_fd_ = *fd_;
+  caf_fd_inode_ = st.st_ino;
+  owned_fd_ = dup_fd;
+  fd_ = dup_fd;
+  phase_ = phase::flushing;
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " closed by the peer with "
+                            + std::to_string(pending_output_)
+                            + " bytes still to send");
+  arm_linger_timer(flush_check_interval);
+  return true;
+}
+
 void connection_state::on_stop() {
-  if (phase_ != phase::open)
+  if (phase_ != phase::open || stop_pending_)
     return; // stop twice: harmless
+  // Bytes the client sent before the stop may still wait in the kernel, not
+  // yet read by the event loop: they were sent before the stop and count as
+  // in flight. The behaviour gets them before it hears of the stop.
+  if (fd_) {
+    unread_at_stop_ = socket_ops::unread_bytes(*fd_);
+    if (unread_at_stop_ > 0) {
+      stop_pending_ = true;
+      return;
+    }
+  }
+  begin_stop();
+}
+
+void connection_state::begin_stop() {
+  stop_pending_ = false;
   phase_ = phase::stopping;
   behaviour_->on_stop(*this);
   flush_output();
@@ -150,6 +218,20 @@ void connection_state::on_stop() {
 
 void connection_state::on_linger() {
   linger_timer_armed_ = false;
+  if (phase_ == phase::flushing) {
+    // CAF closes its descriptor once the stream has written everything (or
+    // failed); a new socket may reuse the number, never the inode.
+    struct stat st {};
+    if (::fstat(caf_fd_, &st) != 0 || st.st_ino != caf_fd_inode_) {
+      ::close(owned_fd_); // the last reference: the kernel sends FIN
+      owned_fd_ = -1;
+      fd_.reset();
+      finish("flushed after the peer closed");
+      return;
+    }
+    arm_linger_timer(flush_check_interval);
+    return;
+  }
   if (phase_ != phase::lingering)
     return;
   auto quiet = self_->clock().now() - last_input_;

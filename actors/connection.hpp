@@ -8,14 +8,18 @@
 ///   callback. Reading pauses while more than `max_pending_output` bytes wait
 ///   to be sent (a peer that does not read cannot make the server buffer
 ///   without bound) and resumes once they have gone.
-/// - `stop`: the behaviour's `on_stop` runs. As soon as the behaviour is idle
+/// - `stop`: bytes the client sent before the stop but still unread in the
+///   kernel go to the behaviour first (they are in flight, not idle); then
+///   the behaviour's `on_stop` runs. As soon as the behaviour is idle
 ///   and every written byte has left (the kernel has it), the actor sends FIN
 ///   (shutdown of the write side) and `done` to the supervisor: nothing is
 ///   owed any more. It then lingers: it reads and discards input until the
 ///   peer's FIN, so that a client still sending gets no reset. A linger ends
 ///   when the peer closes or after `linger` without input; it then ends
 ///   reading locally and closes, and the actor ends.
-/// - peer close or I/O error at any time: `done` (if not sent yet), end. But
+/// - peer close or I/O error at any time: `done` (if not sent yet), end. If
+///   CAF still holds output for the peer, the actor stays until CAF has
+///   written it (a stop's deadline aborts it). And
 ///   a peer that half-closes (FIN after its request) while the behaviour is
 ///   busy still gets its answer: the actor writes it through a second,
 ///   write-only scribe on a duplicate descriptor, then sends FIN and ends.
@@ -26,6 +30,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <sys/types.h>
 
 #include "caf/actor_clock.hpp"
 #include "caf/io/connection_handle.hpp"
@@ -63,6 +68,9 @@ public:
     lingering,
     /// Reading ended locally: waiting for the socket to leave the event loop.
     closing,
+    /// The peer closed while CAF still held output for it: waiting for CAF
+    /// to finish writing (or fail), holding a duplicate descriptor.
+    flushing,
   };
 
   connection_state() = default;
@@ -115,6 +123,9 @@ private:
   /// Starts the close once the behaviour is idle and the output has left.
   void close_if_drained();
 
+  /// Tells the behaviour of the stop and winds down.
+  void begin_stop();
+
   void begin_linger();
 
   void arm_linger_timer(caf::timespan delay);
@@ -122,6 +133,10 @@ private:
   /// After the peer's FIN, keeps a busy behaviour able to answer; false if
   /// it cannot (then the connection ends as on any peer close).
   bool write_after_peer_fin();
+
+  /// After a peer close with output still in CAF's buffers: stays until
+  /// CAF has written it; false if it cannot watch (then it ends at once).
+  bool watch_flush_after_peer_close();
 
   /// Tells the supervisor `done`, once.
   void report_done();
@@ -149,6 +164,15 @@ private:
   bool done_reported_ = false;
   /// The peer sent FIN while the behaviour was busy; `hdl_` now writes only.
   bool peer_finished_ = false;
+  /// `stop` arrived while bytes sent before it still waited in the kernel:
+  /// the behaviour hears of the stop once `unread_at_stop_` bytes are read.
+  bool stop_pending_ = false;
+  size_t unread_at_stop_ = 0;
+  /// A duplicate descriptor this actor owns and closes (flushing phase).
+  int owned_fd_ = -1;
+  /// CAF's descriptor and its socket's inode, while flushing.
+  int caf_fd_ = -1;
+  ino_t caf_fd_inode_ = 0;
   caf::actor_clock::time_point last_input_;
 };
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "caf/io/network/default_multiplexer.hpp"
@@ -40,6 +41,15 @@ std::optional<int> native_fd(caf::io::abstract_broker* self,
   if (!real_network(self))
     return std::nullopt;
   return static_cast<int>(hdl.id());
+}
+
+size_t unread_bytes(int fd) {
+  int n = 0;
+  if (::ioctl(fd, FIONREAD, &n) != 0 || n < 0) {
+    report("ioctl(FIONREAD)", fd);
+    return 0;
+  }
+  return static_cast<size_t>(n);
 }
 
 void shutdown_write(int fd) {

@@ -6,6 +6,7 @@
 /// only on real sockets; under CAF's test multiplexer (fake handles, no fds)
 /// `native_fd` returns nothing and the callers take their fake-network path.
 
+#include <cstddef>
 #include <optional>
 
 #include "caf/io/abstract_broker.hpp"
@@ -21,6 +22,9 @@ std::optional<int> native_fd(caf::io::abstract_broker* self,
 
 std::optional<int> native_fd(caf::io::abstract_broker* self,
                              caf::io::accept_handle hdl);
+
+/// Bytes the peer has sent that the kernel holds and nobody has read yet.
+size_t unread_bytes(int fd);
 
 /// Sends FIN after the bytes the kernel already has; reading goes on.
 void shutdown_write(int fd);

@@ -29,6 +29,10 @@ struct request_parser::impl {
   /// Bytes of the current header section so far (and of blank lines before
   /// it, which clients may send between requests).
   size_t header_bytes = 0;
+  /// The last http_parser_execute call ended at the end of a header
+  /// section: it stops before the section's final LF, which the next call
+  /// consumes.
+  bool headers_just_done = false;
   /// Why a callback failed; 400 unless a limit was hit.
   int callback_failure = 0;
   request current;
@@ -46,6 +50,9 @@ struct request_parser::impl {
       auto& self = *static_cast<impl*>(p->data);
       self.in_message = true;
       self.current = request{};
+      self.field.clear();
+      self.value.clear();
+      self.in_value = false;
       return 0;
     };
     settings.on_url = [](http_parser* p, const char* at, size_t n) {
@@ -71,6 +78,9 @@ struct request_parser::impl {
       if (self.in_value)
         self.end_header();
       self.headers_done = true;
+      self.headers_just_done = true;
+      if (!self.valid_field_names())
+        return -1;
       // A declared body above the limit fails before any of it is read.
       if ((p->flags & F_CONTENTLENGTH) != 0
           && p->content_length > self.max_body_bytes) {
@@ -91,6 +101,10 @@ struct request_parser::impl {
     };
     settings.on_message_complete = [](http_parser* p) {
       auto& self = *static_cast<impl*>(p->data);
+      if (self.in_value)
+        self.end_header(); // the last trailer of a chunked body
+      if (!self.valid_field_names())
+        return -1;
       auto& req = self.current;
       req.method = http_method_str(static_cast<http_method>(p->method));
       req.version_major = p->http_major;
@@ -103,6 +117,27 @@ struct request_parser::impl {
       http_parser_pause(p, 1);
       return 0;
     };
+  }
+
+  /// RFC 9110 field names are tokens: no whitespace, in particular none
+  /// before the colon (RFC 9112 5.1: a server must reject that with 400).
+  /// Debian's http_parser is built lenient and lets it through.
+  bool valid_field_names() {
+    for (auto& kvp : current.headers) {
+      auto& name = kvp.first;
+      if (name.empty())
+        return false;
+      for (auto c : name) {
+        auto u = static_cast<unsigned char>(c);
+        auto token = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z')
+                     || (u >= '0' && u <= '9')
+                     || std::string_view{"!#$%&'*+-.^_`|~"}.find(c)
+                          != std::string_view::npos;
+        if (!token)
+          return false;
+      }
+    }
+    return true;
   }
 
   void end_header() {
@@ -127,10 +162,13 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
   st.out = &out;
   while (!bytes.empty()) {
     auto in_header_phase = !st.headers_done;
+    st.headers_just_done = false;
     auto n = http_parser_execute(&st.parser, &st.settings, bytes.data(),
                                  bytes.size());
     if (in_header_phase) {
-      st.header_bytes += n;
+      // Paused at the end of the header section, http_parser has not
+      // consumed its final LF yet: count it here, with the section.
+      st.header_bytes += n + (st.headers_just_done ? 1 : 0);
       if (st.header_bytes > st.max_header_bytes)
         return failure_ = header_fields_too_large;
     }
@@ -144,7 +182,7 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
              = st.callback_failure != 0 ? st.callback_failure : bad_request;
     }
     bytes.remove_prefix(n);
-    if (st.parser.upgrade != 0) {
+    if (st.parser.upgrade != 0 && !st.in_message) {
       // CONNECT or an Upgrade request: http_parser stops here. Serve the
       // request as plain HTTP (quiesce upgrades nothing) and parse on.
       http_parser_init(&st.parser, HTTP_REQUEST);
@@ -159,7 +197,9 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
 }
 
 bool request_parser::mid_request() const noexcept {
-  return impl_->in_message || impl_->header_bytes > 0;
+  // Blank lines between requests count towards the header limit, but they
+  // are no request (RFC 9112 2.2 lets a server ignore them).
+  return impl_->in_message;
 }
 
 } // namespace quiesce::http

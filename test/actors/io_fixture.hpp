@@ -94,12 +94,17 @@ struct io_fixture : test_node_fixture<> {
   accept_handle acc_hdl = accept_handle::from_int(1);
   int64_t next_id = 100;
   bool use_line_protocol = false;
+  /// When set, makes the behaviour of each new connection instead of the
+  /// echo or line protocol (set it before connecting).
+  behaviour_factory make_behaviour;
 
   explicit io_fixture(size_t max_connections = 16) {
     sup = sys.spawn(recording_supervisor, rec);
     auto door = mpx.new_doorman(acc_hdl, 8080);
     acceptor_config acc_cfg;
     acc_cfg.connection.make_behaviour = [this]() -> std::unique_ptr<behaviour> {
+      if (make_behaviour)
+        return make_behaviour();
       if (use_line_protocol)
         return std::make_unique<line_behaviour>();
       return std::make_unique<behaviours::echo>();

@@ -52,11 +52,32 @@ public:
     return *procs_.back();
   }
 
+  /// Starts another program (a client such as curl) with `args`. Its output
+  /// is reported like the server's when the test fails.
+  process& run_program(const std::string& program,
+                       const std::vector<std::string>& args) {
+    procs_.push_back(std::make_unique<process>(program, args));
+    return *procs_.back();
+  }
+
   /// Starts an echo server on a free loopback port with `extra` options and
   /// waits for its `listening on` line. Returns the port, or 0 after a
   /// failed check.
   uint16_t start_echo(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args{"--protocol=echo", "--host=127.0.0.1",
+    return start_server("echo", extra);
+  }
+
+  /// Starts an HTTP server as `start_echo` starts an echo server.
+  uint16_t start_http(const std::vector<std::string>& extra = {}) {
+    return start_server("http", extra);
+  }
+
+  /// Starts a server with `--protocol=<protocol>` on a free loopback port
+  /// with `extra` options and waits for its `listening on` line. Returns the
+  /// port, or 0 after a failed check.
+  uint16_t start_server(const std::string& protocol,
+                        const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"--protocol=" + protocol, "--host=127.0.0.1",
                                   "--port=0"};
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = &run(args);
@@ -69,7 +90,7 @@ public:
     return *port;
   }
 
-  /// The process `start_echo` started.
+  /// The process `start_echo`, `start_http` or `start_server` started.
   process& server() {
     return *server_;
   }

@@ -442,6 +442,28 @@ read_result read_until_eof(int fd, milliseconds timeout) {
   return read_until(fd, std::string::npos, timeout);
 }
 
+read_result read_through(int fd, std::string_view delimiter,
+                         milliseconds timeout) {
+  read_result result;
+  auto found = [&] {
+    auto& bytes = result.bytes;
+    return !delimiter.empty() && bytes.size() >= delimiter.size()
+           && std::string_view{bytes}.substr(bytes.size() - delimiter.size())
+                == delimiter;
+  };
+  while (!found()) {
+    auto byte = read_until(fd, 1, timeout);
+    result.bytes += byte.bytes;
+    if (byte.status != read_status::complete) {
+      result.status = byte.status;
+      result.error = byte.error;
+      return result;
+    }
+  }
+  result.status = read_status::complete;
+  return result;
+}
+
 read_result exchange(int fd, std::string_view data, milliseconds timeout) {
   read_result result;
   size_t sent = 0;

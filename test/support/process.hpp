@@ -209,6 +209,14 @@ read_result read_exactly(int fd, size_t n,
 read_result read_until_eof(int fd,
                            std::chrono::milliseconds timeout = default_timeout);
 
+/// Reads until the bytes read end with `delimiter`, the stream ends, or
+/// `timeout` passes without progress. Reads one byte at a time, so nothing
+/// after the delimiter is consumed (e.g. the body after an HTTP header
+/// section, or the next pipelined response). `status` is `complete` once
+/// the delimiter has arrived.
+read_result read_through(int fd, std::string_view delimiter,
+                         std::chrono::milliseconds timeout = default_timeout);
+
 /// Sends `data` and reads its echo at the same time (polling, so neither
 /// side stalls the other) until the echo has as many bytes as `data`, the
 /// stream ends, or `timeout` passes without progress. `fd` must be
