@@ -2,8 +2,13 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <unistd.h>
 
 namespace quiesce::log {
@@ -49,6 +54,91 @@ level threshold() {
   return static_cast<level>(threshold_.load(std::memory_order_relaxed));
 }
 
+namespace {
+
+/// Lines go through a bounded queue to a writer thread: the I/O thread never
+/// blocks on a standard error that nobody reads (a full pipe). When the queue
+/// is full, lines are dropped and counted; the count is logged once the
+/// writer catches up.
+class sink {
+public:
+  static constexpr size_t max_queued = 10000;
+
+  void push(std::string line) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!started_) {
+      started_ = true;
+      std::thread{[this] { run(); }}.detach();
+    }
+    if (queue_.size() >= max_queued) {
+      ++dropped_;
+      return;
+    }
+    queue_.push_back(std::move(line));
+    cv_.notify_all();
+  }
+
+  bool flush(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, limit,
+                        [this] { return queue_.empty() && !writing_; });
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    for (;;) {
+      cv_.wait(guard, [this] { return !queue_.empty() || dropped_ > 0; });
+      std::deque<std::string> batch;
+      batch.swap(queue_);
+      auto dropped = dropped_;
+      dropped_ = 0;
+      writing_ = true;
+      guard.unlock();
+      if (dropped > 0)
+        write_all("quiesce: " + std::to_string(dropped)
+                  + " log lines dropped: standard error did not keep up\n");
+      for (auto& line : batch)
+        write_all(line);
+      guard.lock();
+      writing_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  static void write_all(const std::string& line) {
+    // A log that cannot be written (closed stderr, full disk) must not stop
+    // the server.
+    const char* p = line.data();
+    auto left = line.size();
+    while (left > 0) {
+      auto res = ::write(STDERR_FILENO, p, left);
+      if (res < 0) {
+        if (errno == EINTR)
+          continue;
+        return;
+      }
+      p += res;
+      left -= static_cast<size_t>(res);
+    }
+  }
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  size_t dropped_ = 0;
+  bool started_ = false;
+  bool writing_ = false;
+};
+
+sink& the_sink() {
+  // Never destroyed: the detached writer thread may still use it at exit.
+  static auto* instance = new sink;
+  return *instance;
+}
+
+} // namespace
+
 void write(level lvl, std::string_view component, std::string_view message) {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -71,20 +161,11 @@ void write(level lvl, std::string_view component, std::string_view message) {
   line += ": ";
   line += message;
   line += '\n';
-  // One write per line: lines from several threads never interleave. A log
-  // that cannot be written (closed stderr, full disk) must not stop the server.
-  const char* p = line.data();
-  auto left = line.size();
-  while (left > 0) {
-    auto res = ::write(STDERR_FILENO, p, left);
-    if (res < 0) {
-      if (errno == EINTR)
-        continue;
-      return;
-    }
-    p += res;
-    left -= static_cast<size_t>(res);
-  }
+  the_sink().push(std::move(line));
+}
+
+bool flush(std::chrono::milliseconds limit) {
+  return the_sink().flush(limit);
 }
 
 } // namespace quiesce::log

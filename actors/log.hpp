@@ -2,12 +2,14 @@
 
 /// @file
 /// quiesce's own logger (Debian's CAF is built without its logger): one line
-/// per event on standard error, each written with a single write so that lines
-/// from different threads never interleave.
+/// per event on standard error. A writer thread does the writing, so that no
+/// actor (least of all the I/O thread) ever blocks on standard error; if it
+/// falls more than 10,000 lines behind, lines are dropped and counted.
 ///
 ///   2026-11-27T22:04:06.123Z info acceptor: listener closed 127.0.0.1:8080
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -27,8 +29,12 @@ inline bool enabled(level x) {
   return static_cast<int>(x) >= static_cast<int>(threshold());
 }
 
-/// Writes one line: timestamp, level, component and message.
+/// Queues one line: timestamp, level, component and message.
 void write(level lvl, std::string_view component, std::string_view message);
+
+/// Waits until every queued line is written, at most `limit`; false if the
+/// time ran out (standard error blocks).
+bool flush(std::chrono::milliseconds limit);
 
 inline void debug(std::string_view component, std::string_view message) {
   if (enabled(level::debug))

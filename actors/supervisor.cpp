@@ -92,14 +92,24 @@ void connection_done(supervisor_pointer self, const caf::actor_addr& addr) {
 }
 
 /// A connection actor ended (its down message).
-void connection_gone(supervisor_pointer self, const caf::actor_addr& addr) {
+void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
+                     const caf::error& reason) {
   auto& st = self->state;
   auto i = st.connections.find(addr);
   if (i == st.connections.end())
     return;
-  // Ended during the drain without `done` and without force: on its own.
-  if (st.stopping && !i->second.done && !i->second.forced)
-    ++st.report.drained;
+  // Ended during the drain without `done` and without force: on its own. A
+  // peer close is a clean end; an error (a behaviour threw) aborted the
+  // socket, which is a close by force too.
+  if (st.stopping && !i->second.done && !i->second.forced) {
+    if (reason) {
+      ++st.report.forced;
+      log::warning(component, "a connection failed during the drain ("
+                                + to_string(reason) + "); counted as forced");
+    } else {
+      ++st.report.drained;
+    }
+  }
   st.connections.erase(i);
   finish_if_drained(self);
 }
@@ -126,7 +136,7 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       finish_if_drained(self);
       return;
     }
-    connection_gone(self, msg.source);
+    connection_gone(self, msg.source, msg.reason);
   });
   return {
     [self](connected_atom, connection_actor& conn) {

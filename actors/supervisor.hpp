@@ -11,7 +11,8 @@
 ///   `stop` again just waits for the same report.
 /// - `done` from a connection: it has drained (everything it owed is sent);
 ///   it may still linger for its peer's FIN. A connection that ends during
-///   the drain without `done` (peer close, error) counts as drained too.
+///   the drain without `done` counts as drained after a peer close, and as
+///   forced after an error (its socket was aborted).
 /// - `drain_timeout` or `force`: exit every remaining connection with
 ///   `user_shutdown` (they abort their sockets). Those that had not reported
 ///   `done` count as forced; lingering ones have drained already. The

@@ -158,6 +158,7 @@ public:
       if (!cv_.wait_for(guard, teardown_limit, [this] { return done_; })) {
         log::error("main", "the actor system did not shut down within 3s; "
                            "exiting anyway");
+        log::flush(std::chrono::seconds(1));
         std::_Exit(exit_code);
       }
     }};
@@ -244,14 +245,15 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   self->receive_while([&] { return !supervisor_gone; })(
     [&](signal_atom, int sig) {
       auto name = std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"};
+      // Act first, then log: the stop must not wait for standard error.
       if (++signals_seen == 1) {
+        self->send(sup, stop_atom_v);
         log::info("main", name
                             + " received: stopping (a second signal "
                               "forces the stop)");
-        self->send(sup, stop_atom_v);
       } else {
-        log::warning("main", name + " received again: forcing the stop");
         self->send(sup, force_atom_v);
+        log::warning("main", name + " received again: forcing the stop");
       }
     },
     [&](shutdown_report& x) { report = x; },
@@ -345,5 +347,8 @@ int main(int argc, char** argv) {
     code = serve(sys, cfg, signals, lst, std::move(factory), max_connections);
     watchdog.arm(code);
   } // ~actor_system waits for every actor and the I/O thread.
+  // The summary line must be out before the exit; a standard error that
+  // nobody reads must not keep the process alive.
+  log::flush(std::chrono::seconds(1));
   return code;
 }

@@ -251,6 +251,16 @@ CAF_TEST(a connection closing on its own mid drain counts as drained) {
   CAF_CHECK(!supervisor_alive());
 }
 
+CAF_TEST(a connection failing mid drain counts as forced) {
+  auto failing = std::make_shared<probe>();
+  auto conn = connect(on_stop::hang, failing);
+  request_stop();
+  // A behaviour threw: the actor ends with an error, its socket aborted.
+  caf::anon_send_exit(conn, caf::exit_reason::unhandled_exception);
+  deliver_all();
+  CAF_CHECK_EQUAL(expect_report(), make_report(1, 0, 1, 0s));
+}
+
 CAF_TEST(connections that end before the stop are not counted) {
   auto early = std::make_shared<probe>();
   auto conn = connect(on_stop::hang, early);
