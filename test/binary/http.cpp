@@ -8,6 +8,8 @@
 
 #include "caf/test/unit_test.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -781,6 +783,27 @@ CAF_TEST(a short wrk run has no errors and the server stops cleanly) {
   auto begin = out.find_last_not_of("0123456789", pos - 1) + 1;
   auto requests = std::strtoull(out.c_str() + begin, nullptr, 10);
   CAF_CHECK_GREATER(requests, 0u);
+  stop_cleanly();
+}
+
+CAF_TEST(a client that half closes after its request still gets the answer) {
+  // FIN right after the request: the answer comes later (a timer), after
+  // CAF has seen the end of the stream.
+  auto port = start_http();
+  if (port == 0)
+    return;
+  for (auto path : {"/", "/delay/100"}) {
+    auto conn = connect_client(port);
+    if (!conn)
+      return;
+    CAF_REQUIRE(qt::send_all(conn.get(), std::string{"GET "} + path
+                                           + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CAF_REQUIRE_EQUAL(::shutdown(conn.get(), SHUT_WR), 0);
+    auto resp = read_response(conn.get());
+    CAF_CHECK_EQUAL(resp.ending, "complete");
+    CAF_CHECK_EQUAL(resp.status_line, "HTTP/1.1 200 OK");
+    expect_clean_eof(conn.get());
+  }
   stop_cleanly();
 }
 

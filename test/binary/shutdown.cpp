@@ -274,4 +274,24 @@ CAF_TEST(a client that keeps its end open after eof does not force exit 3) {
   conn.reset();
 }
 
+CAF_TEST(a client that keeps its end open is closed after the linger) {
+  // The real linger: FIN, then 1 s without input, then the server ends
+  // reading locally and closes (no reset: nothing unread). Exit 0 well
+  // before the 60 s drain timeout, and the client reads a clean EOF.
+  auto port = start_echo({"--drain-timeout=60s"});
+  if (port == 0)
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  CAF_CHECK(qt::send_all(conn.get(), "ping"));
+  CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
+  CAF_CHECK(server().signal(SIGTERM));
+  CAF_CHECK_EQUAL(qt::read_until_eof(conn.get()).ending(), "clean EOF");
+  // The client neither sends nor closes: only the linger can end this.
+  expect_exit(0);
+  expect_stderr("stopped: drained=1 forced=0 ");
+  conn.reset();
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
