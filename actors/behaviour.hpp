@@ -44,6 +44,12 @@ public:
   /// then the same linger as a stop. For a protocol that ends a connection
   /// itself (an HTTP `Connection: close`, a malformed request).
   virtual void close() = 0;
+
+  /// Stops reading the socket while `hold` is true: a behaviour with enough
+  /// work queued makes the client wait (TCP flow control) instead of
+  /// buffering without bound. The framework also pauses reading on its own
+  /// while too much output waits to be sent.
+  virtual void hold_input(bool hold) = 0;
 };
 
 /// A protocol, run by one connection actor for one connection.

@@ -108,10 +108,9 @@ void connection_state::on_transferred(
   // `remaining` counts every byte CAF still holds for this socket, including
   // bytes flushed while this write was under way.
   pending_output_ = msg.remaining;
-  if (reading_paused_ && pending_output_ == 0) {
-    reading_paused_ = false;
-    self_->trigger(hdl_);
-  }
+  if (pending_output_ == 0)
+    output_full_ = false;
+  update_reading();
   close_if_drained();
 }
 
@@ -274,10 +273,31 @@ void connection_state::flush_output() {
   if (fd_)
     pending_output_ += self_->wr_buf(hdl_).size();
   self_->flush(hdl_);
-  if (pending_output_ > cfg_.max_pending_output && !reading_paused_) {
-    reading_paused_ = true;
+  if (pending_output_ > cfg_.max_pending_output)
+    output_full_ = true;
+  update_reading();
+}
+
+void connection_state::hold_input(bool hold) {
+  input_held_ = hold;
+  update_reading();
+}
+
+void connection_state::update_reading() {
+  // After a half-close the scribe only writes: it must never start reading.
+  if (peer_finished_)
+    return;
+  // Once the FIN is out, reading goes on whatever: the peer's FIN must be
+  // seen.
+  auto serving = phase_ == phase::open || phase_ == phase::stopping;
+  auto pause = serving && (output_full_ || input_held_);
+  if (pause == reading_paused_)
+    return;
+  reading_paused_ = pause;
+  if (pause)
     self_->halt(hdl_);
-  }
+  else
+    self_->trigger(hdl_);
 }
 
 void connection_state::close_if_drained() {
@@ -289,11 +309,8 @@ void connection_state::close_if_drained() {
 void connection_state::begin_linger() {
   phase_ = phase::lingering;
   last_input_ = self_->clock().now();
-  if (reading_paused_) {
-    // Read again, so that the peer's FIN (and any late input) is seen.
-    reading_paused_ = false;
-    self_->trigger(hdl_);
-  }
+  // Read again, so that the peer's FIN (and any late input) is seen.
+  update_reading();
   // FIN after the last byte of output: the kernel has all of it.
   if (fd_)
     socket_ops::shutdown_write(*fd_);

@@ -93,6 +93,8 @@ public:
 
   void close() override;
 
+  void hold_input(bool hold) override;
+
   // -- message handlers -------------------------------------------------------
 
   void on_data(const caf::io::new_data_msg& msg);
@@ -119,6 +121,11 @@ public:
 private:
   /// Flushes what the last callback wrote and applies backpressure.
   void flush_output();
+
+  /// Pauses or resumes reading: paused while serving and either the output
+  /// is over `max_pending_output` (until it has all left) or the behaviour
+  /// holds its input.
+  void update_reading();
 
   /// Starts the close once the behaviour is idle and the output has left.
   void close_if_drained();
@@ -156,8 +163,13 @@ private:
   /// Bytes flushed to CAF that have not reached the kernel yet (only tracked
   /// on real sockets; the test multiplexer takes bytes at once).
   size_t pending_output_ = 0;
-  /// Reading is paused for backpressure.
+  /// Reading is paused (see update_reading).
   bool reading_paused_ = false;
+  /// More than `max_pending_output` bytes waited to be sent; clears once all
+  /// have left.
+  bool output_full_ = false;
+  /// The behaviour asked not to get more input for now.
+  bool input_held_ = false;
   /// A linger timer message is on its way.
   bool linger_timer_armed_ = false;
   /// `done` went to the supervisor.

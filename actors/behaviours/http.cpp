@@ -182,6 +182,16 @@ void http_behaviour::fail(int status, connection_io&) {
   queue_.push_back(std::move(ex));
 }
 
+void http_behaviour::hold_if_backlogged(connection_io& io) {
+  // Responses wait in order behind one that is not ready (a delay): past a
+  // bound, the client waits in TCP flow control instead of in our memory.
+  size_t queued_bytes = 0;
+  for (auto& ex : queue_)
+    queued_bytes += ex.body.size();
+  io.hold_input(queue_.size() >= max_queued_requests
+                || queued_bytes > max_queued_bytes);
+}
+
 void http_behaviour::write_ready(connection_io& io) {
   while (!queue_.empty() && queue_.front().ready) {
     auto& ex = queue_.front();
@@ -215,6 +225,7 @@ void http_behaviour::write_ready(connection_io& io) {
       return;
     }
   }
+  hold_if_backlogged(io);
 }
 
 } // namespace quiesce::behaviours

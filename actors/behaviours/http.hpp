@@ -19,6 +19,9 @@
 /// `Connection: close` (the client asked for it, HTTP/1.0 without
 /// keep-alive, an error above, or a stop).
 ///
+/// Backpressure: while 32 requests or 1 MiB of responses wait behind one
+/// that is not ready yet, the connection stops reading (the client waits).
+///
 /// On `stop`: requests already received are answered in order; a request
 /// half received at the stop is finished if the rest arrives (before the
 /// drain deadline). The last response carries `Connection: close`, then the
@@ -84,6 +87,14 @@ private:
 
   /// Writes every ready response at the front of the queue, in order.
   void write_ready(connection_io& io);
+
+  /// Holds the connection's input while too much waits in the queue.
+  void hold_if_backlogged(connection_io& io);
+
+  /// Requests waiting for their response (in order) before input is held.
+  static constexpr size_t max_queued_requests = 32;
+  /// Response bytes waiting in the queue before input is held.
+  static constexpr size_t max_queued_bytes = 1024 * 1024;
 
   http::request_parser parser_;
   std::deque<exchange> queue_;

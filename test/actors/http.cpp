@@ -482,4 +482,22 @@ CAF_TEST(a request with Upgrade is answered as plain HTTP) {
   check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
 }
 
+CAF_TEST(a long pipeline behind a delayed response holds the input) {
+  open();
+  // 40 requests wait behind a delayed one: past 32 the connection stops
+  // reading, so that a client cannot make the server buffer without bound.
+  std::string pipeline = get("/delay/100");
+  for (int i = 0; i < 39; ++i)
+    pipeline += get_root;
+  client_sends(hdl, pipeline);
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK(mpx.passive_mode(hdl));
+  // The timer fires: all 40 responses go out in order, reading resumes.
+  fire_timer();
+  auto rs = responses(40);
+  CAF_CHECK_EQUAL(rs[0].body, "delayed 100 ms\n");
+  CAF_CHECK_EQUAL(rs[39].body, hello);
+  CAF_CHECK(!mpx.passive_mode(hdl));
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
