@@ -18,9 +18,9 @@ behaviour_factory make_http(const caf::actor_system_config& cfg) {
   return [opts] { return std::make_unique<http_behaviour>(opts); };
 }
 
-const std::map<std::string, protocol, std::less<>>& registry() {
+std::map<std::string, protocol, std::less<>>& registry() {
   // One line per protocol.
-  static const std::map<std::string, protocol, std::less<>> xs{
+  static std::map<std::string, protocol, std::less<>> xs{
     {"echo", {nullptr, make_echo}},
     {"http", {http_behaviour::add_options, make_http}},
   };
@@ -28,6 +28,10 @@ const std::map<std::string, protocol, std::less<>>& registry() {
 }
 
 } // namespace
+
+void add(std::string name, protocol proto) {
+  registry()[std::move(name)] = proto;
+}
 
 const protocol* find(std::string_view name) {
   auto& xs = registry();

@@ -2,7 +2,8 @@
 
 /// @file
 /// Protocol name -> behaviour factory: what `--protocol=NAME` picks from.
-/// Adding a protocol is one line in registry.cpp.
+/// Adding a protocol to quiesce is one line in registry.cpp; a server binary
+/// of its own calls `add` before `run_server`.
 
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ struct protocol {
   /// Makes the factory of its behaviours from the parsed configuration.
   behaviour_factory (*make)(const caf::actor_system_config&);
 };
+
+/// Registers `proto` as `name` (replacing one of that name): how a server
+/// binary of its own adds protocols before `run_server`. Not thread-safe:
+/// call it from `main`, before the server starts.
+void add(std::string name, protocol proto);
 
 /// The protocol registered as `name`, or null.
 const protocol* find(std::string_view name);

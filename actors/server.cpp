@@ -1,0 +1,339 @@
+#include "actors/server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+#include "caf/io/middleman.hpp"
+#include "caf/io/network/multiplexer.hpp"
+#include "caf/pec.hpp"
+#include "caf/sec.hpp"
+#include "caf/scoped_actor.hpp"
+
+#include "actors/acceptor.hpp"
+#include "actors/behaviours/registry.hpp"
+#include "actors/listener.hpp"
+#include "actors/log.hpp"
+#include "actors/messages.hpp"
+#include "actors/supervisor.hpp"
+
+namespace quiesce {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int exit_clean = 0;
+constexpr int exit_cannot_run = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_forced = 3;
+
+/// How long the actor system may take to shut down once the supervisor has
+/// reported. It normally takes milliseconds; this only guards the promise
+/// that the process never needs SIGKILL against a socket stuck inside CAF.
+constexpr auto teardown_limit = 3s;
+
+class config : public caf::actor_system_config {
+public:
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::string protocol = "http";
+  caf::timespan drain_timeout = 5s;
+  size_t max_connections = 0;
+  std::string log_level = "info";
+
+  config() {
+    opt_group{custom_options_, "global"}
+      .add(host, "host", "listening address (default: 127.0.0.1)")
+      .add(port, "port", "listening port, 0 picks a free one (default: 8080)")
+      .add(protocol, "protocol",
+           "connection behaviour: " + known_protocols() + " (default: http)")
+      .add(drain_timeout, "drain-timeout",
+           "how long in-flight work may take after a stop, e.g. 500ms, 5s "
+           "(default: 5s)")
+      .add(max_connections, "max-connections",
+           "open connections at which accepting pauses; 0 derives it from the "
+           "open-file limit (default: 0)")
+      .add(log_level, "log-level",
+           "debug, info, warning, error or off (default: info)");
+    behaviours::add_options(custom_options_);
+    load<caf::io::middleman>();
+  }
+
+  /// The protocols' own options, which CAF's `--help` leaves to
+  /// `--long-help` (they are not in the global category).
+  std::string protocol_help() const {
+    std::string result;
+    for (auto& opt : custom_options_) {
+      auto names = behaviours::names();
+      auto text = [](caf::string_view x) {
+        return std::string{x.data(), x.size()};
+      };
+      auto category = text(opt.category());
+      if (std::find(names.begin(), names.end(), category) == names.end())
+        continue;
+      if (result.empty())
+        result = "protocol options:\n";
+      result += "  --" + category + "." + text(opt.long_name()) + "=<"
+                + text(opt.type_name()) + "> : " + text(opt.description())
+                + "\n";
+    }
+    return result;
+  }
+
+  static std::string known_protocols() {
+    std::string result;
+    for (auto& name : behaviours::names()) {
+      if (!result.empty())
+        result += ", ";
+      result += name;
+    }
+    return result;
+  }
+};
+
+/// Turns CAF's parser errors into a sentence that names the argument.
+std::string describe_parse_error(const config& cfg, const caf::error& err) {
+  // CAF 0.17 puts the offending argument into the error's context as
+  // `"argument" = "--port=70000"`.
+  auto text = to_string(err);
+  std::string arg;
+  const std::string key = "\"argument\" = \"";
+  if (auto i = text.find(key); i != std::string::npos) {
+    auto first = i + key.size();
+    arg = text.substr(first, text.find('"', first) - first);
+  }
+  if (err.category() == caf::atom("system")
+      && err.code() == static_cast<uint8_t>(caf::sec::cannot_open_file)
+      && err.context().match_element<std::string>(0))
+    return "cannot open the config file '"
+           + err.context().get_as<std::string>(0) + "'";
+  if (err.category() != caf::atom("parser") || arg.empty())
+    return cfg.render(err);
+  switch (static_cast<caf::pec>(err.code())) {
+    case caf::pec::not_an_option:
+      return "unknown option '" + arg + "'";
+    case caf::pec::integer_overflow:
+    case caf::pec::integer_underflow:
+    case caf::pec::timespan_overflow:
+      return "value out of range in '" + arg + "'";
+    case caf::pec::missing_argument:
+      return "missing value in '" + arg + "'";
+    default:
+      return "bad value in '" + arg + "' ("
+             + to_string(static_cast<caf::pec>(err.code())) + ")";
+  }
+}
+
+int usage_error(const std::string& what) {
+  std::cerr << "quiesce: " << what << " (see --help)" << std::endl;
+  return exit_usage;
+}
+
+/// Ends the process if the actor system does not shut down in time.
+class teardown_watchdog {
+public:
+  void arm(int exit_code) {
+    thread_ = std::thread{[this, exit_code] {
+      std::unique_lock<std::mutex> guard{mtx_};
+      if (!cv_.wait_for(guard, teardown_limit, [this] { return done_; })) {
+        log::error("main", "the actor system did not shut down within 3s; "
+                           "exiting anyway");
+        log::flush(std::chrono::seconds(1));
+        std::_Exit(exit_code);
+      }
+    }};
+  }
+
+  ~teardown_watchdog() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+/// Waits for SIGINT/SIGTERM (blocked in every thread) and reports each one to
+/// `main_actor`. SIGUSR2 with `quit_` set ends it.
+class signal_thread {
+public:
+  signal_thread(const sigset_t& set, caf::actor main_actor) {
+    thread_ = std::thread{[this, set, main_actor] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+          continue;
+        if (sig == SIGUSR2) {
+          if (quit_.load())
+            return;
+          continue;
+        }
+        caf::anon_send(main_actor, signal_atom_v, sig);
+      }
+    }};
+  }
+
+  ~signal_thread() {
+    quit_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR2);
+    thread_.join();
+  }
+
+private:
+  std::atomic<bool> quit_{false};
+  std::thread thread_;
+};
+
+/// Runs the server until it has stopped; returns the exit code.
+int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
+          listener& lst, behaviour_factory factory, size_t max_connections) {
+  auto& mm = sys.middleman();
+  auto door = mm.backend().new_doorman(lst.fd);
+  lst.fd = -1; // the doorman owns it now
+  supervisor_config sup_cfg;
+  sup_cfg.drain_timeout = cfg.drain_timeout;
+  sup_cfg.start_acceptor = [&mm, door, factory, max_connections,
+                            address = lst.address](supervisor_actor sup) {
+    acceptor_config acc_cfg;
+    acc_cfg.connection.make_behaviour = factory;
+    acc_cfg.connection.supervisor = sup;
+    acc_cfg.max_connections = max_connections;
+    acc_cfg.address = address;
+    return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
+  };
+  caf::scoped_actor self{sys};
+  auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
+  self->monitor(sup);
+  // A signal that arrived during start-up is pending: it is taken now.
+  signal_thread signal_watch{signals, caf::actor{self}};
+  std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
+            << std::endl;
+  log::info("main", "listening on " + lst.address + " (protocol " + cfg.protocol
+                      + ", max connections " + std::to_string(max_connections)
+                      + ")");
+  int signals_seen = 0;
+  bool supervisor_gone = false;
+  std::optional<shutdown_report> report;
+  self->receive_while([&] { return !supervisor_gone; })(
+    [&](signal_atom, int sig) {
+      auto name = std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"};
+      // Act first, then log: the stop must not wait for standard error.
+      if (++signals_seen == 1) {
+        self->send(sup, stop_atom_v);
+        log::info("main", name
+                            + " received: stopping (a second signal "
+                              "forces the stop)");
+      } else {
+        self->send(sup, force_atom_v);
+        log::warning("main", name + " received again: forcing the stop");
+      }
+    },
+    [&](shutdown_report& x) { report = x; },
+    [&](caf::down_msg& msg) {
+      if (msg.source == sup.address())
+        supervisor_gone = true;
+    });
+  if (!report) {
+    log::error("main", "the server stopped on its own (see above)");
+    return exit_cannot_run;
+  }
+  return report->forced > 0 ? exit_forced : exit_clean;
+}
+
+} // namespace
+
+sigset_t server_signals() {
+  sigset_t result;
+  sigemptyset(&result);
+  sigaddset(&result, SIGINT);
+  sigaddset(&result, SIGTERM);
+  sigaddset(&result, SIGUSR2);
+  return result;
+}
+
+void block_server_signals() {
+  auto signals = server_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+int run_server(int argc, char** argv) {
+  // Blocked already if the binary did so at its start; again here, before
+  // any thread exists. Every thread inherits the mask and only the signal
+  // thread takes the signals, with sigwait.
+  block_server_signals();
+  auto signals = server_signals();
+  std::signal(SIGPIPE, SIG_IGN);
+  config cfg;
+  if (auto err = cfg.parse(argc, argv))
+    return usage_error(describe_parse_error(cfg, err));
+  if (cfg.cli_helptext_printed) {
+    std::cout << cfg.protocol_help() << std::flush;
+    return exit_clean;
+  }
+  if (!cfg.remainder.empty())
+    return usage_error("unexpected argument '" + cfg.remainder.front() + "'");
+  log::level lvl;
+  if (!log::parse_level(cfg.log_level, lvl))
+    return usage_error("bad --log-level '" + cfg.log_level
+                       + "': use debug, info, warning, error or off");
+  log::set_threshold(lvl);
+  auto proto = behaviours::find(cfg.protocol);
+  if (proto == nullptr)
+    return usage_error("unknown --protocol '" + cfg.protocol + "': known are "
+                       + config::known_protocols());
+  auto factory = proto->make(cfg);
+  if (cfg.drain_timeout <= caf::timespan{0})
+    return usage_error("bad --drain-timeout: it must be greater than zero");
+  auto fd_limit = raise_fd_limit();
+  auto max_connections = max_connections_for(fd_limit);
+  if (cfg.max_connections > max_connections)
+    log::warning("main",
+                 "--max-connections=" + std::to_string(cfg.max_connections)
+                   + " exceeds what the open-file limit allows ("
+                   + std::to_string(fd_limit) + "); using "
+                   + std::to_string(max_connections));
+  else if (cfg.max_connections > 0)
+    max_connections = cfg.max_connections;
+  auto lst = open_listener(cfg.host, cfg.port);
+  if (lst.fd < 0) {
+    std::cerr << "quiesce: " << lst.error << std::endl;
+    return exit_cannot_run;
+  }
+  teardown_watchdog watchdog;
+  int code = exit_cannot_run;
+  {
+    caf::actor_system sys{cfg};
+    code = serve(sys, cfg, signals, lst, std::move(factory), max_connections);
+    watchdog.arm(code);
+  } // ~actor_system waits for every actor and the I/O thread.
+  // The summary line must be out before the exit; a standard error that
+  // nobody reads must not keep the process alive.
+  log::flush(std::chrono::seconds(1));
+  return code;
+}
+
+} // namespace quiesce

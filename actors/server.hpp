@@ -1,0 +1,35 @@
+#pragma once
+
+/// @file
+/// A whole quiesce server process, for `main`: the binary's contract
+/// (options, the `listening on` line, signals, exit codes; see the README)
+/// in one call. It parses the command line and `caf-application.ini`, opens
+/// the listening socket, starts the supervisor and turns SIGTERM/SIGINT into
+/// `stop` and a second one into `force`; the actors do the rest.
+///
+/// A server binary of its own (with its own protocols registered through
+/// `behaviours::add`) is:
+///
+///     int main(int argc, char** argv) {
+///       quiesce::behaviours::add("line", my_line_protocol);
+///       return quiesce::run_server(argc, argv);
+///     }
+
+#include <csignal>
+
+namespace quiesce {
+
+/// The signals a server takes with sigwait: SIGINT and SIGTERM (stop), and
+/// SIGUSR2 (the wake-up of its signal thread).
+sigset_t server_signals();
+
+/// Blocks `server_signals()` in the calling thread. `run_server` does it
+/// first thing; a binary that calls it earlier (e.g. from `.preinit_array`,
+/// as build/bin/quiesce does) also covers its static constructors.
+void block_server_signals();
+
+/// Runs the server until it has stopped; returns the exit code: 0 clean
+/// stop, 3 some connections closed by force, 1 cannot run, 2 usage error.
+int run_server(int argc, char** argv);
+
+} // namespace quiesce
