@@ -75,6 +75,27 @@ struct fixture : qt::binary_fixture {
     return false;
   }
 
+  /// Starts an echo server with `extra` options and connects a client that
+  /// makes one round trip (so the server has accepted it) and is then idle.
+  /// Sends `sig` and checks that the client reads a clean EOF and nothing
+  /// else. Returns the client, still open, or none after a failed check.
+  qt::unique_fd idle_client_then_signal(const std::vector<std::string>& extra,
+                                        int sig) {
+    auto port = start_echo(extra);
+    if (port == 0)
+      return {};
+    auto conn = connect_client(port);
+    if (!conn)
+      return {};
+    CAF_CHECK(qt::send_all(conn.get(), "ping"));
+    CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
+    CAF_CHECK(server().signal(sig));
+    auto rest = qt::read_until_eof(conn.get());
+    CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
+    CAF_CHECK_EQUAL(rest.bytes, "");
+    return conn;
+  }
+
   /// Checks that standard error contains `text`.
   void expect_stderr(const std::string& text) {
     if (server().stderr_count(text) == 0)
@@ -237,16 +258,9 @@ CAF_TEST(new connections are refused once the stop began) {
 }
 
 CAF_TEST(sigint stops like sigterm) {
-  auto conn = start_echo_and_connect();
+  auto conn = idle_client_then_signal({}, SIGINT);
   if (!conn)
     return;
-  // One round trip: the server has accepted the connection, now idle.
-  CAF_CHECK(qt::send_all(conn.get(), "ping"));
-  CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
-  CAF_CHECK(server().signal(SIGINT));
-  auto rest = qt::read_until_eof(conn.get());
-  CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(rest.bytes, "");
   conn.reset();
   expect_exit(0);
   expect_stderr("SIGINT received: stopping");
@@ -257,17 +271,9 @@ CAF_TEST(a client that keeps its end open after eof does not force exit 3) {
   // The server owes this client nothing once its FIN is out; the client
   // reads EOF but never closes. The drain deadline (shorter than the 1 s
   // linger) closes the connection, which counts as drained: exit 0.
-  auto port = start_echo({"--drain-timeout=300ms"});
-  if (port == 0)
-    return;
-  auto conn = connect_client(port);
+  auto conn = idle_client_then_signal({"--drain-timeout=300ms"}, SIGTERM);
   if (!conn)
     return;
-  CAF_CHECK(qt::send_all(conn.get(), "ping"));
-  CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
-  CAF_CHECK(server().signal(SIGTERM));
-  auto rest = qt::read_until_eof(conn.get());
-  CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
   expect_exit(0);
   expect_stderr("drain timeout passed: closing 0 unfinished connections");
   expect_stderr("stopped: drained=1 forced=0 ");
@@ -278,16 +284,9 @@ CAF_TEST(a client that keeps its end open is closed after the linger) {
   // The real linger: FIN, then 1 s without input, then the server ends
   // reading locally and closes (no reset: nothing unread). Exit 0 well
   // before the 60 s drain timeout, and the client reads a clean EOF.
-  auto port = start_echo({"--drain-timeout=60s"});
-  if (port == 0)
-    return;
-  auto conn = connect_client(port);
+  auto conn = idle_client_then_signal({"--drain-timeout=60s"}, SIGTERM);
   if (!conn)
     return;
-  CAF_CHECK(qt::send_all(conn.get(), "ping"));
-  CAF_CHECK_EQUAL(qt::read_exactly(conn.get(), 4).bytes, "ping");
-  CAF_CHECK(server().signal(SIGTERM));
-  CAF_CHECK_EQUAL(qt::read_until_eof(conn.get()).ending(), "clean EOF");
   // The client neither sends nor closes: only the linger can end this.
   expect_exit(0);
   expect_stderr("stopped: drained=1 forced=0 ");
