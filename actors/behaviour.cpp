@@ -1,5 +1,10 @@
 #include "actors/behaviour.hpp"
 
+#include <stdexcept>
+#include <string>
+
+#include "caf/deep_to_string.hpp"
+
 namespace quiesce {
 
 // Out-of-line destructors anchor the vtables in the library.
@@ -9,6 +14,24 @@ behaviour::~behaviour() = default;
 
 void behaviour::on_timer(uint64_t, connection_io&) {
   // A behaviour that starts no timer gets none.
+}
+
+void behaviour::on_reply(uint64_t token, caf::message&, connection_io&) {
+  throw std::logic_error("the behaviour made request "
+                         + std::to_string(token)
+                         + " but does not handle replies (on_reply)");
+}
+
+void behaviour::on_reply_error(uint64_t token, const caf::error& err,
+                               connection_io&) {
+  throw std::logic_error("request " + std::to_string(token) + " failed ("
+                         + caf::to_string(err)
+                         + ") and the behaviour does not handle it "
+                           "(on_reply_error)");
+}
+
+void behaviour::on_message(caf::message&, connection_io&) {
+  // Nobody is expected to push messages to a behaviour that takes none.
 }
 
 } // namespace quiesce

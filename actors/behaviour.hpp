@@ -16,13 +16,32 @@
 ///   finish what is in flight. Input that arrives once the behaviour is idle
 ///   after the stop is read and discarded.
 /// - `on_stop` is pure virtual: a protocol cannot forget to drain.
+/// - Work elsewhere is a message: `connection_io::request` asks another actor
+///   (a backend, a worker doing heavy work) and its reply comes back as
+///   `on_reply`. While a request is pending the framework counts the
+///   connection as busy, whatever `idle()` says: a stop waits for the reply
+///   (or the request's timeout), so no protocol can drop an answer it waits
+///   for. Other actors may push messages to the connection (`handle()`);
+///   they arrive as `on_message`.
+/// - Never block in a callback: every connection of the server shares one I/O
+///   thread. Waiting is a timer or a request; heavy work goes to an actor
+///   spawned on `system()`.
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <utility>
 
+#include "caf/actor.hpp"
+#include "caf/actor_cast.hpp"
+#include "caf/behavior.hpp"
+#include "caf/error.hpp"
+#include "caf/expected.hpp"
+#include "caf/message.hpp"
 #include "caf/timespan.hpp"
+
+#include "actors/messages.hpp"
 
 namespace quiesce {
 
@@ -50,6 +69,45 @@ public:
   /// buffering without bound. The framework also pauses reading on its own
   /// while too much output waits to be sent.
   virtual void hold_input(bool hold) = 0;
+
+  /// This connection's actor, for other actors that push messages to it:
+  /// `caf::anon_send(conn, deliver_atom_v, caf::make_message(...))` reaches
+  /// `behaviour::on_message`.
+  virtual connection_actor handle() const = 0;
+
+  /// The actor system, to spawn a worker for work that would block.
+  virtual caf::actor_system& system() const = 0;
+
+  /// Asks `dest` with the message `xs...`. Its reply, of the types `Reply...`
+  /// (none for an empty reply), arrives as `behaviour::on_reply(token, ...)`;
+  /// anything else (the timeout passed, `dest` is gone, an error reply, a
+  /// reply of other types) as `behaviour::on_reply_error(token, ...)`.
+  /// Until one of them has run, the connection is busy: a stop waits for it.
+  /// A reply that arrives after the connection has closed is dropped.
+  template <class... Reply, class Handle, class... Ts>
+  void request(const Handle& dest, caf::timespan timeout, uint64_t token,
+               Ts&&... xs) {
+    static_assert(sizeof...(Ts) > 0, "a request needs a message");
+    caf::behavior on_reply{
+      [this, token](Reply&... ys) {
+        reply_arrived(token, caf::make_message(std::move(ys)...));
+      },
+      [this, token](caf::error& err) { reply_arrived(token, std::move(err)); },
+    };
+    send_request(caf::actor_cast<caf::actor>(dest), timeout,
+                 caf::make_message(std::forward<Ts>(xs)...),
+                 std::move(on_reply));
+  }
+
+protected:
+  /// Sends `msg` to `dest` as a request whose reply `on_reply` handles.
+  virtual void send_request(const caf::actor& dest, caf::timespan timeout,
+                            caf::message msg, caf::behavior on_reply)
+    = 0;
+
+  /// A request made with `request` got its reply or failed.
+  virtual void reply_arrived(uint64_t token, caf::expected<caf::message> reply)
+    = 0;
 };
 
 /// A protocol, run by one connection actor for one connection.
@@ -69,6 +127,21 @@ public:
 
   /// A timer started with `connection_io::start_timer` fired.
   virtual void on_timer(uint64_t token, connection_io& io);
+
+  /// The reply to `connection_io::request(..., token, ...)` arrived. The
+  /// default throws: a behaviour that makes requests must handle replies
+  /// (the connection is then aborted and the error logged).
+  virtual void on_reply(uint64_t token, caf::message& reply, connection_io& io);
+
+  /// The request `token` failed: timeout, the receiver is gone, an error
+  /// reply, or a reply of other types than asked for. The default throws,
+  /// like `on_reply`.
+  virtual void on_reply_error(uint64_t token, const caf::error& err,
+                              connection_io& io);
+
+  /// Another actor sent `(deliver_atom, msg)` to the connection. The default
+  /// ignores it. Not delivered once the connection has sent its FIN.
+  virtual void on_message(caf::message& msg, connection_io& io);
 };
 
 /// Makes the behaviour of one new connection.

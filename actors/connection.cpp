@@ -70,6 +70,54 @@ void connection_state::close() {
     phase_ = phase::stopping;
 }
 
+connection_actor connection_state::handle() const {
+  return caf::actor_cast<connection_actor>(self_);
+}
+
+caf::actor_system& connection_state::system() const {
+  return self_->system();
+}
+
+void connection_state::send_request(const caf::actor& dest,
+                                    caf::timespan timeout, caf::message msg,
+                                    caf::behavior on_reply) {
+  ++pending_requests_;
+  // CAF answers a request to an invalid handle with an error at once, so
+  // every request ends in `reply_arrived` exactly once.
+  auto hdl = self_->request(dest, timeout, std::move(msg));
+  self_->add_multiplexed_response_handler(hdl.id(), std::move(on_reply));
+}
+
+void connection_state::reply_arrived(uint64_t token,
+                                     caf::expected<caf::message> reply) {
+  --pending_requests_;
+  if (phase_ != phase::open && phase_ != phase::stopping) {
+    // The connection has ended its work; nobody can use the reply.
+    if (log::enabled(log::level::debug))
+      log::debug(component, describe(hdl_) + " dropped the reply to request "
+                              + std::to_string(token) + " after the FIN");
+    return;
+  }
+  if (reply)
+    behaviour_->on_reply(token, *reply, *this);
+  else
+    behaviour_->on_reply_error(token, reply.error(), *this);
+  flush_output();
+  close_if_drained();
+}
+
+void connection_state::on_message(caf::message& msg) {
+  if (phase_ != phase::open && phase_ != phase::stopping)
+    return;
+  behaviour_->on_message(msg, *this);
+  flush_output();
+  close_if_drained();
+}
+
+bool connection_state::busy() const {
+  return pending_requests_ > 0 || !behaviour_->idle();
+}
+
 void connection_state::on_timer(uint64_t token) {
   // After the FIN nothing may be written any more: the work is over.
   if (phase_ != phase::open && phase_ != phase::stopping)
@@ -81,7 +129,7 @@ void connection_state::on_timer(uint64_t token) {
 
 void connection_state::on_data(const caf::io::new_data_msg& msg) {
   if (phase_ == phase::open
-      || (phase_ == phase::stopping && !behaviour_->idle())) {
+      || (phase_ == phase::stopping && busy())) {
     behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
     flush_output();
     if (stop_pending_) {
@@ -117,8 +165,8 @@ void connection_state::on_transferred(
 void connection_state::on_peer_closed() {
   // End of stream or an I/O error (reset, timeout): CAF has dropped the
   // socket already. Bytes still buffered are sent by CAF's stream on its own.
-  if ((phase_ == phase::open || phase_ == phase::stopping)
-      && !behaviour_->idle() && write_after_peer_fin())
+  if ((phase_ == phase::open || phase_ == phase::stopping) && busy()
+      && write_after_peer_fin())
     return;
   if (pending_output_ > 0 && watch_flush_after_peer_close())
     return;
@@ -301,7 +349,7 @@ void connection_state::update_reading() {
 }
 
 void connection_state::close_if_drained() {
-  if (phase_ != phase::stopping || !behaviour_->idle() || pending_output_ > 0)
+  if (phase_ != phase::stopping || busy() || pending_output_ > 0)
     return;
   begin_linger();
 }
@@ -377,6 +425,7 @@ connection_actor::behavior_type connection_main(
     [self](stop_atom) { self->state.on_stop(); },
     [self](linger_atom) { self->state.on_linger(); },
     [self](timer_atom, uint64_t token) { self->state.on_timer(token); },
+    [self](deliver_atom, caf::message& msg) { self->state.on_message(msg); },
   };
 }
 

@@ -23,6 +23,8 @@
 ///   a peer that half-closes (FIN after its request) while the behaviour is
 ///   busy still gets its answer: the actor writes it through a second,
 ///   write-only scribe on a duplicate descriptor, then sends FIN and ends.
+/// - requests of the behaviour to other actors keep the connection busy
+///   until their reply or error has reached the behaviour.
 /// - forced (exit message `user_shutdown` from the supervisor): abort the
 ///   socket (RST), end at once, no `done`.
 
@@ -95,6 +97,10 @@ public:
 
   void hold_input(bool hold) override;
 
+  connection_actor handle() const override;
+
+  caf::actor_system& system() const override;
+
   // -- message handlers -------------------------------------------------------
 
   void on_data(const caf::io::new_data_msg& msg);
@@ -109,6 +115,8 @@ public:
 
   void on_timer(uint64_t token);
 
+  void on_message(caf::message& msg);
+
   void on_forced(const caf::exit_msg& msg);
 
   /// A behaviour threw: abort the connection instead of leaving it half done.
@@ -118,7 +126,17 @@ public:
     return phase_;
   }
 
+protected:
+  void send_request(const caf::actor& dest, caf::timespan timeout,
+                    caf::message msg, caf::behavior on_reply) override;
+
+  void reply_arrived(uint64_t token,
+                     caf::expected<caf::message> reply) override;
+
 private:
+  /// True while the behaviour has work in flight or a request is pending.
+  bool busy() const;
+
   /// Flushes what the last callback wrote and applies backpressure.
   void flush_output();
 
@@ -170,6 +188,8 @@ private:
   bool output_full_ = false;
   /// The behaviour asked not to get more input for now.
   bool input_held_ = false;
+  /// Requests made by the behaviour whose reply (or error) has not come.
+  size_t pending_requests_ = 0;
   /// A linger timer message is on its way.
   bool linger_timer_armed_ = false;
   /// `done` went to the supervisor.

@@ -47,6 +47,8 @@ CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
 CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
 /// A behaviour's timer fired (connection -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
+/// A message for a connection's behaviour (any actor -> connection).
+CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
 /// A signal arrived (signal thread -> main).
 CAF_ADD_ATOM(quiesce, quiesce, signal_atom, "signal")
 
@@ -86,10 +88,12 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
 /// A connection actor: a broker owning one connection and driving one
 /// behaviour. It answers `stop` by finishing in-flight work, sending FIN and
 /// closing; it then sends `done` to the supervisor. A forced end is an exit
-/// message with `exit_reason::user_shutdown`: it aborts the socket.
+/// message with `exit_reason::user_shutdown`: it aborts the socket. Other
+/// actors reach its behaviour with `(deliver_atom, caf::message)`.
 using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
-  caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>>;
+  caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>,
+  caf::reacts_to<deliver_atom, caf::message>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
 /// listening at once and, one event-loop turn later (`close`, to itself),

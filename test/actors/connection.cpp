@@ -7,11 +7,102 @@
 using namespace quiesce;
 using namespace quiesce::testing;
 
+CAF_ADD_ATOM(quiesce_test, quiesce::testing, release_atom, "release")
+
 namespace {
+
+/// A backend that holds every request until it gets `release`: the test
+/// decides when the reply arrives.
+struct held_backend_state {
+  std::vector<caf::response_promise> waiting;
+};
+
+caf::behavior
+held_backend(caf::stateful_actor<held_backend_state>* self) {
+  return {
+    [self](const std::string&) -> caf::result<std::string> {
+      auto rp = self->make_response_promise();
+      self->state.waiting.push_back(rp);
+      return caf::delegated<std::string>{};
+    },
+    [self](release_atom) {
+      for (auto& rp : self->state.waiting)
+        rp.deliver(std::string("value"));
+      self->state.waiting.clear();
+    },
+  };
+}
+
+/// Asks the backend for each line and writes the reply; writes each pushed
+/// string. It never calls itself busy: the framework counts the requests.
+class backend_behaviour final : public behaviour {
+public:
+  explicit backend_behaviour(caf::actor backend)
+    : backend_(std::move(backend)) {
+  }
+
+  void on_data(std::string_view bytes, connection_io& io) override {
+    for (auto c : bytes) {
+      if (c != '\n') {
+        line_ += c;
+        continue;
+      }
+      io.request<std::string>(backend_, std::chrono::seconds(5), ++token_,
+                              line_);
+      line_.clear();
+    }
+  }
+
+  void on_reply(uint64_t token, caf::message& reply,
+                connection_io& io) override {
+    io.write("reply " + std::to_string(token) + ":"
+             + reply.get_as<std::string>(0) + "\n");
+  }
+
+  void on_reply_error(uint64_t token, const caf::error& err,
+                      connection_io& io) override {
+    io.write("error " + std::to_string(token) + ":"
+             + (err == caf::sec::request_timeout ? "timeout" : "other")
+             + "\n");
+  }
+
+  void on_message(caf::message& msg, connection_io& io) override {
+    if (msg.match_elements<std::string>())
+      io.write("push:" + msg.get_as<std::string>(0) + "\n");
+  }
+
+  void on_stop(connection_io&) override {
+  }
+
+  bool idle() const override {
+    return true;
+  }
+
+private:
+  caf::actor backend_;
+  std::string line_;
+  uint64_t token_ = 0;
+};
 
 struct fixture : io_fixture {
   connection_handle hdl;
   connection_actor conn;
+  /// The held backend of the request tests.
+  caf::actor backend;
+
+  ~fixture() override {
+    if (backend)
+      caf::anon_send_exit(backend, caf::exit_reason::kill);
+  }
+
+  /// Accepts one client running `backend_behaviour` on a held backend.
+  void open_with_backend() {
+    backend = sys.spawn(held_backend);
+    make_behaviour = [b = backend] {
+      return std::make_unique<backend_behaviour>(b);
+    };
+    open();
+  }
 
   /// Accepts one client and returns its actor.
   void open() {
@@ -172,6 +263,97 @@ CAF_TEST(a throwing behaviour ends its connection with an error) {
   client_sends(hdl, "boom");
   CAF_CHECK(terminated(conn));
   CAF_CHECK_EQUAL(rec->done, 0);
+  CAF_CHECK_EQUAL(exit_reason(), caf::sec::runtime_error);
+}
+
+CAF_TEST(the reply to a request reaches the behaviour) {
+  open_with_backend();
+  client_sends(hdl, "key\n");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  caf::anon_send(backend, release_atom_v);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "reply 1:value\n");
+}
+
+CAF_TEST(a pending request keeps the connection busy through a stop) {
+  open_with_backend();
+  client_sends(hdl, "key\n");
+  stop();
+  // The behaviour says idle, but its request has no reply yet: no FIN.
+  CAF_CHECK_EQUAL(rec->done, 0);
+  caf::anon_send(backend, release_atom_v);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "reply 1:value\n");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  peer_closes();
+  CAF_CHECK(terminated(conn));
+}
+
+CAF_TEST(a request that times out reaches the behaviour as an error) {
+  open_with_backend();
+  client_sends(hdl, "key\n");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  // The only timer is the request's timeout.
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error 1:timeout\n");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  // The late reply finds the connection after its FIN: dropped.
+  caf::anon_send(backend, release_atom_v);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error 1:timeout\n");
+  peer_closes();
+  CAF_CHECK(terminated(conn));
+}
+
+CAF_TEST(a request to an actor that is gone reaches the behaviour as an error) {
+  open_with_backend();
+  caf::anon_send_exit(backend, caf::exit_reason::kill);
+  exhaust();
+  client_sends(hdl, "key\n");
+  CAF_CHECK_EQUAL(output(hdl), "error 1:other\n");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(messages pushed by other actors reach the behaviour until the FIN) {
+  open_with_backend();
+  caf::anon_send(conn, deliver_atom_v,
+                 caf::make_message(std::string("news")));
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "push:news\n");
+  stop();
+  caf::anon_send(conn, deliver_atom_v,
+                 caf::make_message(std::string("late")));
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "push:news\n");
+}
+
+CAF_TEST(a behaviour that makes requests without handling replies is aborted) {
+  struct careless final : behaviour {
+    caf::actor backend;
+    void on_data(std::string_view, connection_io& io) override {
+      io.request<std::string>(backend, std::chrono::seconds(5), 7,
+                              std::string("key"));
+    }
+    void on_stop(connection_io&) override {
+    }
+    bool idle() const override {
+      return true;
+    }
+  };
+  backend = sys.spawn(held_backend);
+  make_behaviour = [b = backend] {
+    auto result = std::make_unique<careless>();
+    result->backend = b;
+    return result;
+  };
+  open();
+  client_sends(hdl, "x");
+  caf::anon_send(backend, release_atom_v);
+  exhaust();
+  CAF_CHECK(terminated(conn));
   CAF_CHECK_EQUAL(exit_reason(), caf::sec::runtime_error);
 }
 
