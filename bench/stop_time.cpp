@@ -4,7 +4,8 @@
 // Each round starts the server (`--protocol=echo --port=0 --log-level=warning`
 // plus the arguments after `--`), reads its `listening on HOST:PORT` line,
 // opens --connections connections and proves the server accepted each one
-// with one small echo round trip. Then it sends SIGTERM and measures the wall
+// with one small echo round trip (with --protocol=http: one `GET /` answered
+// with `Connection: keep-alive`, leaving an idle keep-alive connection). Then it sends SIGTERM and measures the wall
 // time from kill() to waitpid() returning (a thread blocks in waitpid). In the
 // meantime an epoll loop reads every client socket and closes it as soon as
 // it reads end-of-stream, as a normal client does; it tells a clean EOF from a
@@ -66,12 +67,14 @@ struct options {
   std::string server;
   long connections = 1000;
   long rounds = 3;
+  std::string protocol = "echo";
   std::vector<std::string> extra;
 };
 
 void usage(std::FILE* out) {
   std::fprintf(out, "usage: stop_time --server=PATH [--connections=1000] "
-                    "[--rounds=3] [-- extra server args...]\n");
+                    "[--rounds=3] [--protocol=echo|http] "
+                    "[-- extra server args...]\n");
 }
 
 [[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
@@ -99,6 +102,10 @@ options parse_options(int argc, char** argv) {
     } else if (key == "connections") {
       if (!parse_long(value, 1, 1000000, opts.connections))
         bad_option(arg, "expected an integer in 1..1000000");
+    } else if (key == "protocol") {
+      if (value != "echo" && value != "http")
+        bad_option(arg, "expected echo or http");
+      opts.protocol = value;
     } else if (key == "rounds") {
       if (!parse_long(value, 1, 1000, opts.rounds))
         bad_option(arg, "expected an integer in 1..1000");
@@ -138,7 +145,7 @@ public:
   }
 
   bool start(const options& opts, std::string& error) {
-    std::vector<std::string> args{opts.server, "--protocol=echo", "--port=0",
+    std::vector<std::string> args{opts.server, "--protocol=" + opts.protocol, "--port=0",
                                   "--log-level=warning"};
     args.insert(args.end(), opts.extra.begin(), opts.extra.end());
     std::vector<char*> argv;
@@ -296,14 +303,49 @@ private:
 
 // ---------------------------------------------------------------- a round
 
+/// The echo of `probe` so far: an error text if it differs, else "" and
+/// `complete` once all of it is back.
+std::string check_echo_reply(const std::string& probe, const std::string& reply,
+                             bool& complete) {
+  if (reply.size() > probe.size() || probe.compare(0, reply.size(), reply) != 0)
+    return "wrong or unexpected bytes in the echo of the probe";
+  complete = reply.size() == probe.size();
+  return {};
+}
+
+/// The answer to `GET /` so far: an error text unless it is a 200 that keeps
+/// the connection open, else "" and `complete` once its body is in.
+std::string check_http_reply(const std::string& reply, bool& complete) {
+  auto end = reply.find("\r\n\r\n");
+  if (end == std::string::npos)
+    return reply.size() > 16 * 1024 ? "an endless response header" : "";
+  auto head = reply.substr(0, end + 2);
+  if (head.compare(0, 13, "HTTP/1.1 200 ") != 0)
+    return "not a 200 response: " + head.substr(0, head.find('\r'));
+  if (head.find("\r\nConnection: keep-alive\r\n") == std::string::npos)
+    return "the response does not keep the connection alive";
+  auto at = head.find("\r\nContent-Length: ");
+  long length = 0;
+  if (at == std::string::npos
+      || !parse_long(head.substr(at + 18, head.find('\r', at + 2) - at - 18),
+                     0, 1 << 20, length))
+    return "no valid Content-Length";
+  auto size = end + 4 + static_cast<size_t>(length);
+  if (reply.size() > size)
+    return "bytes after the response";
+  complete = reply.size() == size;
+  return {};
+}
+
 enum class client_state { connecting, probing, ready, eof, reset, failed };
 
 struct client {
   int fd = -1;
   client_state state = client_state::connecting;
-  unsigned char probe[probe_size] = {};
+  /// The request that proves the connection was accepted, and its answer.
+  std::string probe;
+  std::string reply;
   size_t sent = 0;
-  size_t received = 0;
 };
 
 struct round_result {
@@ -419,11 +461,16 @@ private:
           && errno != EINPROGRESS)
         return set_error("client " + std::to_string(i)
                          + ": connect: " + std::strerror(errno));
-      // "r" + round digit + six digits of the client's index.
-      c.probe[0] = 'r';
-      c.probe[1] = static_cast<unsigned char>('0' + number_ % 10);
-      for (size_t k = 0, v = i; k < probe_size - 2; ++k, v /= 10)
-        c.probe[probe_size - 1 - k] = static_cast<unsigned char>('0' + v % 10);
+      if (opts_.protocol == "http") {
+        c.probe = "GET / HTTP/1.1\r\nHost: stop-time\r\n\r\n";
+      } else {
+        // "r" + round digit + six digits of the client's index.
+        c.probe.assign(probe_size, '0');
+        c.probe[0] = 'r';
+        c.probe[1] = static_cast<char>('0' + number_ % 10);
+        for (size_t k = 0, v = i; k < probe_size - 2; ++k, v /= 10)
+          c.probe[probe_size - 1 - k] = static_cast<char>('0' + v % 10);
+      }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT;
       ev.data.u64 = i;
@@ -460,9 +507,9 @@ private:
         return;
       c.state = client_state::probing;
     }
-    if (c.state == client_state::probing && c.sent < probe_size) {
-      ssize_t n
-        = ::send(c.fd, c.probe + c.sent, probe_size - c.sent, MSG_NOSIGNAL);
+    if (c.state == client_state::probing && c.sent < c.probe.size()) {
+      ssize_t n = ::send(c.fd, c.probe.data() + c.sent, c.probe.size() - c.sent,
+                         MSG_NOSIGNAL);
       if (n > 0)
         c.sent += static_cast<size_t>(n);
       else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
@@ -471,7 +518,7 @@ private:
                   + ": send: " + std::strerror(errno));
         return;
       }
-      if (c.sent == probe_size)
+      if (c.sent == c.probe.size())
         set_events(i, EPOLLIN);
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -488,15 +535,22 @@ private:
                     + ": recv before the stop: " + std::strerror(errno));
         return;
       }
-      auto got = static_cast<size_t>(n);
-      if (c.state != client_state::probing || c.received + got > c.sent
-          || std::memcmp(buf, c.probe + c.received, got) != 0) {
+      if (c.state != client_state::probing) {
         set_error("client " + std::to_string(i)
-                  + ": wrong or unexpected bytes in the echo of the probe");
+                  + ": unexpected bytes before the stop");
         return;
       }
-      c.received += got;
-      if (c.received == probe_size) {
+      c.reply.append(reinterpret_cast<const char*>(buf),
+                     static_cast<size_t>(n));
+      bool complete = false;
+      auto wrong = opts_.protocol == "http"
+                     ? check_http_reply(c.reply, complete)
+                     : check_echo_reply(c.probe, c.reply, complete);
+      if (!wrong.empty()) {
+        set_error("client " + std::to_string(i) + ": " + wrong);
+        return;
+      }
+      if (complete) {
         c.state = client_state::ready;
         ++ready_;
       }
