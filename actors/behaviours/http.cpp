@@ -1,5 +1,7 @@
 #include "actors/behaviours/http.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <vector>
@@ -22,10 +24,14 @@ const char* reason(int status) {
       return "Method Not Allowed";
     case 413:
       return "Content Too Large";
+    case 417:
+      return "Expectation Failed";
     case 431:
       return "Request Header Fields Too Large";
     case 501:
       return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Unknown";
   }
@@ -47,17 +53,68 @@ const std::string& http_date() {
   return text;
 }
 
-/// Milliseconds of `/delay/<ms>`: 1 to 7 decimal digits, nothing else.
-bool parse_delay(std::string_view text, uint64_t& ms) {
-  if (text.empty() || text.size() > 7)
+/// Milliseconds of `/delay/<ms>`: decimal digits, nothing else. A value
+/// over `limit` comes out as `limit + 1` (so that any number of digits
+/// parses without overflow).
+bool parse_delay(std::string_view text, uint64_t limit, uint64_t& ms) {
+  if (text.empty())
     return false;
   ms = 0;
   for (auto c : text) {
     if (c < '0' || c > '9')
       return false;
-    ms = ms * 10 + static_cast<uint64_t>(c - '0');
+    ms = std::min(ms * 10 + static_cast<uint64_t>(c - '0'), limit + 1);
   }
   return true;
+}
+
+bool iequals(std::string_view x, std::string_view y) {
+  return x.size() == y.size()
+         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a))
+                     == std::tolower(static_cast<unsigned char>(b));
+            });
+}
+
+/// What a request's `Expect` fields ask for.
+struct expectations {
+  /// `100-continue` is among them.
+  bool wants_continue = false;
+  /// Some other expectation is among them: none of those can be met.
+  bool unmet = false;
+};
+
+/// Reads the `Expect` fields of an HTTP/1.1 request (RFC 9110 10.1.1): a
+/// comma-separated list, `100-continue` in any case. HTTP/1.0 has no
+/// expectations: a server must ignore them there.
+expectations expectations_of(const http::request& req) {
+  expectations result;
+  if (req.version_major < 1
+      || (req.version_major == 1 && req.version_minor < 1))
+    return result;
+  for (auto& [field, value] : req.headers) {
+    if (!iequals(field, "Expect"))
+      continue;
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      auto member = rest.substr(0, comma);
+      rest.remove_prefix(comma == std::string_view::npos ? rest.size()
+                                                         : comma + 1);
+      while (!member.empty()
+             && (member.front() == ' ' || member.front() == '\t'))
+        member.remove_prefix(1);
+      while (!member.empty() && (member.back() == ' ' || member.back() == '\t'))
+        member.remove_suffix(1);
+      if (member.empty())
+        continue; // `#` lists allow empty members
+      if (iequals(member, "100-continue"))
+        result.wants_continue = true;
+      else
+        result.unmet = true;
+    }
+  }
+  return result;
 }
 
 } // namespace
@@ -84,21 +141,36 @@ void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
     return; // nothing read now would be answered
   std::vector<http::request> requests;
   auto failure = parser_.feed(bytes, requests);
+  // A request that came out settled any 100 Continue of its own; a head
+  // awaiting its body now belongs to a later request.
+  if (!requests.empty())
+    continue_ = interim::unchecked;
   for (auto& req : requests) {
     if (!accepting_)
       break;
     serve(std::move(req), io);
   }
   if (failure != 0 && accepting_)
-    fail(failure, io);
+    fail(failure);
+  else if (accepting_)
+    check_expectation();
   write_ready(io);
 }
 
 void http_behaviour::on_stop(connection_io& io) {
   stopping_ = true;
-  // A request half received at the stop is finished; nothing after it.
-  if (!parser_.mid_request())
+  if (continue_ == interim::owed) {
+    // The client holds the body back until a 100 Continue that is not
+    // written yet. Asking for the body now would stretch the drain by an
+    // upload; answering without it ends the request (and the connection)
+    // as soon as the responses before it are out, and the client learns
+    // that nothing was done.
+    refuse(unavailable());
+  } else if (!parser_.mid_request()) {
+    // A request half received at the stop is finished; nothing after it.
+    // (One that was sent 100 Continue is half received: its body comes.)
     accepting_ = false;
+  }
   write_ready(io);
 }
 
@@ -116,9 +188,9 @@ void http_behaviour::on_timer(uint64_t token, connection_io& io) {
   write_ready(io);
 }
 
-void http_behaviour::serve(http::request req, connection_io& io) {
+http_behaviour::exchange http_behaviour::route(const http::request& req,
+                                               std::string body) const {
   exchange ex;
-  ex.id = next_id_++;
   ex.keep_alive = req.keep_alive;
   ex.head = req.method == "HEAD";
   ex.ready = true;
@@ -136,6 +208,11 @@ void http_behaviour::serve(http::request req, connection_io& io) {
     ex.status = 501;
     ex.must_close = true;
     ex.body = "not implemented\n";
+  } else if (expectations_of(req).unmet) {
+    // RFC 9110 10.1.1 allows 417 for an expectation the server cannot
+    // meet; answered like any other request, after its body.
+    ex.status = 417;
+    ex.body = "only 100-continue can be expected\n";
   } else if (!get_like && req.method != "POST") {
     ex.status = 501;
     ex.body = "not implemented\n";
@@ -147,23 +224,38 @@ void http_behaviour::serve(http::request req, connection_io& io) {
   } else if (path == "/echo") {
     if (req.method == "POST") {
       ex.extra_headers = "Content-Type: application/octet-stream\r\n";
-      ex.body = std::move(req.body);
+      ex.body = std::move(body);
     } else {
       not_allowed("POST");
     }
   } else if (path.substr(0, delay_prefix.size()) == delay_prefix
-             && parse_delay(path.substr(delay_prefix.size()), ms)) {
-    if (get_like) {
-      ex.body = "delayed " + std::to_string(ms) + " ms\n";
-      ex.ready = false;
-      io.start_timer(std::chrono::milliseconds(ms), ex.id);
-    } else {
+             && parse_delay(path.substr(delay_prefix.size()), max_delay_ms,
+                            ms)) {
+    if (!get_like) {
       not_allowed("GET, HEAD");
+    } else if (ms > max_delay_ms) {
+      // Well-formed HTTP with an argument out of range: an answer, not a
+      // reason to close.
+      ex.status = 400;
+      ex.body
+        = "delay must be at most " + std::to_string(max_delay_ms) + " ms\n";
+    } else {
+      ex.body = "delayed " + std::to_string(ms) + " ms\n";
+      ex.delay = std::chrono::milliseconds(ms);
+      ex.ready = false;
     }
   } else {
     ex.status = 404;
     ex.body = "not found\n";
   }
+  return ex;
+}
+
+void http_behaviour::serve(http::request req, connection_io& io) {
+  auto ex = route(req, std::move(req.body));
+  ex.id = next_id_++;
+  if (!ex.ready)
+    io.start_timer(ex.delay, ex.id);
   // Nothing after a response that closes the connection is answered, and
   // after a stop nothing after the request that was half received.
   if (ex.must_close || !ex.keep_alive || stopping_)
@@ -171,14 +263,55 @@ void http_behaviour::serve(http::request req, connection_io& io) {
   queue_.push_back(std::move(ex));
 }
 
-void http_behaviour::fail(int status, connection_io&) {
+void http_behaviour::check_expectation() {
+  auto* head = parser_.awaiting_body();
+  if (head == nullptr) {
+    // No head waits, or its body has started to arrive: the client did not
+    // wait for the 100 Continue (RFC 9110 lets it), which is moot now.
+    if (continue_ == interim::owed)
+      continue_ = interim::settled;
+    return;
+  }
+  if (continue_ != interim::unchecked)
+    return; // this head was looked at when it arrived
+  continue_ = interim::settled;
+  if (!expectations_of(*head).wants_continue)
+    return;
+  auto ex = route(*head, {});
+  if (ex.status != 200) {
+    // The answer does not depend on the body: it replaces the 100 (RFC
+    // 9110 10.1.1). Then close rather than read a body only to throw it
+    // away.
+    refuse(std::move(ex));
+  } else if (stopping_) {
+    refuse(unavailable());
+  } else {
+    // The body will be read: ask for it once every earlier response is
+    // out (write_ready), so that responses stay in request order.
+    continue_ = interim::owed;
+  }
+}
+
+http_behaviour::exchange http_behaviour::unavailable() {
   exchange ex;
+  ex.status = 503;
+  ex.body = "stopping: request not served\n";
+  return ex;
+}
+
+void http_behaviour::fail(int status) {
+  exchange ex;
+  ex.status = status;
+  ex.body = std::string{reason(status)} + "\n";
+  refuse(std::move(ex));
+}
+
+void http_behaviour::refuse(exchange ex) {
   ex.id = next_id_++;
   ex.ready = true;
   ex.must_close = true;
-  ex.status = status;
-  ex.body = std::string{reason(status)} + "\n";
   accepting_ = false;
+  continue_ = interim::settled;
   queue_.push_back(std::move(ex));
 }
 
@@ -224,6 +357,12 @@ void http_behaviour::write_ready(connection_io& io) {
       io.close();
       return;
     }
+  }
+  if (queue_.empty() && continue_ == interim::owed) {
+    // Every earlier response is out, and the body has not started (else
+    // check_expectation would have settled it): the client may send it.
+    io.write("HTTP/1.1 100 Continue\r\n\r\n");
+    continue_ = interim::settled;
   }
   hold_if_backlogged(io);
 }

@@ -8,12 +8,32 @@
 /// `Date` and `Content-Length`.
 ///
 /// Routes: `GET /` (a short text), `GET /delay/<ms>` (answered by a timer
-/// after `<ms>` milliseconds, no thread waits), `POST /echo` (the request
-/// body), `HEAD` wherever `GET` is allowed. Another path: 404. A known method
-/// on a path that does not allow it: 405 with `Allow`. Any other method: 501.
-/// Malformed request: 400; header section over 8 KiB: 431; body over
-/// `max_body` (default 1 MiB; exactly 1 MiB is accepted): 413. These three
-/// close the connection after their response.
+/// after `<ms>` milliseconds, no thread waits; at most `max_delay_ms`,
+/// 10^12 ms or about 31 years, the most the actor clock can add to its time
+/// without overflow: a larger number gets 400 `delay must be at most
+/// 1000000000000 ms`, and the connection stays open; a `<ms>` that is not a
+/// decimal number: 404), `POST /echo` (the request
+/// body), `HEAD` wherever `GET` is allowed. Another path: 404. A known
+/// method on a path that does not allow it: 405 with `Allow`. Any other
+/// method: 501. Malformed request: 400; header section over 8 KiB: 431; body
+/// over `max_body` (default 1 MiB; exactly 1 MiB is accepted): 413. These
+/// three close the connection after their response.
+///
+/// `Expect` (RFC 9110 10.1.1), HTTP/1.1 only (HTTP/1.0 ignores it):
+/// - `100-continue` on a request whose body has not started to arrive when
+///   its header section is complete: if the request will be read (a route
+///   that answers 200; a `Content-Length` within `max_body`, else 413 and
+///   close as above), `HTTP/1.1 100 Continue` is written as soon as every
+///   earlier pipelined response is, so that responses stay in order; if the
+///   body starts to arrive first, the 100 is skipped. A request that will
+///   not be read gets its final response (404, 405, 501, ...) at once, in
+///   order, instead of the 100, with `Connection: close`: reading a body
+///   only to throw it away costs more than the client's new connection
+///   (Go's net/http closes in this case too).
+/// - Any other expectation: 417 Expectation Failed. The request is read
+///   whole like any other (its client does not wait for anything) and the
+///   connection stays open; with `100-continue` as well and the body still
+///   held back, the 417 comes instead of the 100 and closes as above.
 ///
 /// Who closes: the client, or the server after a response with
 /// `Connection: close` (the client asked for it, HTTP/1.0 without
@@ -26,8 +46,17 @@
 /// half received at the stop is finished if the rest arrives (before the
 /// drain deadline). The last response carries `Connection: close`, then the
 /// connection sends FIN. Nothing else is read. Idle keep-alive connections
-/// and connections that have sent nothing close at once.
+/// and connections that have sent nothing close at once. No 100 Continue is
+/// written after a stop: a request that waits for one (at the stop, or
+/// when its header section completes during the drain) is answered 503 with
+/// `Connection: close` after the responses before it, its body unread. The
+/// drain does not wait for an upload that has not started (nor, if the
+/// client never sends it, until its deadline), and the client learns that
+/// the request was not served, so that it may retry elsewhere. A request
+/// that was sent its 100 before the stop is half received: its body is read
+/// and it is answered.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -48,6 +77,12 @@ struct http_options {
 
 class http_behaviour final : public behaviour {
 public:
+  /// The longest `GET /delay/<ms>`: the contract puts no limit on `<ms>`,
+  /// but the timer's deadline (now + delay, in nanoseconds) must not
+  /// overflow. A long delay costs no more than an idle connection, and a
+  /// stop's drain deadline bounds it.
+  static constexpr uint64_t max_delay_ms = 1000000000000;
+
   explicit http_behaviour(http_options opts = {});
 
   void on_data(std::string_view bytes, connection_io& io) override;
@@ -72,18 +107,36 @@ private:
     bool ready = false;
     /// The client asked to keep the connection open.
     bool keep_alive = true;
-    /// The response must close the connection (errors, CONNECT).
+    /// The response must close the connection (errors, CONNECT, a request
+    /// answered without reading its body).
     bool must_close = false;
     /// HEAD: headers only.
     bool head = false;
+    /// A `/delay` response is ready this long after its request.
+    std::chrono::milliseconds delay{0};
     int status = 200;
     std::string extra_headers;
     std::string body;
   };
 
+  /// The response to `req`, decided from its head; `body` (the request
+  /// body) is what `POST /echo` answers. Not ready when it is delayed.
+  exchange route(const http::request& req, std::string body) const;
+
   void serve(http::request req, connection_io& io);
 
-  void fail(int status, connection_io& io);
+  /// Looks at the head of a request that waits for its body: owes it a 100
+  /// Continue, or refuses it at once (see the file comment).
+  void check_expectation();
+
+  /// The answer to a request that waits for a 100 Continue after a stop.
+  static exchange unavailable();
+
+  /// Answers the failure `status` of the parser and closes.
+  void fail(int status);
+
+  /// Queues `ex` as the last response: nothing after it is read.
+  void refuse(exchange ex);
 
   /// Writes every ready response at the front of the queue, in order.
   void write_ready(connection_io& io);
@@ -105,6 +158,17 @@ private:
   bool accepting_ = true;
   /// The response that closes the connection has been written.
   bool finished_ = false;
+
+  /// Where the request being received stands with 100 Continue.
+  enum class interim {
+    /// Its header section has not been looked at (not complete yet).
+    unchecked,
+    /// Written once every earlier response is (write_ready).
+    owed,
+    /// Written, not wanted, skipped or replaced by a final response.
+    settled,
+  };
+  interim continue_ = interim::unchecked;
 };
 
 } // namespace quiesce::behaviours

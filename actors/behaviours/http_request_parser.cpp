@@ -26,6 +26,9 @@ struct request_parser::impl {
   bool in_message = false;
   /// The current request's header section is complete.
   bool headers_done = false;
+  /// Some of the current request's body has arrived (for a chunked body,
+  /// the first byte of its first chunk-size line).
+  bool body_started = false;
   /// Bytes of the current header section so far (and of blank lines before
   /// it, which clients may send between requests).
   size_t header_bytes = 0;
@@ -49,6 +52,7 @@ struct request_parser::impl {
     settings.on_message_begin = [](http_parser* p) {
       auto& self = *static_cast<impl*>(p->data);
       self.in_message = true;
+      self.body_started = false;
       self.current = request{};
       self.field.clear();
       self.value.clear();
@@ -81,6 +85,8 @@ struct request_parser::impl {
       self.headers_just_done = true;
       if (!self.valid_field_names())
         return -1;
+      // The head is complete: `awaiting_body` shows it from here on.
+      self.set_head(p);
       // A declared body above the limit fails before any of it is read.
       if ((p->flags & F_CONTENTLENGTH) != 0
           && p->content_length > self.max_body_bytes) {
@@ -105,12 +111,10 @@ struct request_parser::impl {
         self.end_header(); // the last trailer of a chunked body
       if (!self.valid_field_names())
         return -1;
-      auto& req = self.current;
-      req.method = http_method_str(static_cast<http_method>(p->method));
-      req.version_major = p->http_major;
-      req.version_minor = p->http_minor;
-      req.keep_alive = http_should_keep_alive(p) != 0;
-      self.out->push_back(std::move(req));
+      // Again: http_parser counts a `Connection` field in the trailer
+      // section of a chunked body too.
+      self.set_head(p);
+      self.out->push_back(std::move(self.current));
       self.in_message = false;
       self.headers_done = false;
       self.header_bytes = 0;
@@ -140,6 +144,15 @@ struct request_parser::impl {
     return true;
   }
 
+  /// Copies what http_parser knows of the request line and the connection
+  /// into the current request.
+  void set_head(http_parser* p) {
+    current.method = http_method_str(static_cast<http_method>(p->method));
+    current.version_major = p->http_major;
+    current.version_minor = p->http_minor;
+    current.keep_alive = http_should_keep_alive(p) != 0;
+  }
+
   void end_header() {
     current.headers.emplace_back(std::move(field), std::move(value));
     field.clear();
@@ -162,6 +175,8 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
   st.out = &out;
   while (!bytes.empty()) {
     auto in_header_phase = !st.headers_done;
+    // This call starts with the final LF of the header section.
+    auto after_header_section = st.headers_just_done;
     st.headers_just_done = false;
     auto n = http_parser_execute(&st.parser, &st.settings, bytes.data(),
                                  bytes.size());
@@ -171,6 +186,10 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
       st.header_bytes += n + (st.headers_just_done ? 1 : 0);
       if (st.header_bytes > st.max_header_bytes)
         return failure_ = header_fields_too_large;
+    } else if (n > (after_header_section ? 1u : 0u)) {
+      // More than that LF: body bytes. (If they completed the request,
+      // the flag no longer matters: the next request resets it.)
+      st.body_started = true;
     }
     auto err = HTTP_PARSER_ERRNO(&st.parser);
     if (err == HPE_PAUSED) {
@@ -200,6 +219,13 @@ bool request_parser::mid_request() const noexcept {
   // Blank lines between requests count towards the header limit, but they
   // are no request (RFC 9112 2.2 lets a server ignore them).
   return impl_->in_message;
+}
+
+const request* request_parser::awaiting_body() const noexcept {
+  auto& st = *impl_;
+  if (failure_ != 0 || !st.in_message || !st.headers_done || st.body_started)
+    return nullptr;
+  return &st.current;
 }
 
 } // namespace quiesce::http

@@ -14,6 +14,10 @@
 /// - anything malformed fails with 400.
 /// After a failure the parser takes no more input: the connection answers
 /// and closes.
+///
+/// Between the end of a request's header section and the first byte of its
+/// body, `awaiting_body` shows the request's head: a server answers
+/// `Expect: 100-continue` there.
 
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +64,12 @@ public:
 
   /// Some bytes of a request that is not complete yet have arrived.
   bool mid_request() const noexcept;
+
+  /// The request being received when its header section is complete, it
+  /// has a body, and no byte of that body has arrived yet: its method,
+  /// target, version, `keep_alive` and header fields (the body is empty).
+  /// Null at any other time, and after a failure.
+  const request* awaiting_body() const noexcept;
 
   /// The status code of the failure, 0 while the input is fine.
   int failure() const noexcept {

@@ -45,8 +45,9 @@ struct response {
 };
 
 /// Splits `bytes` into responses. `head[i]` says that response `i` answers a
-/// HEAD request (headers only, whatever its Content-Length says). Bytes that
-/// do not form a complete response end up in `rest`.
+/// HEAD request (headers only, whatever its Content-Length says); an interim
+/// response (1xx) has no body and counts as a response. Bytes that do not
+/// form a complete response end up in `rest`.
 std::vector<response> parse_responses(std::string_view bytes,
                                       const std::vector<bool>& head,
                                       std::string& rest) {
@@ -74,6 +75,11 @@ std::vector<response> parse_responses(std::string_view bytes,
         value.remove_prefix(1);
       r.headers.emplace_back(std::string{line.substr(0, colon)},
                              std::string{value});
+    }
+    if (r.status_line.rfind("HTTP/1.1 1", 0) == 0) {
+      bytes.remove_prefix(end + 4);
+      result.push_back(std::move(r));
+      continue;
     }
     auto length = r.header("Content-Length");
     if (length.empty()
@@ -112,6 +118,19 @@ const std::string get_root = get("/");
 
 constexpr std::string_view hello = "quiesce: hello\n";
 
+/// The interim response to `Expect: 100-continue`, whole, and its status
+/// line as `parse_responses` gives it.
+constexpr std::string_view continue_response = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view continue_line = "HTTP/1.1 100 Continue";
+
+/// The header section of a `POST /echo` that asks for 100 Continue before
+/// its body of `length` bytes.
+std::string expect_echo(size_t length, std::string_view version = "1.1") {
+  return "POST /echo HTTP/" + std::string{version}
+         + "\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: "
+         + std::to_string(length) + "\r\n\r\n";
+}
+
 struct fixture : io_fixture {
   connection_handle hdl;
   connection_actor conn;
@@ -149,6 +168,10 @@ struct fixture : io_fixture {
     CAF_CHECK_EQUAL(rest, "");
     CAF_CHECK_EQUAL(result.size(), n);
     for (auto& r : result) {
+      if (r.status_line == continue_line) {
+        CAF_CHECK(r.headers.empty());
+        continue;
+      }
       CAF_CHECK(is_http_date(r.header("Date")));
       CAF_CHECK_NOT_EQUAL(r.header("Content-Type"), "<missing>");
     }
@@ -274,6 +297,163 @@ CAF_TEST(unknown paths get 404 and wrong methods 405 or 501) {
   // None of these ends the connection.
   check(rs[6], "HTTP/1.1 200 OK", hello, "keep-alive");
   CAF_CHECK_EQUAL(rec->done, 0);
+}
+
+// -- Expect: 100-continue -----------------------------------------------------
+
+CAF_TEST(Expect 100 continue gets 100 Continue before the body is sent) {
+  open();
+  client_sends(hdl, expect_echo(5));
+  CAF_CHECK_EQUAL(output(hdl), continue_response);
+  client_sends(hdl, "hello");
+  // Any case, and a chunked body: the same.
+  client_sends(hdl, "POST /echo HTTP/1.1\r\nHost: test\r\n"
+                    "expect: 100-CONTINUE\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n");
+  auto rs = responses(3);
+  CAF_CHECK_EQUAL(rs[0].status_line, continue_line);
+  check(rs[1], "HTTP/1.1 200 OK", "hello", "keep-alive");
+  CAF_CHECK_EQUAL(rs[2].status_line, continue_line);
+  client_sends(hdl, "3\r\nabc\r\n0\r\n\r\n");
+  rs = responses(4);
+  check(rs[3], "HTTP/1.1 200 OK", "abc", "keep-alive");
+  CAF_CHECK_EQUAL(rec->done, 0);
+}
+
+CAF_TEST(100 Continue waits for the responses to earlier requests) {
+  open();
+  client_sends(hdl, get("/delay/100") + expect_echo(3));
+  // Written now, the 100 would come before the delayed response.
+  CAF_CHECK_EQUAL(output(hdl), "");
+  fire_timer();
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 100 ms\n", "keep-alive");
+  CAF_CHECK_EQUAL(rs[1].status_line, continue_line);
+  CAF_CHECK(output(hdl).size() > continue_response.size());
+  CAF_CHECK_EQUAL(
+    output(hdl).substr(output(hdl).size() - continue_response.size()),
+    continue_response);
+  client_sends(hdl, "abc");
+  rs = responses(3);
+  check(rs[2], "HTTP/1.1 200 OK", "abc", "keep-alive");
+}
+
+CAF_TEST(100 Continue is skipped once the body has started to arrive) {
+  open();
+  // The client did not wait: some of the body came with the header section.
+  client_sends(hdl, expect_echo(6) + "abc");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  client_sends(hdl, "def");
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", "abcdef", "keep-alive");
+  // Behind a delayed response, the body starts to arrive before the 100
+  // could be written.
+  client_sends(hdl, get("/delay/100") + expect_echo(2));
+  client_sends(hdl, "g");
+  fire_timer();
+  rs = responses(2);
+  check(rs[1], "HTTP/1.1 200 OK", "delayed 100 ms\n", "keep-alive");
+  client_sends(hdl, "h");
+  rs = responses(3);
+  check(rs[2], "HTTP/1.1 200 OK", "gh", "keep-alive");
+}
+
+CAF_TEST(Expect 100 continue without a body gets just the response) {
+  open();
+  client_sends(hdl, "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+  client_sends(hdl, expect_echo(0));
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
+  check(rs[1], "HTTP/1.1 200 OK", "", "keep-alive");
+}
+
+CAF_TEST(Expect 100 continue with a body over the limit gets 413 and no 100) {
+  open();
+  client_sends(hdl, expect_echo(1048577));
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 413 Content Too Large", "Content Too Large\n",
+        "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  check_not_answered(std::string(100, 'x') + get_root);
+}
+
+CAF_TEST(Expect 100 continue on a request that is not served closes) {
+  open();
+  // The final status instead of the 100, after the responses before it;
+  // the body is not read.
+  client_sends(hdl, get_root
+                      + "POST /nope HTTP/1.1\r\nExpect: 100-continue\r\n"
+                        "Content-Length: 10\r\n\r\n");
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
+  check(rs[1], "HTTP/1.1 404 Not Found", "not found\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  check_not_answered("0123456789" + get_root);
+}
+
+CAF_TEST(HTTP 1.0 ignores Expect) {
+  open();
+  auto keep_alive = [](std::string head) {
+    return head.insert(head.size() - 2, "Connection: keep-alive\r\n");
+  };
+  client_sends(hdl, keep_alive(expect_echo(2, "1.0")));
+  CAF_CHECK_EQUAL(output(hdl), "");
+  client_sends(hdl, "ab");
+  client_sends(hdl, keep_alive("GET / HTTP/1.0\r\nExpect: x-unknown\r\n\r\n"));
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", "ab", "keep-alive");
+  check(rs[1], "HTTP/1.1 200 OK", hello, "keep-alive");
+}
+
+CAF_TEST(an unknown expectation gets 417 and the connection stays open) {
+  open();
+  client_sends(hdl, "GET / HTTP/1.1\r\nExpect: x-unknown\r\n\r\n");
+  // With a body: the client sends it without waiting, the server reads it.
+  client_sends(hdl, "POST /echo HTTP/1.1\r\nExpect: x-unknown=1\r\n"
+                    "Content-Length: 3\r\n\r\nabc"
+                      + get_root);
+  auto rs = responses(3);
+  check(rs[0], "HTTP/1.1 417 Expectation Failed",
+        "only 100-continue can be expected\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 417 Expectation Failed",
+        "only 100-continue can be expected\n", "keep-alive");
+  check(rs[2], "HTTP/1.1 200 OK", hello, "keep-alive");
+  CAF_CHECK_EQUAL(rec->done, 0);
+  // With 100-continue as well, the body held back: 417 instead of the 100.
+  client_sends(hdl, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
+                    "Expect: x-unknown\r\nContent-Length: 3\r\n\r\n");
+  rs = responses(4);
+  check(rs[3], "HTTP/1.1 417 Expectation Failed",
+        "only 100-continue can be expected\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a delay over the limit gets 400 and the connection stays open) {
+  open();
+  // 2^64 + 5: no wrap-around to 5 ms.
+  client_sends(hdl, get("/delay/1000000000001")
+                      + get("/delay/18446744073709551621") + get_root);
+  auto rs = responses(3);
+  check(rs[0], "HTTP/1.1 400 Bad Request",
+        "delay must be at most 1000000000000 ms\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 400 Bad Request",
+        "delay must be at most 1000000000000 ms\n", "keep-alive");
+  check(rs[2], "HTTP/1.1 200 OK", hello, "keep-alive");
+  CAF_CHECK(!sched.has_pending_timeout());
+  CAF_CHECK_EQUAL(rec->done, 0);
+}
+
+CAF_TEST(a delay of exactly the limit is served) {
+  open();
+  auto start = sched.clock().current_time;
+  client_sends(hdl, get("/delay/1000000000000"));
+  CAF_CHECK_EQUAL(output(hdl), "");
+  fire_timer();
+  CAF_CHECK(
+    sched.clock().current_time - start
+    == std::chrono::milliseconds(behaviours::http_behaviour::max_delay_ms));
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 1000000000000 ms\n", "keep-alive");
 }
 
 // -- errors close the connection ----------------------------------------------
@@ -460,6 +640,49 @@ CAF_TEST(stop after a delayed response with a request half received) {
   client_sends(hdl, "TP/1.1\r\n\r\n");
   rs = responses(2);
   check(rs[1], "HTTP/1.1 200 OK", hello, "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(stop with a request waiting for 100 Continue answers it 503) {
+  open();
+  client_sends(hdl, get("/delay/100") + expect_echo(3));
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  CAF_CHECK_EQUAL(output(hdl), "");
+  fire_timer();
+  // No 100 after the stop: the request is answered without its body.
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 100 ms\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 503 Service Unavailable",
+        "stopping: request not served\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  check_not_answered("abc" + get_root);
+}
+
+CAF_TEST(stop with a header section asking for 100 completed after the stop) {
+  open();
+  auto head = expect_echo(3);
+  client_sends(hdl, head.substr(0, 20));
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, head.substr(20));
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 503 Service Unavailable",
+        "stopping: request not served\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(stop after 100 Continue reads the body and answers) {
+  open();
+  client_sends(hdl, expect_echo(3));
+  CAF_CHECK_EQUAL(output(hdl), continue_response);
+  stop();
+  // The client was asked for the body: the request is half received.
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, "abc" + get_root);
+  auto rs = responses(2);
+  CAF_CHECK_EQUAL(rs[0].status_line, continue_line);
+  check(rs[1], "HTTP/1.1 200 OK", "abc", "close");
   CAF_CHECK_EQUAL(rec->done, 1);
 }
 

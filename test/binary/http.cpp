@@ -1,8 +1,9 @@
 // The http protocol of the built binary over real loopback sockets: curl for
 // the routes, bodies, limits, HTTP/1.0 and keep-alive; raw sockets for
-// pipelining and the errors that close the connection; the graceful stop with
-// requests in flight, idle keep-alive connections, the drain deadline and a
-// request half received at the stop; a short wrk run.
+// pipelining, the errors that close the connection, `Expect: 100-continue`
+// and the cap on `/delay`; the graceful stop with requests in flight, idle
+// keep-alive connections, the drain deadline and a request half received at
+// the stop; a short wrk run.
 
 #define CAF_SUITE binary.http
 
@@ -121,9 +122,17 @@ void parse_head(std::string_view head, http_response& resp) {
   }
 }
 
-/// Splits the output of `curl -i` (one response) into head and body.
+/// Splits the output of `curl -i` (one response) into head and body. An
+/// interim response before it (`HTTP/1.1 100 Continue`, printed by curl
+/// too) is skipped.
 http_response parse_response(std::string_view text) {
   http_response resp;
+  while (text.substr(0, 10) == "HTTP/1.1 1") {
+    auto interim_end = text.find("\r\n\r\n");
+    if (interim_end == std::string_view::npos)
+      break;
+    text.remove_prefix(interim_end + 4);
+  }
   auto end = text.find("\r\n\r\n");
   if (end == std::string_view::npos) {
     resp.ending = "no end of the header section in curl's output";
@@ -597,6 +606,63 @@ CAF_TEST(a body over the limit gets 413 then the server closes) {
   CAF_CHECK_EQUAL(resp.status, 413);
   CAF_CHECK_EQUAL(resp.header_or_none("Connection"), "close");
   expect_clean_eof(conn.get());
+  conn.reset();
+  stop_cleanly();
+}
+
+CAF_TEST(expect 100 continue gets 100 continue before the body is sent) {
+  auto port = start_http();
+  if (port == 0)
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  auto body = qt::pattern(5, size_t{100} * 1024);
+  // The header section alone, as curl sends it: the client waits for the
+  // interim response before it sends the body.
+  CAF_REQUIRE(
+    qt::send_all(conn.get(), "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Expect: 100-continue\r\nContent-Length: "
+                               + std::to_string(body.size()) + "\r\n\r\n"));
+  auto interim = qt::read_through(conn.get(), "\r\n\r\n");
+  CAF_CHECK_EQUAL(interim.ending(), "complete");
+  CAF_CHECK_EQUAL(interim.bytes, "HTTP/1.1 100 Continue\r\n\r\n");
+  CAF_REQUIRE(qt::send_all(conn.get(), body));
+  auto resp = read_response(conn.get());
+  CAF_CHECK_EQUAL(resp.ending, "complete");
+  CAF_CHECK_EQUAL(resp.status, 200);
+  CAF_CHECK_EQUAL(resp.header_or_none("Connection"), "keep-alive");
+  CAF_CHECK_EQUAL(resp.body.size(), body.size());
+  CAF_CHECK_EQUAL(qt::first_difference(resp.body, body), body.size());
+  conn.reset();
+  // curl, told to wait for the 100 longer than it may run at all: it
+  // succeeds only if the 100 comes.
+  auto echo = curl_echo(
+    port, body,
+    {"--header", "Expect: 100-continue", "--expect100-timeout", "60"});
+  CAF_CHECK_EQUAL(echo.status, 200);
+  CAF_CHECK_EQUAL(echo.body.size(), body.size());
+  CAF_CHECK_EQUAL(qt::first_difference(echo.body, body), body.size());
+  stop_cleanly();
+}
+
+CAF_TEST(a delay over the timer range gets 400 and the connection stays open) {
+  auto conn = [this] {
+    auto port = start_http();
+    return port == 0 ? qt::unique_fd{} : connect_client(port);
+  }();
+  if (!conn)
+    return;
+  CAF_REQUIRE(qt::send_all(conn.get(), request("GET", "/delay/1000000000001")
+                                         + request("GET", "/")));
+  auto resp = read_response(conn.get());
+  CAF_CHECK_EQUAL(resp.ending, "complete");
+  CAF_CHECK_EQUAL(resp.status_line, "HTTP/1.1 400 Bad Request");
+  CAF_CHECK_EQUAL(resp.body, "delay must be at most 1000000000000 ms\n");
+  CAF_CHECK_EQUAL(resp.header_or_none("Connection"), "keep-alive");
+  auto next = read_response(conn.get());
+  CAF_CHECK_EQUAL(next.status, 200);
+  CAF_CHECK_EQUAL(next.body, hello);
   conn.reset();
   stop_cleanly();
 }

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,6 +113,8 @@ struct outcome {
   bool sticky = true;
   /// `mid_request()` after the last piece.
   bool mid = false;
+  /// What `awaiting_body()` showed after the last piece.
+  std::optional<request> awaiting;
 };
 
 outcome feed_pieces(const std::vector<std::string_view>& pieces) {
@@ -126,6 +129,8 @@ outcome feed_pieces(const std::vector<std::string_view>& pieces) {
   if (parser.failure() != result.status)
     result.sticky = false;
   result.mid = parser.mid_request();
+  if (auto* head = parser.awaiting_body())
+    result.awaiting = *head;
   return result;
 }
 
@@ -156,6 +161,12 @@ std::string difference(const outcome& x, const outcome& ref) {
   if (x.mid != ref.mid)
     return std::string{"mid_request() "} + (x.mid ? "true" : "false")
            + " instead of " + (ref.mid ? "true" : "false");
+  if (x.awaiting.has_value() != ref.awaiting.has_value())
+    return std::string{"awaiting_body() "} + (x.awaiting ? "shows" : "hides")
+           + " a head";
+  if (x.awaiting && !same(*x.awaiting, *ref.awaiting))
+    return "awaiting_body() shows " + describe(*x.awaiting) + " instead of "
+           + describe(*ref.awaiting);
   if (x.requests.size() != ref.requests.size())
     return std::to_string(x.requests.size()) + " requests instead of "
            + std::to_string(ref.requests.size());
@@ -614,6 +625,86 @@ CAF_TEST(mid_request is true while a body is incomplete) {
   CAF_CHECK_EQUAL(parser.feed("\r\n", out), 0);
   CAF_CHECK_EQUAL(out.size(), 2u);
   CAF_CHECK(!parser.mid_request());
+}
+
+// -- awaiting_body: a complete head, no body yet ------------------------------
+
+CAF_TEST(awaiting_body shows a head from its end to the first body byte) {
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: example.com\r\n"
+                           "Expect: 100-continue\r\nContent-Length: 3\r\n"
+                           "\r\n";
+  const expected_request want{"POST",
+                              "/echo",
+                              1,
+                              1,
+                              true,
+                              {{"Host", "example.com"},
+                               {"Expect", "100-continue"},
+                               {"Content-Length", "3"}},
+                              ""};
+  auto whole = feed_whole(head);
+  CAF_CHECK_EQUAL(whole.status, 0);
+  CAF_CHECK(whole.mid);
+  CAF_REQUIRE(whole.awaiting);
+  CAF_CHECK_EQUAL(mismatch(*whole.awaiting, want), "");
+  CAF_CHECK_EQUAL(first_split_difference(head, whole), "");
+  // Before the end of the header section: nothing.
+  for (size_t n = 0; n < head.size(); ++n)
+    if (feed_whole(head.substr(0, n)).awaiting)
+      CAF_ERROR("a head after " << n << " of " << head.size() << " bytes");
+  // From the first byte of the body on: nothing, in every split.
+  for (auto input : {head + "a", head + "ab"}) {
+    auto started = feed_whole(input);
+    CAF_CHECK(started.mid);
+    CAF_CHECK(!started.awaiting);
+    CAF_CHECK_EQUAL(first_split_difference(input, started), "");
+  }
+  auto done = feed_whole(head + "abc");
+  CAF_CHECK(!done.awaiting);
+  CAF_CHECK_EQUAL(done.requests.size(), 1u);
+}
+
+CAF_TEST(awaiting_body of a chunked request ends with its first size byte) {
+  auto whole = feed_whole(chunked_post);
+  CAF_REQUIRE(whole.awaiting);
+  CAF_CHECK_EQUAL(whole.awaiting->target, "/echo");
+  CAF_CHECK_EQUAL(first_split_difference(chunked_post, whole), "");
+  auto started = feed_whole(chunked_post + "3");
+  CAF_CHECK(!started.awaiting);
+  CAF_CHECK_EQUAL(first_split_difference(chunked_post + "3", started), "");
+}
+
+CAF_TEST(awaiting_body shows nothing for a request without a body) {
+  for (auto input : {"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+                     "POST /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n"}) {
+    auto whole = feed_whole(input);
+    CAF_CHECK(!whole.awaiting);
+    CAF_CHECK(!whole.mid);
+    CAF_CHECK_EQUAL(whole.requests.size(), 1u);
+    CAF_CHECK_EQUAL(first_split_difference(input, whole), "");
+  }
+}
+
+CAF_TEST(awaiting_body shows the head after pipelined requests) {
+  // The first one has a body, which must not count for the second. And an
+  // HTTP/1.0 head: the version and keep_alive are shown as they are.
+  const std::string input = "POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+                            "POST /b HTTP/1.0\r\nContent-Length: 2\r\n\r\n";
+  auto whole = feed_whole(input);
+  CAF_CHECK_EQUAL(whole.requests.size(), 1u);
+  CAF_REQUIRE(whole.awaiting);
+  CAF_CHECK_EQUAL(
+    mismatch(*whole.awaiting,
+             {"POST", "/b", 1, 0, false, {{"Content-Length", "2"}}, ""}),
+    "");
+  CAF_CHECK_EQUAL(first_split_difference(input, whole), "");
+}
+
+CAF_TEST(awaiting_body shows nothing after a failure) {
+  auto whole = feed_whole("POST /echo HTTP/1.1\r\nContent-Length: "
+                          + std::to_string(max_body + 1) + "\r\n\r\n");
+  CAF_CHECK_EQUAL(whole.status, 413);
+  CAF_CHECK(!whole.awaiting);
 }
 
 // -- requests http_parser treats as the end of HTTP ---------------------------
