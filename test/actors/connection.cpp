@@ -12,26 +12,29 @@ CAF_ADD_ATOM(quiesce_test, quiesce::testing, release_atom, "release")
 namespace {
 
 /// A backend that holds every request until it gets `release`: the test
-/// decides when the reply arrives.
-struct held_backend_state {
-  std::vector<caf::response_promise> waiting;
-};
+/// decides when the reply arrives. (A class: CAF 0.17 spawns a function
+/// actor without arguments through a null pointer, which UBSan reports.)
+class held_backend : public caf::event_based_actor {
+public:
+  using caf::event_based_actor::event_based_actor;
 
-caf::behavior
-held_backend(caf::stateful_actor<held_backend_state>* self) {
-  return {
-    [self](const std::string&) -> caf::result<std::string> {
-      auto rp = self->make_response_promise();
-      self->state.waiting.push_back(rp);
-      return caf::delegated<std::string>{};
-    },
-    [self](release_atom) {
-      for (auto& rp : self->state.waiting)
-        rp.deliver(std::string("value"));
-      self->state.waiting.clear();
-    },
-  };
-}
+  caf::behavior make_behavior() override {
+    return {
+      [this](const std::string&) -> caf::result<std::string> {
+        waiting_.push_back(make_response_promise());
+        return caf::delegated<std::string>{};
+      },
+      [this](release_atom) {
+        for (auto& rp : waiting_)
+          rp.deliver(std::string("value"));
+        waiting_.clear();
+      },
+    };
+  }
+
+private:
+  std::vector<caf::response_promise> waiting_;
+};
 
 /// Asks the backend for each line and writes the reply; writes each pushed
 /// string. It never calls itself busy: the framework counts the requests.
@@ -97,7 +100,7 @@ struct fixture : io_fixture {
 
   /// Accepts one client running `backend_behaviour` on a held backend.
   void open_with_backend() {
-    backend = sys.spawn(held_backend);
+    backend = sys.spawn<held_backend>();
     make_behaviour = [b = backend] {
       return std::make_unique<backend_behaviour>(b);
     };
@@ -343,7 +346,7 @@ CAF_TEST(a behaviour that makes requests without handling replies is aborted) {
       return true;
     }
   };
-  backend = sys.spawn(held_backend);
+  backend = sys.spawn<held_backend>();
   make_behaviour = [b = backend] {
     auto result = std::make_unique<careless>();
     result->backend = b;
