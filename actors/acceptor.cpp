@@ -1,9 +1,11 @@
 #include "actors/acceptor.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "caf/sec.hpp"
 
+#include "actors/listener.hpp"
 #include "actors/log.hpp"
 #include "actors/socket_ops.hpp"
 
@@ -17,6 +19,43 @@ constexpr const char* component = "acceptor";
 /// on a later turn of the event loop, short against any drain.
 constexpr auto close_delay = std::chrono::milliseconds(1);
 
+using acceptor_pointer
+  = acceptor_actor::stateful_broker_pointer<acceptor_state>;
+
+/// Starts the connection actor of `hdl` and tells the supervisor.
+void start_connection(acceptor_pointer self, caf::io::connection_handle hdl) {
+  auto& s = self->state;
+  auto conn = self->fork(connection_main, hdl, s.cfg.connection);
+  self->monitor(conn);
+  ++s.open;
+  ++s.accepted;
+  self->send(s.cfg.connection.supervisor, connected_atom_v, conn);
+}
+
+/// At the stop: clients whose handshake has completed wait in the backlog,
+/// connected as far as they know, perhaps with a request sent. Closing the
+/// listener would reset them; instead they are accepted and get what every
+/// connection gets at a stop (its request answered, or a FIN at once). Even
+/// past --max-connections (the server is stopping), but never past what the
+/// descriptor limit allows.
+void accept_backlog(acceptor_pointer self, int listen_fd) {
+  auto& s = self->state;
+  auto capacity
+    = std::max(s.cfg.max_connections, max_connections_for(raise_fd_limit()));
+  size_t taken = 0;
+  while (s.open < capacity) {
+    auto fd = socket_ops::accept_waiting(listen_fd);
+    if (fd < 0)
+      break;
+    auto hdl = static_cast<caf::io::abstract_broker*>(self)->add_scribe(fd);
+    start_connection(self, hdl);
+    ++taken;
+  }
+  if (taken > 0)
+    log::info(component, "accepted " + std::to_string(taken)
+                           + " clients waiting in the backlog at the stop");
+}
+
 } // namespace
 
 acceptor_actor::behavior_type
@@ -24,6 +63,8 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
               caf::io::doorman_ptr door, acceptor_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  if (!st.cfg.connection.relay)
+    st.cfg.connection.relay = spawn_timer_relay(self->system());
   st.hdl = door->hdl();
   self->add_doorman(std::move(door));
   self->set_down_handler([self](caf::down_msg&) {
@@ -40,11 +81,7 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
   return {
     [self](caf::io::new_connection_msg& msg) {
       auto& s = self->state;
-      auto conn = self->fork(connection_main, msg.handle, s.cfg.connection);
-      self->monitor(conn);
-      ++s.open;
-      ++s.accepted;
-      self->send(s.cfg.connection.supervisor, connected_atom_v, conn);
+      start_connection(self, msg.handle);
       if (s.open >= s.cfg.max_connections && !s.paused) {
         // Clients wait in the backlog; the down handler resumes.
         s.paused = true;
@@ -58,9 +95,12 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       if (s.stopping)
         return; // stop twice: harmless
       s.stopping = true;
-      // Refuse new clients now: the kernel stops listening at once.
-      if (auto fd = socket_ops::native_fd(self, s.hdl))
+      // Refuse new clients now: the kernel stops listening at once. Clients
+      // already in the backlog are taken first, or the shutdown resets them.
+      if (auto fd = socket_ops::native_fd(self, s.hdl)) {
+        accept_backlog(self, *fd);
         socket_ops::stop_listening(*fd);
+      }
       // Take the doorman out of the event loop on a later turn. A stop that
       // comes in the same turn as the doorman's start would otherwise have
       // CAF 0.17 merge "add" and "remove" into nothing, and the doorman would

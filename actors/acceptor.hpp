@@ -9,7 +9,9 @@
 /// - at `max_connections` open connections it pauses accepting: clients wait
 ///   in the listen backlog (never reset, never an EMFILE spin) and accepting
 ///   resumes when a connection ends.
-/// - `stop`: stop listening (new clients are refused at once), close the
+/// - `stop`: accept the clients already waiting in the listen backlog (they
+///   get a clean close, or their request answered, instead of a reset), stop
+///   listening (new clients are refused at once), close the
 ///   socket, and send itself `acceptor_closed_msg`: CAF 0.17 sends none after
 ///   a local close. That message is the terminal one for both a requested
 ///   close and a socket failure: a requested close ends normally (info), a

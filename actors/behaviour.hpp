@@ -88,25 +88,32 @@ public:
   void request(const Handle& dest, caf::timespan timeout, uint64_t token,
                Ts&&... xs) {
     static_assert(sizeof...(Ts) > 0, "a request needs a message");
+    auto id = new_request(token);
     caf::behavior on_reply{
-      [this, token](Reply&... ys) {
-        reply_arrived(token, caf::make_message(std::move(ys)...));
+      [this, id](Reply&... ys) {
+        reply_arrived(id, caf::make_message(std::move(ys)...));
       },
-      [this, token](caf::error& err) { reply_arrived(token, std::move(err)); },
+      [this, id](caf::error& err) { reply_arrived(id, std::move(err)); },
     };
-    send_request(caf::actor_cast<caf::actor>(dest), timeout,
+    send_request(id, caf::actor_cast<caf::actor>(dest), timeout,
                  caf::make_message(std::forward<Ts>(xs)...),
                  std::move(on_reply));
   }
 
 protected:
-  /// Sends `msg` to `dest` as a request whose reply `on_reply` handles.
-  virtual void send_request(const caf::actor& dest, caf::timespan timeout,
-                            caf::message msg, caf::behavior on_reply)
+  /// Registers a request of the behaviour's `token`; returns its id.
+  virtual uint64_t new_request(uint64_t token) = 0;
+
+  /// Sends `msg` to `dest` as the request `id` whose reply `on_reply`
+  /// handles; it fails with `sec::request_timeout` after `timeout`.
+  virtual void send_request(uint64_t id, const caf::actor& dest,
+                            caf::timespan timeout, caf::message msg,
+                            caf::behavior on_reply)
     = 0;
 
-  /// A request made with `request` got its reply or failed.
-  virtual void reply_arrived(uint64_t token, caf::expected<caf::message> reply)
+  /// The request `id` got its reply or failed (once; later ones are
+  /// dropped).
+  virtual void reply_arrived(uint64_t id, caf::expected<caf::message> reply)
     = 0;
 };
 

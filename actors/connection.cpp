@@ -27,11 +27,21 @@ std::string describe(caf::io::connection_handle hdl) {
   return "connection " + std::to_string(hdl.id());
 }
 
+std::string millis(caf::timespan x) {
+  return std::to_string(
+           std::chrono::duration_cast<std::chrono::milliseconds>(x).count())
+         + "ms";
+}
+
 } // namespace
 
 connection_state::~connection_state() {
   if (owned_fd_ >= 0)
     ::close(owned_fd_);
+  // The actor is gone, whatever ended it: one line per connection, the
+  // counterpart of "opened" (tests count both to find leaked actors).
+  if (self_ != nullptr && log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " actor ended");
 }
 
 void connection_state::init(connection_actor::broker_pointer self,
@@ -48,6 +58,8 @@ void connection_state::init(connection_actor::broker_pointer self,
   self_->configure_read(hdl_, caf::io::receive_policy::at_most(16 * 1024));
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " opened");
+  // A connection that sends nothing is idle from the start.
+  watch_idle();
 }
 
 void connection_state::write(std::string_view bytes) {
@@ -58,9 +70,14 @@ void connection_state::write(std::string_view bytes) {
 }
 
 void connection_state::start_timer(caf::timespan delay, uint64_t token) {
-  // Anonymous, like the linger timer: it must not keep an ended actor alive.
-  self_->delayed_anon_send(caf::actor_cast<connection_actor>(self_), delay,
-                           timer_atom_v, token);
+  send_later(delay, caf::make_message(timer_atom_v, token));
+}
+
+void connection_state::send_later(caf::timespan delay, caf::message msg) {
+  // Never a delayed message to this broker itself: CAF 0.17.6 leaks a
+  // broker that one reaches after it has quit (timer_relay.hpp).
+  quiesce::send_later(cfg_.relay, std::max(delay, caf::timespan{0}),
+                      self_->address(), std::move(msg));
 }
 
 void connection_state::close() {
@@ -78,19 +95,36 @@ caf::actor_system& connection_state::system() const {
   return self_->system();
 }
 
-void connection_state::send_request(const caf::actor& dest,
-                                    caf::timespan timeout, caf::message msg,
-                                    caf::behavior on_reply) {
-  ++pending_requests_;
-  // CAF answers a request to an invalid handle with an error at once, so
-  // every request ends in `reply_arrived` exactly once.
-  auto hdl = self_->request(dest, timeout, std::move(msg));
-  self_->add_multiplexed_response_handler(hdl.id(), std::move(on_reply));
+uint64_t connection_state::new_request(uint64_t token) {
+  auto id = ++last_request_id_;
+  pending_requests_.emplace(id, token);
+  return id;
 }
 
-void connection_state::reply_arrived(uint64_t token,
+void connection_state::send_request(uint64_t id, const caf::actor& dest,
+                                    caf::timespan timeout, caf::message msg,
+                                    caf::behavior on_reply) {
+  // No CAF timeout: it would be a delayed message to this broker (see
+  // send_later). The relay brings ours; whichever of reply and timeout comes
+  // first ends the request, the other is dropped. CAF answers a request to
+  // an invalid handle with an error at once.
+  auto hdl = self_->request(dest, caf::infinite, std::move(msg));
+  self_->add_multiplexed_response_handler(hdl.id(), std::move(on_reply));
+  send_later(timeout, caf::make_message(request_timeout_atom_v, id));
+}
+
+void connection_state::on_request_timeout(uint64_t id) {
+  if (pending_requests_.count(id) > 0)
+    reply_arrived(id, caf::make_error(caf::sec::request_timeout));
+}
+
+void connection_state::reply_arrived(uint64_t id,
                                      caf::expected<caf::message> reply) {
-  --pending_requests_;
+  auto i = pending_requests_.find(id);
+  if (i == pending_requests_.end())
+    return; // timed out already, or the reply came first
+  auto token = i->second;
+  pending_requests_.erase(i);
   if (phase_ != phase::open && phase_ != phase::stopping) {
     // The connection has ended its work; nobody can use the reply.
     if (log::enabled(log::level::debug))
@@ -115,7 +149,7 @@ void connection_state::on_message(caf::message& msg) {
 }
 
 bool connection_state::busy() const {
-  return pending_requests_ > 0 || !behaviour_->idle();
+  return !pending_requests_.empty() || !behaviour_->idle();
 }
 
 void connection_state::on_timer(uint64_t token) {
@@ -130,6 +164,7 @@ void connection_state::on_timer(uint64_t token) {
 void connection_state::on_data(const caf::io::new_data_msg& msg) {
   if (phase_ == phase::open
       || (phase_ == phase::stopping && busy())) {
+    note_activity();
     behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
     flush_output();
     if (stop_pending_) {
@@ -158,6 +193,8 @@ void connection_state::on_transferred(
   pending_output_ = msg.remaining;
   if (pending_output_ == 0)
     output_full_ = false;
+  // Output leaving is activity: a peer reading a long response is not idle.
+  note_activity();
   update_reading();
   close_if_drained();
 }
@@ -194,6 +231,18 @@ bool connection_state::write_after_peer_fin() {
   // or the two scribes could reorder bytes.
   if (!fd_ || pending_output_ > 0 || peer_finished_)
     return false;
+  // A reset (RST) ends the end-of-stream too, but then nothing can reach
+  // the peer any more: keeping the descriptor until the behaviour's work is
+  // done (a long timer, a slow backend) would only leak it meanwhile, and
+  // keep a stop waiting for that work until the drain deadline. Only a FIN
+  // leaves the socket in CLOSE_WAIT, still able to send.
+  if (!socket_ops::peer_sent_fin(*fd_)) {
+    if (log::enabled(log::level::debug))
+      log::debug(component, describe(hdl_)
+                              + " reset by the peer; dropping the work in "
+                                "flight");
+    return false;
+  }
   auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0)
     return false;
@@ -299,12 +348,48 @@ void connection_state::on_linger() {
   finish("closed after the linger");
 }
 
+void connection_state::on_idle_check() {
+  idle_timer_armed_ = false;
+  // Busy now: watch_idle arms the timer again once the work is done.
+  if (phase_ != phase::open || cfg_.idle_timeout <= caf::timespan{0}
+      || !quiet())
+    return;
+  auto quiet_for = self_->clock().now() - last_activity_;
+  if (quiet_for < cfg_.idle_timeout) {
+    // Activity since the timer was armed: wait for the rest.
+    arm_idle_timer(cfg_.idle_timeout - quiet_for);
+    return;
+  }
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe(hdl_) + " idle for "
+                            + millis(quiet_for) + ": closing");
+  // Like the behaviour's own close: FIN, done, linger.
+  phase_ = phase::stopping;
+  close_if_drained();
+}
+
 void connection_state::on_forced(const caf::exit_msg& msg) {
+  if (forced_)
+    return;
+  forced_ = true;
+  forced_reason_ = msg.reason;
   if (fd_)
     socket_ops::abort(*fd_);
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " closed by force");
-  self_->quit(msg.reason);
+  // End on a later turn of the event loop: a connection accepted in this
+  // turn (the backlog taken at a stop, then a second signal) would have its
+  // scribe added and removed in one turn, which CAF 0.17 merges into nothing
+  // and never releases. Until then every other message is ignored.
+  send_later(std::chrono::milliseconds(1), caf::make_message(linger_atom_v));
+}
+
+bool connection_state::forced() const {
+  return forced_;
+}
+
+void connection_state::end_forced() {
+  self_->quit(forced_reason_);
 }
 
 void connection_state::on_exception() {
@@ -318,6 +403,7 @@ void connection_state::flush_output() {
   if (!wrote_)
     return;
   wrote_ = false;
+  note_activity();
   if (fd_)
     pending_output_ += self_->wr_buf(hdl_).size();
   self_->flush(hdl_);
@@ -349,9 +435,48 @@ void connection_state::update_reading() {
 }
 
 void connection_state::close_if_drained() {
+  if (phase_ == phase::open) {
+    // Every event ends here: the place to notice that the connection has
+    // become idle.
+    watch_idle();
+    return;
+  }
   if (phase_ != phase::stopping || busy() || pending_output_ > 0)
     return;
   begin_linger();
+}
+
+bool connection_state::quiet() const {
+  return !busy() && pending_output_ == 0 && !wrote_ && !stop_pending_
+         && !peer_finished_;
+}
+
+void connection_state::note_activity() {
+  if (cfg_.idle_timeout > caf::timespan{0})
+    last_activity_ = self_->clock().now();
+}
+
+void connection_state::watch_idle() {
+  if (phase_ != phase::open || cfg_.idle_timeout <= caf::timespan{0})
+    return;
+  if (!quiet()) {
+    was_quiet_ = false;
+    return;
+  }
+  if (!was_quiet_) {
+    // The connection has just become idle (or opened): the idle time counts
+    // from now, whatever the last activity was. Work in flight is no idling.
+    was_quiet_ = true;
+    last_activity_ = self_->clock().now();
+  }
+  if (idle_timer_armed_)
+    return; // when it fires, it re-arms for what is left
+  arm_idle_timer(last_activity_ + cfg_.idle_timeout - self_->clock().now());
+}
+
+void connection_state::arm_idle_timer(caf::timespan delay) {
+  idle_timer_armed_ = true;
+  send_later(delay, caf::make_message(idle_atom_v));
 }
 
 void connection_state::begin_linger() {
@@ -386,10 +511,7 @@ void connection_state::arm_linger_timer(caf::timespan delay) {
   if (linger_timer_armed_)
     return;
   linger_timer_armed_ = true;
-  // Anonymous: a timer message still under way when the actor ends must not
-  // hold a reference to it as its sender.
-  self_->delayed_anon_send(caf::actor_cast<connection_actor>(self_), delay,
-                           linger_atom_v);
+  send_later(delay, caf::make_message(linger_atom_v));
 }
 
 void connection_state::finish(const char* why) {
@@ -416,16 +538,47 @@ connection_actor::behavior_type connection_main(
       self->state.on_exception();
       return caf::sec::runtime_error;
     });
+  // After a forced exit only the timer that ends the actor counts.
+  auto& st = self->state;
   return {
-    [self](caf::io::new_data_msg& msg) { self->state.on_data(msg); },
-    [self](caf::io::data_transferred_msg& msg) {
-      self->state.on_transferred(msg);
+    [&st](caf::io::new_data_msg& msg) {
+      if (!st.forced())
+        st.on_data(msg);
     },
-    [self](caf::io::connection_closed_msg&) { self->state.on_peer_closed(); },
-    [self](stop_atom) { self->state.on_stop(); },
-    [self](linger_atom) { self->state.on_linger(); },
-    [self](timer_atom, uint64_t token) { self->state.on_timer(token); },
-    [self](deliver_atom, caf::message& msg) { self->state.on_message(msg); },
+    [&st](caf::io::data_transferred_msg& msg) {
+      if (!st.forced())
+        st.on_transferred(msg);
+    },
+    [&st](caf::io::connection_closed_msg&) {
+      if (!st.forced())
+        st.on_peer_closed();
+    },
+    [&st](stop_atom) {
+      if (!st.forced())
+        st.on_stop();
+    },
+    [&st](linger_atom) {
+      if (st.forced())
+        st.end_forced();
+      else
+        st.on_linger();
+    },
+    [&st](idle_atom) {
+      if (!st.forced())
+        st.on_idle_check();
+    },
+    [&st](timer_atom, uint64_t token) {
+      if (!st.forced())
+        st.on_timer(token);
+    },
+    [&st](deliver_atom, caf::message& msg) {
+      if (!st.forced())
+        st.on_message(msg);
+    },
+    [&st](request_timeout_atom, uint64_t id) {
+      if (!st.forced())
+        st.on_request_timeout(id);
+    },
   };
 }
 

@@ -25,6 +25,17 @@
 ///   write-only scribe on a duplicate descriptor, then sends FIN and ends.
 /// - requests of the behaviour to other actors keep the connection busy
 ///   until their reply or error has reached the behaviour.
+/// - idle timeout (`idle_timeout`, zero: none): a connection that is idle
+///   (the behaviour idle, no request pending, no output waiting) and has had
+///   no activity (input read, output written or sent) for that long closes
+///   as after the behaviour's own `close`: FIN, `done`, the linger. One
+///   timer message per connection, re-armed lazily: activity only records
+///   the time; when the timer fires it re-arms for the remainder, and a busy
+///   connection re-arms it when it becomes idle again.
+/// - a peer that resets (RST) the connection while the behaviour is busy
+///   ends the actor at once, like any peer close: its answer has nowhere to
+///   go. Only a FIN (the kernel's TCP state CLOSE_WAIT) gets the answer
+///   through a duplicate descriptor, see above.
 /// - forced (exit message `user_shutdown` from the supervisor): abort the
 ///   socket (RST), end at once, no `done`.
 
@@ -32,6 +43,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <sys/types.h>
 
 #include "caf/actor_clock.hpp"
@@ -39,6 +51,7 @@
 
 #include "actors/behaviour.hpp"
 #include "actors/messages.hpp"
+#include "actors/timer_relay.hpp"
 
 namespace quiesce {
 
@@ -53,6 +66,14 @@ struct connection_config {
   caf::timespan linger = std::chrono::seconds(1);
   /// Output waiting to be sent above which reading pauses.
   size_t max_pending_output = 64 * 1024;
+  /// Carries every delayed message of the connection actors (see
+  /// timer_relay.hpp); the acceptor spawns one if none is set.
+  timer_relay relay;
+  /// How long a connection with nothing in flight and no activity stays
+  /// open before the framework closes it (see the file comment). Zero, the
+  /// default of this struct, means never; the server sets it from
+  /// `--idle-timeout` (60 s unless configured).
+  caf::timespan idle_timeout{0};
 };
 
 /// The state of one connection actor; see the file comment for its phases.
@@ -113,11 +134,20 @@ public:
 
   void on_linger();
 
+  /// The idle timer fired.
+  void on_idle_check();
+
   void on_timer(uint64_t token);
 
   void on_message(caf::message& msg);
 
   void on_forced(const caf::exit_msg& msg);
+
+  /// A forced exit came: the actor ignores everything until `end_forced`.
+  bool forced() const;
+
+  /// Ends the actor with the reason of the forced exit.
+  void end_forced();
 
   /// A behaviour threw: abort the connection instead of leaving it half done.
   void on_exception();
@@ -126,12 +156,15 @@ public:
     return phase_;
   }
 
+  void on_request_timeout(uint64_t id);
+
 protected:
-  void send_request(const caf::actor& dest, caf::timespan timeout,
+  uint64_t new_request(uint64_t token) override;
+
+  void send_request(uint64_t id, const caf::actor& dest, caf::timespan timeout,
                     caf::message msg, caf::behavior on_reply) override;
 
-  void reply_arrived(uint64_t token,
-                     caf::expected<caf::message> reply) override;
+  void reply_arrived(uint64_t id, caf::expected<caf::message> reply) override;
 
 private:
   /// True while the behaviour has work in flight or a request is pending.
@@ -145,8 +178,22 @@ private:
   /// holds its input.
   void update_reading();
 
-  /// Starts the close once the behaviour is idle and the output has left.
+  /// Starts the close once the behaviour is idle and the output has left;
+  /// while serving, arms the idle timer instead (watch_idle).
   void close_if_drained();
+
+  /// Nothing in flight: the behaviour is idle, no request is pending, no
+  /// output waits, no stop waits for input.
+  bool quiet() const;
+
+  /// Records activity (input, output): the idle timeout counts from here.
+  void note_activity();
+
+  /// Arms the idle timer if the connection serves, is quiet and has no
+  /// timer under way.
+  void watch_idle();
+
+  void arm_idle_timer(caf::timespan delay);
 
   /// Tells the behaviour of the stop and winds down.
   void begin_stop();
@@ -162,6 +209,9 @@ private:
   /// After a peer close with output still in CAF's buffers: stays until
   /// CAF has written it; false if it cannot watch (then it ends at once).
   bool watch_flush_after_peer_close();
+
+  /// Sends this actor `msg` after `delay`, through the relay.
+  void send_later(caf::timespan delay, caf::message msg);
 
   /// Tells the supervisor `done`, once.
   void report_done();
@@ -188,8 +238,14 @@ private:
   bool output_full_ = false;
   /// The behaviour asked not to get more input for now.
   bool input_held_ = false;
-  /// Requests made by the behaviour whose reply (or error) has not come.
-  size_t pending_requests_ = 0;
+  /// Requests made by the behaviour whose reply (or error) has not come:
+  /// id -> the behaviour's token.
+  std::unordered_map<uint64_t, uint64_t> pending_requests_;
+  uint64_t last_request_id_ = 0;
+  /// Forced: the socket is aborted and the actor ends on its next timer
+  /// message (see on_forced); everything else is ignored meanwhile.
+  bool forced_ = false;
+  caf::error forced_reason_;
   /// A linger timer message is on its way.
   bool linger_timer_armed_ = false;
   /// `done` went to the supervisor.
@@ -206,6 +262,12 @@ private:
   int caf_fd_ = -1;
   ino_t caf_fd_inode_ = 0;
   caf::actor_clock::time_point last_input_;
+  /// The last input read or output written or sent (for `idle_timeout`).
+  caf::actor_clock::time_point last_activity_;
+  /// An idle timer message is on its way.
+  bool idle_timer_armed_ = false;
+  /// The connection was quiet when last looked at (watch_idle).
+  bool was_quiet_ = false;
 };
 
 /// The function of a connection actor; the acceptor forks one per connection.

@@ -47,6 +47,12 @@ CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
 CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
 /// A behaviour's timer fired (connection -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
+/// A behaviour's request got no reply in time (connection -> itself,
+/// delayed).
+CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
+/// Time to check whether a connection has been idle for its idle timeout
+/// (connection -> itself, delayed).
+CAF_ADD_ATOM(quiesce, quiesce, idle_atom, "idle")
 /// A message for a connection's behaviour (any actor -> connection).
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
 /// A signal arrived (signal thread -> main).
@@ -93,7 +99,8 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
 using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
   caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>,
-  caf::reacts_to<deliver_atom, caf::message>>;
+  caf::reacts_to<deliver_atom, caf::message>, caf::reacts_to<idle_atom>,
+  caf::reacts_to<request_timeout_atom, uint64_t>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
 /// listening at once and, one event-loop turn later (`close`, to itself),

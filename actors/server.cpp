@@ -12,6 +12,7 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <pthread.h>
 #include <string>
 #include <thread>
@@ -55,6 +56,7 @@ public:
   std::string protocol = "http";
   caf::timespan drain_timeout = 5s;
   size_t max_connections = 0;
+  caf::timespan idle_timeout = 60s;
   std::string log_level = "info";
 
   config() {
@@ -69,6 +71,9 @@ public:
       .add(max_connections, "max-connections",
            "open connections at which accepting pauses; 0 derives it from the "
            "open-file limit (default: 0)")
+      .add(idle_timeout, "idle-timeout",
+           "how long a connection with nothing in flight may stay silent "
+           "before it is closed, e.g. 30s; 0s never closes it (default: 60s)")
       .add(log_level, "log-level",
            "debug, info, warning, error or off (default: info)");
     behaviours::add_options(custom_options_);
@@ -217,10 +222,12 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
   sup_cfg.start_acceptor = [&mm, door, factory, max_connections,
+                            idle_timeout = cfg.idle_timeout,
                             address = lst.address](supervisor_actor sup) {
     acceptor_config acc_cfg;
     acc_cfg.connection.make_behaviour = factory;
     acc_cfg.connection.supervisor = sup;
+    acc_cfg.connection.idle_timeout = idle_timeout;
     acc_cfg.max_connections = max_connections;
     acc_cfg.address = address;
     return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
@@ -305,9 +312,19 @@ int run_server(int argc, char** argv) {
   if (proto == nullptr)
     return usage_error("unknown --protocol '" + cfg.protocol + "': known are "
                        + config::known_protocols());
-  auto factory = proto->make(cfg);
+  behaviour_factory factory;
+  try {
+    factory = proto->make(cfg);
+  } catch (const std::invalid_argument& err) {
+    // A protocol's option with a value the parser took but the protocol
+    // cannot use.
+    return usage_error(err.what());
+  }
   if (cfg.drain_timeout <= caf::timespan{0})
     return usage_error("bad --drain-timeout: it must be greater than zero");
+  if (cfg.idle_timeout < caf::timespan{0})
+    return usage_error("bad --idle-timeout: it must not be negative (0s: "
+                       "never)");
   auto fd_limit = raise_fd_limit();
   auto max_connections = max_connections_for(fd_limit);
   if (cfg.max_connections > max_connections)

@@ -3,6 +3,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -52,6 +55,16 @@ size_t unread_bytes(int fd) {
   return static_cast<size_t>(n);
 }
 
+bool peer_sent_fin(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+    report("getsockopt(TCP_INFO)", fd);
+    return false;
+  }
+  return info.tcpi_state == TCP_CLOSE_WAIT;
+}
+
 void shutdown_write(int fd) {
   if (::shutdown(fd, SHUT_WR) != 0)
     report("shutdown(SHUT_WR)", fd);
@@ -77,6 +90,24 @@ void stop_listening(int fd) {
   // kernel refuses new connection attempts before the fd itself is closed.
   if (::shutdown(fd, SHUT_RDWR) != 0)
     report("shutdown(listener)", fd);
+}
+
+int accept_waiting(int fd) {
+  // The listener is about to close: make sure accept() cannot block on it.
+  auto flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0 && (flags & O_NONBLOCK) == 0)
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  for (;;) {
+    auto client = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client >= 0)
+      return client;
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue; // that client is gone; look for the next
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      log::warning("socket", std::string{"accept at the stop failed: "}
+                               + std::strerror(errno));
+    return -1;
+  }
 }
 
 } // namespace quiesce::socket_ops

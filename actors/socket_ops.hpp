@@ -33,11 +33,22 @@ void shutdown_write(int fd);
 /// the socket; nothing is sent to the peer.
 void shutdown_read(int fd);
 
+/// After end-of-stream: true if the peer closed with a FIN and the socket can
+/// still send to it (TCP state CLOSE_WAIT), false after a reset (or an
+/// error).
+bool peer_sent_fin(int fd);
+
 /// Abortive close: the socket's close will send RST, and both directions end
 /// now so that no pending write can keep the socket in the event loop.
 void abort(int fd);
 
-/// Stops a listening socket at once: new connection attempts are refused.
+/// Stops a listening socket at once: new connection attempts are refused,
+/// and clients still waiting in its backlog are reset.
 void stop_listening(int fd);
+
+/// Accepts a client waiting in the backlog of the listening socket `fd`
+/// without blocking: its descriptor (non-blocking, close-on-exec), or -1
+/// when none waits or accept failed (logged).
+int accept_waiting(int fd);
 
 } // namespace quiesce::socket_ops

@@ -1,9 +1,11 @@
 #include "actors/behaviours/http.hpp"
+#include "actors/behaviours/http_fields.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <ctime>
+#include <stdexcept>
 #include <vector>
 
 #include "caf/config_option_adder.hpp"
@@ -22,6 +24,8 @@ const char* reason(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
     case 413:
       return "Content Too Large";
     case 417:
@@ -53,86 +57,35 @@ const std::string& http_date() {
   return text;
 }
 
-/// Milliseconds of `/delay/<ms>`: decimal digits, nothing else. A value
-/// over `limit` comes out as `limit + 1` (so that any number of digits
-/// parses without overflow).
-bool parse_delay(std::string_view text, uint64_t limit, uint64_t& ms) {
-  if (text.empty())
-    return false;
-  ms = 0;
-  for (auto c : text) {
-    if (c < '0' || c > '9')
-      return false;
-    ms = std::min(ms * 10 + static_cast<uint64_t>(c - '0'), limit + 1);
-  }
-  return true;
-}
-
-bool iequals(std::string_view x, std::string_view y) {
-  return x.size() == y.size()
-         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
-              return std::tolower(static_cast<unsigned char>(a))
-                     == std::tolower(static_cast<unsigned char>(b));
-            });
-}
-
-/// What a request's `Expect` fields ask for.
-struct expectations {
-  /// `100-continue` is among them.
-  bool wants_continue = false;
-  /// Some other expectation is among them: none of those can be met.
-  bool unmet = false;
-};
-
-/// Reads the `Expect` fields of an HTTP/1.1 request (RFC 9110 10.1.1): a
-/// comma-separated list, `100-continue` in any case. HTTP/1.0 has no
-/// expectations: a server must ignore them there.
-expectations expectations_of(const http::request& req) {
-  expectations result;
-  if (req.version_major < 1
-      || (req.version_major == 1 && req.version_minor < 1))
-    return result;
-  for (auto& [field, value] : req.headers) {
-    if (!iequals(field, "Expect"))
-      continue;
-    std::string_view rest = value;
-    while (!rest.empty()) {
-      auto comma = rest.find(',');
-      auto member = rest.substr(0, comma);
-      rest.remove_prefix(comma == std::string_view::npos ? rest.size()
-                                                         : comma + 1);
-      while (!member.empty()
-             && (member.front() == ' ' || member.front() == '\t'))
-        member.remove_prefix(1);
-      while (!member.empty() && (member.back() == ' ' || member.back() == '\t'))
-        member.remove_suffix(1);
-      if (member.empty())
-        continue; // `#` lists allow empty members
-      if (iequals(member, "100-continue"))
-        result.wants_continue = true;
-      else
-        result.unmet = true;
-    }
-  }
-  return result;
-}
+using http::expectations_of;
+using http::parse_delay;
 
 } // namespace
 
 http_behaviour::http_behaviour(http_options opts)
-    : parser_(http::request_parser::default_max_header_bytes, opts.max_body) {
+    : parser_(http::request_parser::default_max_header_bytes, opts.max_body),
+      header_timeout_(opts.header_timeout) {
   // nop
 }
 
 void http_behaviour::add_options(caf::config_option_set& opts) {
-  caf::config_option_adder{opts, "http"}.add<size_t>(
-    "max-body", "largest request body accepted in bytes, larger ones get "
-                "413 (default: 1048576)");
+  caf::config_option_adder{opts, "http"}
+    .add<size_t>("max-body", "largest request body accepted in bytes, larger "
+                             "ones get 413 (default: 1048576)")
+    .add<caf::timespan>("header-timeout",
+                        "how long a request's header section may take from "
+                        "its first byte, then 408 and close; 0s: no limit "
+                        "(default: 10s)");
 }
 
 http_options http_behaviour::options_from(const caf::actor_system_config& cfg) {
   http_options result;
   result.max_body = caf::get_or(cfg, "http.max-body", result.max_body);
+  result.header_timeout
+    = caf::get_or(cfg, "http.header-timeout", result.header_timeout);
+  if (result.header_timeout < caf::timespan{0})
+    throw std::invalid_argument("bad --http.header-timeout: it must not be "
+                                "negative (0s: no limit)");
   return result;
 }
 
@@ -141,6 +94,7 @@ void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
     return; // nothing read now would be answered
   std::vector<http::request> requests;
   auto failure = parser_.feed(bytes, requests);
+  requests_seen_ += requests.size();
   // A request that came out settled any 100 Continue of its own; a head
   // awaiting its body now belongs to a later request.
   if (!requests.empty())
@@ -155,6 +109,7 @@ void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
   else if (accepting_)
     check_expectation();
   write_ready(io);
+  watch_header(io);
 }
 
 void http_behaviour::on_stop(connection_io& io) {
@@ -179,6 +134,10 @@ bool http_behaviour::idle() const {
 }
 
 void http_behaviour::on_timer(uint64_t token, connection_io& io) {
+  if ((token & header_timer_bit) != 0) {
+    on_header_timeout(token & ~header_timer_bit, io);
+    return;
+  }
   for (auto& ex : queue_) {
     if (ex.id == token) {
       ex.ready = true;
@@ -292,10 +251,14 @@ void http_behaviour::check_expectation() {
   }
 }
 
-http_behaviour::exchange http_behaviour::unavailable() {
+http_behaviour::exchange http_behaviour::unavailable() const {
   exchange ex;
   ex.status = 503;
   ex.body = "stopping: request not served\n";
+  // A response to HEAD has no content (RFC 9110 9.3.2), whatever its
+  // Content-Length says.
+  auto* head = parser_.awaiting_body();
+  ex.head = head != nullptr && head->method == "HEAD";
   return ex;
 }
 
@@ -315,14 +278,54 @@ void http_behaviour::refuse(exchange ex) {
   queue_.push_back(std::move(ex));
 }
 
+void http_behaviour::watch_header(connection_io& io) {
+  if (header_timeout_ <= caf::timespan{0} || finished_ || !accepting_
+      || !parser_.in_header_section() || watched_request_ == requests_seen_)
+    return;
+  // One timer per header section, from its first byte (this read): bytes
+  // trickling in later do not extend it.
+  watched_request_ = requests_seen_;
+  io.start_timer(header_timeout_, header_timer_bit | requests_seen_);
+}
+
+void http_behaviour::on_header_timeout(uint64_t request, connection_io& io) {
+  // A later request, or a header section completed in time, or nothing more
+  // is read anyway: nothing to cut off.
+  if (request != requests_seen_ || finished_ || !accepting_
+      || !parser_.in_header_section())
+    return;
+  if (input_held_) {
+    // The rest of the header may wait unread in the kernel behind our own
+    // backlog: not the client's delay. Start over.
+    io.start_timer(header_timeout_, header_timer_bit | request);
+    return;
+  }
+  if (parser_.mid_request()) {
+    fail(408);
+  } else if (queue_.empty()) {
+    // Only blank lines: no request to answer, nothing owed.
+    accepting_ = false;
+    finished_ = true;
+    io.close();
+    return;
+  } else {
+    // Only blank lines after requests still being answered: the last of
+    // those closes the connection.
+    accepting_ = false;
+    queue_.back().must_close = true;
+  }
+  write_ready(io);
+}
+
 void http_behaviour::hold_if_backlogged(connection_io& io) {
   // Responses wait in order behind one that is not ready (a delay): past a
   // bound, the client waits in TCP flow control instead of in our memory.
   size_t queued_bytes = 0;
   for (auto& ex : queue_)
     queued_bytes += ex.body.size();
-  io.hold_input(queue_.size() >= max_queued_requests
-                || queued_bytes > max_queued_bytes);
+  input_held_ = queue_.size() >= max_queued_requests
+                || queued_bytes > max_queued_bytes;
+  io.hold_input(input_held_);
 }
 
 void http_behaviour::write_ready(connection_io& io) {

@@ -35,6 +35,21 @@
 ///   connection stays open; with `100-continue` as well and the body still
 ///   held back, the 417 comes instead of the 100 and closes as above.
 ///
+/// Header read timeout (`header_timeout`, `--http.header-timeout`, default
+/// 10 s; zero: none): a header section that is not complete this long after
+/// its first byte (a slowloris client trickling it a byte at a time) is cut
+/// off: 408 Request Timeout with `Connection: close`, in order after the
+/// responses before it, then the close. If only blank lines (which may come
+/// before a request) have arrived, there is no request to answer: the
+/// connection just closes after the responses before them. One timer per
+/// header section that does not arrive in one read, started at its first
+/// byte; bytes arriving do not extend it. The clock starts at the first
+/// byte, not when the connection opened: a connection that sends nothing
+/// is the framework's idle timeout's (`--idle-timeout`). The body is not
+/// timed. While the connection holds its input (the backlog below), the
+/// header cannot complete through no fault of the client: the timeout then
+/// starts over.
+///
 /// Who closes: the client, or the server after a response with
 /// `Connection: close` (the client asked for it, HTTP/1.0 without
 /// keep-alive, an error above, or a stop).
@@ -73,6 +88,9 @@ namespace quiesce::behaviours {
 struct http_options {
   /// The largest request body accepted (`--http.max-body`).
   size_t max_body = http::request_parser::default_max_body_bytes;
+  /// How long a header section may take from its first byte
+  /// (`--http.header-timeout`); zero: no limit.
+  caf::timespan header_timeout = std::chrono::seconds(10);
 };
 
 class http_behaviour final : public behaviour {
@@ -93,11 +111,18 @@ public:
 
   void on_timer(uint64_t token, connection_io& io) override;
 
-  /// Declares `--http.max-body`.
+  /// Declares `--http.max-body` and `--http.header-timeout`.
   static void add_options(caf::config_option_set& opts);
 
-  /// Reads the options declared by `add_options`.
+  /// Reads the options declared by `add_options`. Throws
+  /// `std::invalid_argument` for a negative `--http.header-timeout` (the
+  /// server turns it into a usage error).
   static http_options options_from(const caf::actor_system_config& cfg);
+
+  /// Timer tokens with this bit set are header timeouts; the rest of the
+  /// token is the number of the request watched (`/delay` timers use the
+  /// exchange ids, which never reach it).
+  static constexpr uint64_t header_timer_bit = uint64_t{1} << 63;
 
 private:
   /// One request, from parsing to its response.
@@ -129,8 +154,9 @@ private:
   /// Continue, or refuses it at once (see the file comment).
   void check_expectation();
 
-  /// The answer to a request that waits for a 100 Continue after a stop.
-  static exchange unavailable();
+  /// The answer to a request that waits for a 100 Continue after a stop
+  /// (the head `awaiting_body` shows): no body if it is a HEAD.
+  exchange unavailable() const;
 
   /// Answers the failure `status` of the parser and closes.
   void fail(int status);
@@ -144,12 +170,26 @@ private:
   /// Holds the connection's input while too much waits in the queue.
   void hold_if_backlogged(connection_io& io);
 
+  /// Starts the header timer when a header section has begun that no timer
+  /// watches yet.
+  void watch_header(connection_io& io);
+
+  /// The header timer of request number `request` fired.
+  void on_header_timeout(uint64_t request, connection_io& io);
+
   /// Requests waiting for their response (in order) before input is held.
   static constexpr size_t max_queued_requests = 32;
   /// Response bytes waiting in the queue before input is held.
   static constexpr size_t max_queued_bytes = 1024 * 1024;
 
   http::request_parser parser_;
+  caf::timespan header_timeout_;
+  /// Requests parsed so far: the number of the one being received.
+  uint64_t requests_seen_ = 0;
+  /// The request whose header section the last header timer watches.
+  uint64_t watched_request_ = UINT64_MAX;
+  /// The input is held (hold_if_backlogged).
+  bool input_held_ = false;
   std::deque<exchange> queue_;
   uint64_t next_id_ = 0;
   bool stopping_ = false;

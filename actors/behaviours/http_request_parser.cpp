@@ -221,6 +221,12 @@ bool request_parser::mid_request() const noexcept {
   return impl_->in_message;
 }
 
+bool request_parser::in_header_section() const noexcept {
+  auto& st = *impl_;
+  return failure_ == 0 && !st.headers_done
+         && (st.in_message || st.header_bytes > 0);
+}
+
 const request* request_parser::awaiting_body() const noexcept {
   auto& st = *impl_;
   if (failure_ != 0 || !st.in_message || !st.headers_done || st.body_started)

@@ -65,6 +65,12 @@ public:
   /// Some bytes of a request that is not complete yet have arrived.
   bool mid_request() const noexcept;
 
+  /// Bytes of a header section that is not complete yet have arrived: of a
+  /// request line and its fields, or only blank lines before a request
+  /// (then `mid_request` is false). False after a failure. What a header
+  /// read timeout watches.
+  bool in_header_section() const noexcept;
+
   /// The request being received when its header section is complete, it
   /// has a body, and no byte of that body has arrived yet: its method,
   /// target, version, `keep_alive` and header fields (the body is empty).

@@ -22,6 +22,9 @@ struct protocol {
   /// section of the config file); null for a protocol without options.
   void (*add_options)(caf::config_option_set&);
   /// Makes the factory of its behaviours from the parsed configuration.
+  /// It may throw `std::invalid_argument` for an option value it cannot
+  /// use: `run_server` then exits with a usage error (2) whose message is
+  /// the exception's.
   behaviour_factory (*make)(const caf::actor_system_config&);
 };
 

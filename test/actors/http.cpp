@@ -588,8 +588,8 @@ CAF_TEST(stop with a half received header section waits for the rest) {
   stop();
   CAF_CHECK_EQUAL(rec->done, 0);
   CAF_CHECK_EQUAL(output(hdl), "");
-  // Nothing to wait for but the client: no timer.
-  CAF_CHECK(!sched.has_pending_timeout());
+  // Nothing to wait for but the client: no timer but the header timeout.
+  CAF_CHECK_EQUAL(sched.clock().schedule().size(), 1u);
   client_sends(hdl, "st\r\n");
   CAF_CHECK_EQUAL(rec->done, 0);
   CAF_CHECK_EQUAL(output(hdl), "");
@@ -672,6 +672,34 @@ CAF_TEST(stop with a header section asking for 100 completed after the stop) {
   CAF_CHECK_EQUAL(rec->done, 1);
 }
 
+// Found by fuzz_http_behaviour: the 503 carried its body after a HEAD.
+CAF_TEST(a HEAD waiting for 100 Continue at a stop gets a 503 without body) {
+  open();
+  client_sends(hdl, get("/delay/100")
+                      + "HEAD / HTTP/1.1\r\nHost: test\r\n"
+                        "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  stop();
+  fire_timer();
+  auto rs = responses(2, {false, true});
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 100 ms\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 503 Service Unavailable",
+        "stopping: request not served\n", "close", true);
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a HEAD asking for 100 Continue completed after a stop gets no body) {
+  open();
+  const std::string head = "HEAD / HTTP/1.1\r\nHost: test\r\n"
+                           "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+  client_sends(hdl, head.substr(0, 20));
+  stop();
+  client_sends(hdl, head.substr(20));
+  auto rs = responses(1, {true});
+  check(rs[0], "HTTP/1.1 503 Service Unavailable",
+        "stopping: request not served\n", "close", true);
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
 CAF_TEST(stop after 100 Continue reads the body and answers) {
   open();
   client_sends(hdl, expect_echo(3));
@@ -721,6 +749,156 @@ CAF_TEST(a long pipeline behind a delayed response holds the input) {
   CAF_CHECK_EQUAL(rs[0].body, "delayed 100 ms\n");
   CAF_CHECK_EQUAL(rs[39].body, hello);
   CAF_CHECK(!mpx.passive_mode(hdl));
+}
+
+// -- the header timeout (slowloris) ------------------------------------------
+
+CAF_TEST(a header section not complete in time gets 408 and a close) {
+  open();
+  auto first_byte = sched.clock().current_time;
+  client_sends(hdl, "GET / HTTP/1.1\r\nHost: te");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - first_byte,
+                  std::chrono::seconds(10));
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  check_not_answered("st\r\n\r\n" + get_root);
+}
+
+CAF_TEST(bytes trickling in do not extend the header timeout) {
+  open();
+  auto first_byte = sched.clock().current_time;
+  auto req = get_root;
+  // A byte every 2 s: the section would take a minute.
+  for (size_t i = 0; i < 5; ++i) {
+    client_sends(hdl, req.substr(i, 1));
+    sched.clock().current_time += std::chrono::seconds(2);
+  }
+  CAF_CHECK_EQUAL(output(hdl), "");
+  // One timer for the whole section, from its first byte.
+  CAF_CHECK_EQUAL(sched.clock().schedule().size(), 1u);
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - first_byte,
+                  std::chrono::seconds(10));
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a header section complete in time is answered and not cut off) {
+  open();
+  client_sends(hdl, "GET / HTTP/1.1\r\nHo");
+  sched.clock().current_time += std::chrono::seconds(9);
+  client_sends(hdl, "st: test\r\n\r\n");
+  // The header timer fires and finds nothing to cut off.
+  fire_timer();
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, get_root);
+  {
+    auto so_far = responses(2);
+    CAF_CHECK_EQUAL(so_far[1].status_line, "HTTP/1.1 200 OK");
+  }
+}
+
+CAF_TEST(a request arriving in one piece starts no header timer) {
+  open();
+  client_sends(hdl, get_root + get_root);
+  {
+    auto so_far = responses(2);
+    CAF_CHECK_EQUAL(so_far[1].status_line, "HTTP/1.1 200 OK");
+  }
+  CAF_CHECK(!sched.has_pending_timeout());
+}
+
+CAF_TEST(the body is not timed by the header timeout) {
+  open();
+  client_sends(hdl, "POST /echo HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc");
+  CAF_CHECK(!sched.has_pending_timeout());
+  sched.clock().current_time += std::chrono::minutes(5);
+  client_sends(hdl, "def");
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", "abcdef", "keep-alive");
+}
+
+CAF_TEST(every request gets its own header timeout) {
+  open();
+  auto start = sched.clock().current_time;
+  client_sends(hdl, "GET / HT");
+  sched.clock().current_time += std::chrono::seconds(9);
+  // The first request completes; the second begins 9 s in.
+  client_sends(hdl, "TP/1.1\r\n\r\nGET / HT");
+  fire_timer(); // the first request's timer: nothing to cut off
+  {
+    auto so_far = responses(1);
+    CAF_CHECK_EQUAL(so_far[0].status_line, "HTTP/1.1 200 OK");
+  }
+  CAF_CHECK_EQUAL(rec->done, 0);
+  fire_timer(); // the second's, 10 s after its first byte
+  CAF_CHECK_EQUAL(sched.clock().current_time - start,
+                  std::chrono::seconds(19));
+  auto rs = responses(2);
+  check(rs[1], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(the 408 comes in order after the responses before it) {
+  open();
+  client_sends(hdl, get("/delay/20000") + "GET / HT");
+  fire_timer(); // the header timeout, 10 s: the 408 waits for the delay
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK_EQUAL(rec->done, 0);
+  fire_timer(); // the delay, 20 s
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 20000 ms\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(blank lines alone are closed without an answer after the timeout) {
+  open();
+  client_sends(hdl, get_root + "\r\n");
+  {
+    auto so_far = responses(1);
+    CAF_CHECK_EQUAL(so_far[0].status_line, "HTTP/1.1 200 OK");
+  }
+  // Blank lines may come before a request, but none came.
+  fire_timer();
+  {
+    auto so_far = responses(1);
+    CAF_CHECK_EQUAL(so_far[0].header("Connection"), "keep-alive");
+  }
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(the header timeout ends a drain waiting for a header section) {
+  open();
+  client_sends(hdl, "GET / HTTP/1.1\r\nHo");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  fire_timer();
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a header timeout of zero starts no timer) {
+  make_behaviour = [] {
+    behaviours::http_options opts;
+    opts.header_timeout = caf::timespan{0};
+    return std::make_unique<behaviours::http_behaviour>(opts);
+  };
+  open();
+  client_sends(hdl, "GET / HTTP/1.1\r\nHo");
+  CAF_CHECK(!sched.has_pending_timeout());
+  client_sends(hdl, "st: test\r\n\r\n");
+  {
+    auto so_far = responses(1);
+    CAF_CHECK_EQUAL(so_far[0].status_line, "HTTP/1.1 200 OK");
+  }
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

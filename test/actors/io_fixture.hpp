@@ -14,7 +14,35 @@
 #include "actors/behaviours/echo.hpp"
 #include "actors/testing/conformance.hpp"
 
+CAF_ADD_ATOM(quiesce_test, quiesce::testing, release_atom, "release")
+
 namespace quiesce::testing {
+
+/// A backend that holds every request until it gets `release`: the test
+/// decides when the reply arrives. (A class: CAF 0.17 spawns a function
+/// actor without arguments through a null pointer, which UBSan reports.)
+class held_backend : public caf::event_based_actor {
+public:
+  using caf::event_based_actor::event_based_actor;
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](const std::string&) -> caf::result<std::string> {
+        waiting_.push_back(make_response_promise());
+        return caf::delegated<std::string>{};
+      },
+      [this](release_atom) {
+        for (auto& rp : waiting_)
+          rp.deliver(std::string("value"));
+        waiting_.clear();
+      },
+    };
+  }
+
+private:
+  std::vector<caf::response_promise> waiting_;
+};
+
 
 /// A line protocol for tests of the busy path: answers each `\n`-terminated
 /// line with `line:<text>\n`; busy while part of a line is buffered. The
@@ -64,8 +92,9 @@ private:
 struct io_fixture : broker_fixture {
   bool use_line_protocol = false;
 
-  explicit io_fixture(size_t max_connections = 16)
-    : broker_fixture({}, max_connections) {
+  explicit io_fixture(size_t max_connections = 16,
+                      caf::timespan idle_timeout = caf::timespan{0})
+    : broker_fixture({}, max_connections, idle_timeout) {
   }
 
   std::unique_ptr<behaviour> new_behaviour() override {

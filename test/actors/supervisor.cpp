@@ -48,6 +48,8 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
     [](linger_atom) {},
     [](timer_atom, uint64_t) {},
     [](deliver_atom, caf::message&) {},
+    [](request_timeout_atom, uint64_t) {},
+    [](idle_atom) {},
   };
 }
 

@@ -63,6 +63,9 @@ CAF_TEST(help lists every option with its default) {
   CAF_CHECK(contains(line_with(out, "--protocol="), "echo"));
   CAF_CHECK(contains(line_with(out, "--max-connections="), "(default: 0)"));
   CAF_CHECK(contains(line_with(out, "--log-level="), "(default: info)"));
+  CAF_CHECK(contains(line_with(out, "--idle-timeout="), "(default: 60s)"));
+  CAF_CHECK(contains(line_with(out, "--http.header-timeout="),
+                     "(default: 10s)"));
 }
 
 CAF_TEST(an unknown option is a usage error) {
@@ -90,6 +93,22 @@ CAF_TEST(a drain timeout that is no duration is a usage error) {
   expect_usage_error(*this,
                      {"--protocol=echo", "--port=0", "--drain-timeout=banana"},
                      "drain-timeout");
+}
+
+CAF_TEST(a negative idle timeout is a usage error) {
+  expect_usage_error(*this,
+                     {"--protocol=echo", "--port=0", "--idle-timeout=-1s"},
+                     "idle-timeout");
+}
+
+CAF_TEST(a negative header timeout is a usage error) {
+  expect_usage_error(*this, {"--port=0", "--http.header-timeout=-1s"},
+                     "http.header-timeout");
+}
+
+CAF_TEST(a header timeout that is no duration is a usage error) {
+  expect_usage_error(*this, {"--port=0", "--http.header-timeout=soon"},
+                     "http.header-timeout");
 }
 
 CAF_TEST(a port out of range is a usage error) {

@@ -1,11 +1,14 @@
 #define CAF_SUITE binary.startup
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
+#include <fstream>
 #include <string>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 #include "caf/test/unit_test.hpp"
@@ -54,7 +57,58 @@ bool write_file(const std::string& path, const std::string& text) {
   return std::fclose(f) == 0 && ok;
 }
 
-struct fixture : binary_fixture {};
+/// Whether process `pid` blocks SIGINT and SIGTERM now (the `SigBlk` mask
+/// of /proc/<pid>/status): the binary blocks them before any code of its
+/// own runs, right after the dynamic loader. False if it cannot be read.
+bool blocks_stop_signals(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigBlk:", 0) != 0)
+      continue;
+    auto mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+    auto bit = [](int sig) { return 1ull << (sig - 1); };
+    return (mask & bit(SIGINT)) != 0 && (mask & bit(SIGTERM)) != 0;
+  }
+  return false;
+}
+
+struct fixture : binary_fixture {
+  /// Starts the server with a FIFO as its config file: it waits there,
+  /// during start-up with its signal mask in place, until `release` writes
+  /// the file. Returns the server, or null after a failed check.
+  process* start_held(temp_dir& dir) {
+    auto fifo = dir.file("held.ini");
+    if (::mkfifo(fifo.c_str(), 0600) != 0) {
+      CAF_ERROR("mkfifo failed");
+      return nullptr;
+    }
+    auto& srv = run({"--config-file=" + fifo, "--protocol=echo", "--port=0"});
+    if (!srv.started()) {
+      CAF_ERROR("the server did not start");
+      return nullptr;
+    }
+    // Blocks until the server has opened the FIFO for reading.
+    writer_.reset(::open(fifo.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!writer_) {
+      CAF_ERROR("cannot open the FIFO");
+      return nullptr;
+    }
+    return &srv;
+  }
+
+  /// Lets the server held by `start_held` go on with its start-up.
+  bool release() {
+    std::string text = "[global]\nlog-level=\"info\"\n";
+    auto ok = ::write(writer_.get(), text.data(), text.size())
+              == static_cast<ssize_t>(text.size());
+    writer_.reset();
+    return ok;
+  }
+
+private:
+  unique_fd writer_;
+};
 
 } // namespace
 
@@ -82,6 +136,80 @@ CAF_TEST(a signal during start up ends the process cleanly) {
   CAF_CHECK(srv.stderr_text().find("SIGTERM received") != std::string::npos);
   CAF_CHECK(srv.stderr_text().find("stopped: drained=0 forced=0")
             != std::string::npos);
+}
+
+CAF_TEST(sigint then sigterm during start up stop and then force cleanly) {
+  // Two different signals both stay pending during start-up: the first
+  // becomes the stop, the second the forced stop, before the acceptor has
+  // ever run. With no connection nothing is forced: exit 0.
+  temp_dir dir;
+  CAF_REQUIRE(dir.ok());
+  auto* srv = start_held(dir);
+  CAF_REQUIRE(srv != nullptr);
+  CAF_REQUIRE(srv->signal(SIGINT));
+  CAF_REQUIRE(srv->signal(SIGTERM));
+  CAF_REQUIRE(release());
+  CAF_CHECK_EQUAL(describe_exit(srv->wait_exit()), describe_exit(0));
+  CAF_CHECK_EQUAL(srv->stderr_count("SIGINT received: stopping"), 1u);
+  CAF_CHECK_EQUAL(srv->stderr_count("SIGTERM received again"), 1u);
+  CAF_CHECK_EQUAL(srv->stderr_count("stopped: drained=0 forced=0"), 1u);
+}
+
+CAF_TEST(sigterm twice during start up ends the process cleanly) {
+  // The same signal twice while blocked is one pending signal: one stop.
+  temp_dir dir;
+  CAF_REQUIRE(dir.ok());
+  auto* srv = start_held(dir);
+  CAF_REQUIRE(srv != nullptr);
+  CAF_REQUIRE(srv->signal(SIGTERM));
+  CAF_REQUIRE(srv->signal(SIGTERM));
+  CAF_REQUIRE(release());
+  CAF_CHECK_EQUAL(describe_exit(srv->wait_exit()), describe_exit(0));
+  CAF_CHECK_EQUAL(srv->stderr_count("stopped: drained=0 forced=0"), 1u);
+}
+
+CAF_TEST(sigterm as early as possible after exec ends the process cleanly) {
+  // Right after the dynamic loader (the binary blocks the stop signals in
+  // its .preinit_array, before any static constructor), many times: the
+  // signal lands anywhere in start-up, from static constructors to the
+  // actor system's start to just after the `listening on` line. Every run
+  // must exit 0, never die by the signal. The wait for the blocked mask is
+  // on an observable event (/proc/<pid>/status), not a sleep.
+  constexpr int runs = 40;
+  for (int i = 0; i < runs; ++i) {
+    auto& srv = run({"--protocol=echo", "--port=0",
+                     i % 2 == 0 ? "--log-level=info" : "--log-level=debug"});
+    CAF_REQUIRE(srv.started());
+    auto deadline = std::chrono::steady_clock::now() + default_timeout;
+    while (!blocks_stop_signals(srv.pid()) && !srv.exited()
+           && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    CAF_REQUIRE(srv.signal(i % 3 == 2 ? SIGINT : SIGTERM));
+    auto code = srv.wait_exit();
+    if (code != 0) {
+      CAF_ERROR("run " << i << ": " << describe_exit(code));
+      break;
+    }
+    CAF_CHECK_EQUAL(srv.stderr_count("stopped: drained=0 forced=0"), 1u);
+  }
+}
+
+CAF_TEST(two signals right after the listening line exit 0) {
+  // A double stop with no connections: the second signal finds nothing to
+  // force. Both in a row, before the server could act on the first.
+  constexpr int runs = 10;
+  for (int i = 0; i < runs; ++i) {
+    auto& srv = run({"--protocol=http", "--port=0"});
+    CAF_REQUIRE(srv.wait_listening());
+    CAF_REQUIRE(srv.signal(i % 2 == 0 ? SIGTERM : SIGINT));
+    srv.signal(SIGTERM); // may come after the exit already
+    auto code = srv.wait_exit();
+    if (code != 0) {
+      CAF_ERROR("run " << i << ": " << describe_exit(code));
+      break;
+    }
+    CAF_CHECK_EQUAL(srv.stderr_count("stopped: drained=0 forced=0"), 1u);
+  }
 }
 
 CAF_TEST(the config file sets options and the command line wins) {

@@ -52,6 +52,13 @@ public:
     return *procs_.back();
   }
 
+  /// Starts the binary with `args` and `options` (e.g. a descriptor limit).
+  process& run(const std::vector<std::string>& args,
+               const process_options& options) {
+    procs_.push_back(std::make_unique<process>(QUIESCE_BINARY, args, options));
+    return *procs_.back();
+  }
+
   /// Starts another program (a client such as curl) with `args`. Its output
   /// is reported like the server's when the test fails.
   process& run_program(const std::string& program,

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,7 +123,14 @@ void unique_fd::reset(int fd) noexcept {
 // -- process ------------------------------------------------------------------
 
 process::process(const std::string& program,
-                 const std::vector<std::string>& args) {
+                 const std::vector<std::string>& args)
+  : process(program, args, process_options{}) {
+  // nop
+}
+
+process::process(const std::string& program,
+                 const std::vector<std::string>& args,
+                 const process_options& options) {
   command_ = program;
   for (auto& arg : args)
     command_ += " " + arg;
@@ -190,6 +198,17 @@ process::process(const std::string& program,
       if (sig != SIGKILL && sig != SIGSTOP)
         ::sigaction(sig, &default_action, nullptr);
     ::sigprocmask(SIG_SETMASK, &no_signals, nullptr);
+    if (options.open_files) {
+      rlimit lim{};
+      lim.rlim_cur = static_cast<rlim_t>(*options.open_files);
+      lim.rlim_max = lim.rlim_cur;
+      if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        int err = errno; // reported as a failed exec
+        auto ignored = ::write(exec_write.get(), &err, sizeof(err));
+        static_cast<void>(ignored);
+        ::_exit(127);
+      }
+    }
     // Descriptors the test process inherited without close-on-exec (from
     // ctest or a shell) do not reach the server either. Best effort: the
     // call needs Linux 5.11.

@@ -74,6 +74,14 @@ private:
   int fd_ = -1;
 };
 
+/// Options of a child process beyond its command line.
+struct process_options {
+  /// Sets RLIMIT_NOFILE, soft and hard, in the child before the exec: the
+  /// program cannot raise it (an unprivileged process cannot raise its hard
+  /// limit), so it runs with at most this many descriptors.
+  std::optional<uint64_t> open_files;
+};
+
 /// A child process running a program with its output captured.
 ///
 /// Standard input reads from /dev/null; standard output and error go to
@@ -87,6 +95,16 @@ class process {
 public:
   /// Starts `program` with `args` (without argv[0]).
   process(const std::string& program, const std::vector<std::string>& args);
+
+  /// Starts `program` with `args` (without argv[0]) and `options`.
+  process(const std::string& program, const std::vector<std::string>& args,
+          const process_options& options);
+
+  /// The process id while the child runs (or until it is reaped), for
+  /// reading /proc/<pid>; -1 if it never started.
+  pid_t pid() const noexcept {
+    return pid_;
+  }
 
   process(const process&) = delete;
 
