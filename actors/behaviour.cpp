@@ -30,6 +30,10 @@ void behaviour::on_reply_error(uint64_t token, const caf::error& err,
                            "(on_reply_error)");
 }
 
+void behaviour::on_input_end(connection_io&) {
+  // Nothing half received to give up.
+}
+
 void behaviour::on_message(caf::message&, connection_io&) {
   // Nobody is expected to push messages to a behaviour that takes none.
 }

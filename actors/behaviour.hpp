@@ -146,6 +146,14 @@ public:
   virtual void on_reply_error(uint64_t token, const caf::error& err,
                               connection_io& io);
 
+  /// The peer has sent FIN: no more input will come, though output can
+  /// still reach it (a half-closed client waiting for its answer). A
+  /// behaviour that keeps a message half received as work in flight must
+  /// give it up here (answer an error, or drop it) so that `idle()` can
+  /// become true; otherwise the connection waits for input that never comes
+  /// until a stop's deadline forces it. The default does nothing.
+  virtual void on_input_end(connection_io& io);
+
   /// Another actor sent `(deliver_atom, msg)` to the connection. The default
   /// ignores it. Not delivered once the connection has sent its FIN.
   virtual void on_message(caf::message& msg, connection_io& io);

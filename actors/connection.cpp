@@ -203,8 +203,13 @@ void connection_state::on_peer_closed() {
   // End of stream or an I/O error (reset, timeout): CAF has dropped the
   // socket already. Bytes still buffered are sent by CAF's stream on its own.
   if ((phase_ == phase::open || phase_ == phase::stopping) && busy()
-      && write_after_peer_fin())
+      && write_after_peer_fin()) {
+    // Input is over: a message half received can never complete.
+    behaviour_->on_input_end(*this);
+    flush_output();
+    close_if_drained();
     return;
+  }
   if (pending_output_ > 0 && watch_flush_after_peer_close())
     return;
   switch (phase_) {

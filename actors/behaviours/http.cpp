@@ -262,6 +262,13 @@ http_behaviour::exchange http_behaviour::unavailable() const {
   return ex;
 }
 
+void http_behaviour::on_input_end(connection_io& io) {
+  if (accepting_ && !finished_ && parser_.mid_request()) {
+    fail(400);
+    write_ready(io);
+  }
+}
+
 void http_behaviour::fail(int status) {
   exchange ex;
   ex.status = status;

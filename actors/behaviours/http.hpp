@@ -111,6 +111,10 @@ public:
 
   void on_timer(uint64_t token, connection_io& io) override;
 
+  /// The client half-closed: a request half received can never complete; it
+  /// gets 400 and the connection closes after the responses before it.
+  void on_input_end(connection_io& io) override;
+
   /// Declares `--http.max-body` and `--http.header-timeout`.
   static void add_options(caf::config_option_set& opts);
 

@@ -873,4 +873,30 @@ CAF_TEST(a client that half closes after its request still gets the answer) {
   stop_cleanly();
 }
 
+CAF_TEST(a request cut short by a client FIN gets 400 and a clean stop) {
+  // The rest can never come: the connection must not wait for it (a stop
+  // would then wait out the drain deadline and exit 3).
+  auto port = start_http();
+  if (port == 0)
+    return;
+  for (auto head : {"GET / HTTP/1.1\r\nHost: x\r\n",
+                    "GET /delay/100 HTTP/1.1\r\nHost: x\r\n\r\nGET / HT"}) {
+    auto conn = connect_client(port);
+    if (!conn)
+      return;
+    CAF_REQUIRE(qt::send_all(conn.get(), head));
+    CAF_REQUIRE_EQUAL(::shutdown(conn.get(), SHUT_WR), 0);
+    auto all = qt::read_until_eof(conn.get());
+    CAF_CHECK_EQUAL(all.ending(), "clean EOF");
+    // The delayed answer first, when there is one, then the 400.
+    CAF_CHECK_EQUAL(qt::count_occurrences(all.bytes, "HTTP/1.1 "),
+                    std::string{head}.find("delay") != std::string::npos ? 2u
+                                                                      : 1u);
+    CAF_CHECK_NOT_EQUAL(all.bytes.find("HTTP/1.1 400 Bad Request\r\n"),
+                        std::string::npos);
+  }
+  // Nothing is left busy: the stop drains at once, exit 0.
+  stop_cleanly();
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
