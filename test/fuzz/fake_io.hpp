@@ -97,7 +97,12 @@ private:
   }
 
 protected:
-  void send_request(const caf::actor&, caf::timespan, caf::message,
+  uint64_t new_request(uint64_t) override {
+    fail("new_request() called");
+    return 0;
+  }
+
+  void send_request(uint64_t, const caf::actor&, caf::timespan, caf::message,
                     caf::behavior) override {
     fail("send_request() called");
   }
