@@ -17,8 +17,7 @@ void behaviour::on_timer(uint64_t, connection_io&) {
 }
 
 void behaviour::on_reply(uint64_t token, caf::message&, connection_io&) {
-  throw std::logic_error("the behaviour made request "
-                         + std::to_string(token)
+  throw std::logic_error("the behaviour made request " + std::to_string(token)
                          + " but does not handle replies (on_reply)");
 }
 

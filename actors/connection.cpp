@@ -162,8 +162,7 @@ void connection_state::on_timer(uint64_t token) {
 }
 
 void connection_state::on_data(const caf::io::new_data_msg& msg) {
-  if (phase_ == phase::open
-      || (phase_ == phase::stopping && busy())) {
+  if (phase_ == phase::open || (phase_ == phase::stopping && busy())) {
     note_activity();
     behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
     flush_output();
@@ -366,8 +365,8 @@ void connection_state::on_idle_check() {
     return;
   }
   if (log::enabled(log::level::debug))
-    log::debug(component, describe(hdl_) + " idle for "
-                            + millis(quiet_for) + ": closing");
+    log::debug(component,
+               describe(hdl_) + " idle for " + millis(quiet_for) + ": closing");
   // Like the behaviour's own close: FIN, done, linger.
   phase_ = phase::stopping;
   close_if_drained();

@@ -221,17 +221,17 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   lst.fd = -1; // the doorman owns it now
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
-  sup_cfg.start_acceptor = [&mm, door, factory, max_connections,
-                            idle_timeout = cfg.idle_timeout,
-                            address = lst.address](supervisor_actor sup) {
-    acceptor_config acc_cfg;
-    acc_cfg.connection.make_behaviour = factory;
-    acc_cfg.connection.supervisor = sup;
-    acc_cfg.connection.idle_timeout = idle_timeout;
-    acc_cfg.max_connections = max_connections;
-    acc_cfg.address = address;
-    return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
-  };
+  sup_cfg.start_acceptor
+    = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
+       address = lst.address](supervisor_actor sup) {
+        acceptor_config acc_cfg;
+        acc_cfg.connection.make_behaviour = factory;
+        acc_cfg.connection.supervisor = sup;
+        acc_cfg.connection.idle_timeout = idle_timeout;
+        acc_cfg.max_connections = max_connections;
+        acc_cfg.address = address;
+        return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
+      };
   caf::scoped_actor self{sys};
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);

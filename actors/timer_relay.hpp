@@ -21,7 +21,8 @@
 namespace quiesce {
 
 /// Takes `(target, message)` and sends `message` to `target` if it exists.
-using timer_relay = caf::typed_actor<caf::reacts_to<caf::actor_addr, caf::message>>;
+using timer_relay
+  = caf::typed_actor<caf::reacts_to<caf::actor_addr, caf::message>>;
 
 /// Spawns a relay. It is hidden: pending timers must not keep the actor
 /// system from shutting down.

@@ -5,11 +5,12 @@
 // plus the arguments after `--`), reads its `listening on HOST:PORT` line,
 // opens --connections connections and proves the server accepted each one
 // with one small echo round trip (with --protocol=http: one `GET /` answered
-// with `Connection: keep-alive`, leaving an idle keep-alive connection). Then it sends SIGTERM and measures the wall
-// time from kill() to waitpid() returning (a thread blocks in waitpid). In the
-// meantime an epoll loop reads every client socket and closes it as soon as
-// it reads end-of-stream, as a normal client does; it tells a clean EOF from a
-// reset (ECONNRESET). The server's stdout and stderr are drained all along.
+// with `Connection: keep-alive`, leaving an idle keep-alive connection). Then
+// it sends SIGTERM and measures the wall time from kill() to waitpid()
+// returning (a thread blocks in waitpid). In the meantime an epoll loop reads
+// every client socket and closes it as soon as it reads end-of-stream, as a
+// normal client does; it tells a clean EOF from a reset (ECONNRESET). The
+// server's stdout and stderr are drained all along.
 //
 // Exit codes: 0 every round exited 0 and every client saw a clean EOF;
 // 1 otherwise (including a server that had to be SIGKILLed after 30 s);
@@ -145,8 +146,8 @@ public:
   }
 
   bool start(const options& opts, std::string& error) {
-    std::vector<std::string> args{opts.server, "--protocol=" + opts.protocol, "--port=0",
-                                  "--log-level=warning"};
+    std::vector<std::string> args{opts.server, "--protocol=" + opts.protocol,
+                                  "--port=0", "--log-level=warning"};
     args.insert(args.end(), opts.extra.begin(), opts.extra.end());
     std::vector<char*> argv;
     for (auto& a : args)
@@ -327,8 +328,8 @@ std::string check_http_reply(const std::string& reply, bool& complete) {
   auto at = head.find("\r\nContent-Length: ");
   long length = 0;
   if (at == std::string::npos
-      || !parse_long(head.substr(at + 18, head.find('\r', at + 2) - at - 18),
-                     0, 1 << 20, length))
+      || !parse_long(head.substr(at + 18, head.find('\r', at + 2) - at - 18), 0,
+                     1 << 20, length))
     return "no valid Content-Length";
   auto size = end + 4 + static_cast<size_t>(length);
   if (reply.size() > size)

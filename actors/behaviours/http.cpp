@@ -330,8 +330,8 @@ void http_behaviour::hold_if_backlogged(connection_io& io) {
   size_t queued_bytes = 0;
   for (auto& ex : queue_)
     queued_bytes += ex.body.size();
-  input_held_ = queue_.size() >= max_queued_requests
-                || queued_bytes > max_queued_bytes;
+  input_held_
+    = queue_.size() >= max_queued_requests || queued_bytes > max_queued_bytes;
   io.hold_input(input_held_);
 }
 

@@ -101,7 +101,7 @@ public:
   explicit broker_fixture(behaviour_factory make = {},
                           size_t max_connections = 1024,
                           caf::timespan idle_timeout = caf::timespan{0})
-    : make_behaviour(std::move(make)) {
+      : make_behaviour(std::move(make)) {
     sup = sys.spawn(recording_supervisor, rec);
     auto door = mpx.new_doorman(acc_hdl, 8080);
     acceptor_config acc_cfg;
@@ -271,7 +271,7 @@ struct scenario : broker_fixture {
   const conformance_case& kase;
 
   explicit scenario(const conformance_case& c)
-    : broker_fixture(c.make), kase(c) {
+      : broker_fixture(c.make), kase(c) {
     hdl = connect_client();
     if (rec->connected.size() != 1)
       throw std::logic_error("the acceptor started no connection actor");
@@ -384,8 +384,9 @@ inline void check_every_split(const conformance_case& c) {
     s.client_sends(s.hdl, std::string_view{req}.substr(i));
     s.finish_work(c.response);
     verify_output(s.out(), c.response,
-                  i == req.size() ? "request sent whole"
-                                  : "request split at byte " + std::to_string(i));
+                  i == req.size()
+                    ? "request sent whole"
+                    : "request split at byte " + std::to_string(i));
   }
   scenario s{c};
   for (auto ch : req)
@@ -436,8 +437,9 @@ inline size_t check_stop_at_every_byte(const conformance_case& c) {
     auto partial = i > 0 && i < req.size();
     if (s.done()) {
       verify(!partial || !c.busy_while_partial,
-             where + ": a request half received at the stop is in flight, "
-                     "but the behaviour said idle");
+             where
+               + ": a request half received at the stop is in flight, "
+                 "but the behaviour said idle");
       // Idle at the stop: it must not have owed anything.
       verify_output(s.out(), owed, where + " (idle)");
       s.client_sends(s.hdl, rest);

@@ -7,17 +7,14 @@
 using namespace quiesce;
 using namespace quiesce::testing;
 
-
 namespace {
-
 
 /// Asks the backend for each line and writes the reply; writes each pushed
 /// string. It never calls itself busy: the framework counts the requests.
 class backend_behaviour final : public behaviour {
 public:
   explicit backend_behaviour(caf::actor backend)
-    : backend_(std::move(backend)) {
-  }
+      : backend_(std::move(backend)) {}
 
   void on_data(std::string_view bytes, connection_io& io) override {
     for (auto c : bytes) {
@@ -40,8 +37,7 @@ public:
   void on_reply_error(uint64_t token, const caf::error& err,
                       connection_io& io) override {
     io.write("error " + std::to_string(token) + ":"
-             + (err == caf::sec::request_timeout ? "timeout" : "other")
-             + "\n");
+             + (err == caf::sec::request_timeout ? "timeout" : "other") + "\n");
   }
 
   void on_message(caf::message& msg, connection_io& io) override {
@@ -49,8 +45,7 @@ public:
       io.write("push:" + msg.get_as<std::string>(0) + "\n");
   }
 
-  void on_stop(connection_io&) override {
-  }
+  void on_stop(connection_io&) override {}
 
   bool idle() const override {
     return true;
@@ -76,9 +71,8 @@ struct fixture : io_fixture {
   /// Accepts one client running `backend_behaviour` on a held backend.
   void open_with_backend() {
     backend = sys.spawn<held_backend>();
-    make_behaviour = [b = backend] {
-      return std::make_unique<backend_behaviour>(b);
-    };
+    make_behaviour
+      = [b = backend] { return std::make_unique<backend_behaviour>(b); };
     open();
   }
 
@@ -304,13 +298,11 @@ CAF_TEST(a request to an actor that is gone reaches the behaviour as an error) {
 
 CAF_TEST(messages pushed by other actors reach the behaviour until the FIN) {
   open_with_backend();
-  caf::anon_send(conn, deliver_atom_v,
-                 caf::make_message(std::string("news")));
+  caf::anon_send(conn, deliver_atom_v, caf::make_message(std::string("news")));
   exhaust();
   CAF_CHECK_EQUAL(output(hdl), "push:news\n");
   stop();
-  caf::anon_send(conn, deliver_atom_v,
-                 caf::make_message(std::string("late")));
+  caf::anon_send(conn, deliver_atom_v, caf::make_message(std::string("late")));
   exhaust();
   CAF_CHECK_EQUAL(output(hdl), "push:news\n");
 }
@@ -322,8 +314,7 @@ CAF_TEST(a behaviour that makes requests without handling replies is aborted) {
       io.request<std::string>(backend, std::chrono::seconds(5), 7,
                               std::string("key"));
     }
-    void on_stop(connection_io&) override {
-    }
+    void on_stop(connection_io&) override {}
     bool idle() const override {
       return true;
     }

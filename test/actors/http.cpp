@@ -838,8 +838,7 @@ CAF_TEST(every request gets its own header timeout) {
   }
   CAF_CHECK_EQUAL(rec->done, 0);
   fire_timer(); // the second's, 10 s after its first byte
-  CAF_CHECK_EQUAL(sched.clock().current_time - start,
-                  std::chrono::seconds(19));
+  CAF_CHECK_EQUAL(sched.clock().current_time - start, std::chrono::seconds(19));
   auto rs = responses(2);
   check(rs[1], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
   CAF_CHECK_EQUAL(rec->done, 1);

@@ -17,16 +17,14 @@ using namespace quiesce;
 using namespace quiesce::testing;
 using namespace std::chrono_literals;
 
-
 namespace {
-
 
 /// Asks the backend (timeout: an hour) for every input and writes the reply.
 /// Says idle throughout: only the framework counts the request.
 class asking_behaviour final : public behaviour {
 public:
-  explicit asking_behaviour(caf::actor backend) : backend_(std::move(backend)) {
-  }
+  explicit asking_behaviour(caf::actor backend)
+      : backend_(std::move(backend)) {}
 
   void on_data(std::string_view, connection_io& io) override {
     io.request<std::string>(backend_, 1h, 1, std::string("key"));
@@ -36,8 +34,7 @@ public:
     io.write("reply:" + reply.get_as<std::string>(0) + "\n");
   }
 
-  void on_stop(connection_io&) override {
-  }
+  void on_stop(connection_io&) override {}
 
   bool idle() const override {
     return true;
@@ -54,8 +51,7 @@ struct fixture : io_fixture {
   connection_actor conn;
   caf::actor backend;
 
-  fixture() : io_fixture(16, idle_timeout) {
-  }
+  fixture() : io_fixture(16, idle_timeout) {}
 
   ~fixture() override {
     if (backend)
@@ -167,9 +163,8 @@ CAF_TEST(the idle time counts from the end of the work in flight) {
 
 CAF_TEST(a pending request keeps the connection from idling) {
   backend = sys.spawn<held_backend>();
-  make_behaviour = [b = backend] {
-    return std::make_unique<asking_behaviour>(b);
-  };
+  make_behaviour
+    = [b = backend] { return std::make_unique<asking_behaviour>(b); };
   open();
   client_sends(hdl, "x");
   // The idle timer comes first (the request's timeout is an hour): the

@@ -43,7 +43,6 @@ private:
   std::vector<caf::response_promise> waiting_;
 };
 
-
 /// A line protocol for tests of the busy path: answers each `\n`-terminated
 /// line with `line:<text>\n`; busy while part of a line is buffered. The
 /// line `wait` is answered by a timer 100 ms later (`waited\n`), busy until
@@ -94,8 +93,7 @@ struct io_fixture : broker_fixture {
 
   explicit io_fixture(size_t max_connections = 16,
                       caf::timespan idle_timeout = caf::timespan{0})
-    : broker_fixture({}, max_connections, idle_timeout) {
-  }
+      : broker_fixture({}, max_connections, idle_timeout) {}
 
   std::unique_ptr<behaviour> new_behaviour() override {
     if (make_behaviour)

@@ -64,8 +64,8 @@ CAF_TEST(help lists every option with its default) {
   CAF_CHECK(contains(line_with(out, "--max-connections="), "(default: 0)"));
   CAF_CHECK(contains(line_with(out, "--log-level="), "(default: info)"));
   CAF_CHECK(contains(line_with(out, "--idle-timeout="), "(default: 60s)"));
-  CAF_CHECK(contains(line_with(out, "--http.header-timeout="),
-                     "(default: 10s)"));
+  CAF_CHECK(
+    contains(line_with(out, "--http.header-timeout="), "(default: 10s)"));
 }
 
 CAF_TEST(an unknown option is a usage error) {

@@ -54,8 +54,9 @@ int count_fds(pid_t pid) {
     char target[64] = {};
     auto len = ::readlink((path + "/" + entry->d_name).c_str(), target,
                           sizeof(target) - 1);
-    if (len > 0 && std::string_view{target, static_cast<size_t>(len)}
-                       .substr(0, 7) == "socket:")
+    if (len > 0
+        && std::string_view{target, static_cast<size_t>(len)}.substr(0, 7)
+             == "socket:")
       ++n;
   }
   ::closedir(dir);
@@ -226,7 +227,7 @@ CAF_TEST(slowloris is cut off by the header timeout with 408) {
   expect_nothing_leaked(2);
 }
 
-CAF_TEST(idle connections are closed after the idle timeout busy ones not) {
+CAF_TEST(idle connections are closed after the idle timeout busy ones not ) {
   if (!start("http", {"--idle-timeout=1s"}))
     return;
   // Sent nothing; made one request and waits with the connection kept
@@ -321,8 +322,8 @@ CAF_TEST(a peer that sends a request and resets at once leaks nothing) {
     auto conn = connect_client(port);
     if (!conn)
       return;
-    CAF_REQUIRE(qt::send_all(conn.get(), i % 2 == 0 ? get("/")
-                                                    : get("/delay/50")));
+    CAF_REQUIRE(
+      qt::send_all(conn.get(), i % 2 == 0 ? get("/") : get("/delay/50")));
     reset_close(conn);
   }
   expect_nothing_leaked(21);

@@ -891,7 +891,7 @@ CAF_TEST(a request cut short by a client FIN gets 400 and a clean stop) {
     // The delayed answer first, when there is one, then the 400.
     CAF_CHECK_EQUAL(qt::count_occurrences(all.bytes, "HTTP/1.1 "),
                     std::string{head}.find("delay") != std::string::npos ? 2u
-                                                                      : 1u);
+                                                                         : 1u);
     CAF_CHECK_NOT_EQUAL(all.bytes.find("HTTP/1.1 400 Bad Request\r\n"),
                         std::string::npos);
   }

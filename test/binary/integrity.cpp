@@ -56,8 +56,9 @@ size_t transmitted(int fd, size_t sent) {
     CAF_ERROR("ioctl(SIOCOUTQNSD) failed: " << std::strerror(errno));
     return 0;
   }
-  return static_cast<size_t>(unsent) > sent ? 0
-                                            : sent - static_cast<size_t>(unsent);
+  return static_cast<size_t>(unsent) > sent
+           ? 0
+           : sent - static_cast<size_t>(unsent);
 }
 
 /// How a client's stream ended, for messages.
@@ -78,8 +79,8 @@ bool poll_clients(std::vector<pollfd>& fds) {
     if (rc < 0 && errno == EINTR)
       continue;
     if (rc == 0)
-      CAF_ERROR("no client made progress for "
-                << qt::default_timeout.count() << " ms");
+      CAF_ERROR("no client made progress for " << qt::default_timeout.count()
+                                               << " ms");
     else
       CAF_ERROR("poll failed: " << std::strerror(errno));
     return false;
@@ -121,7 +122,6 @@ struct echo_client {
 /// The window of most echo clients: small enough that the server never
 /// has to pause reading them.
 constexpr size_t echo_window = size_t{32} * 1024;
-
 
 struct echo_round_result {
   size_t clients_mid_stream = 0; // echo still under way at the stop
@@ -247,8 +247,8 @@ struct http_client {
         flag("bad Content-Length `" + length_text + "`");
         return;
       }
-      auto length = static_cast<size_t>(std::strtoull(length_text.c_str(),
-                                                      nullptr, 10));
+      auto length
+        = static_cast<size_t>(std::strtoull(length_text.c_str(), nullptr, 10));
       auto body_size = ex.head ? 0 : length;
       auto total = head_end + 4 + body_size;
       if (in.size() < total)
@@ -410,8 +410,8 @@ struct fixture : qt::binary_fixture {
     for (size_t i = 0; i < clients; ++i) {
       auto& c = cs[i];
       CAF_MESSAGE("echo client " << i << ": sent " << c.sent << ", owed "
-                                 << c.owed << ", echoed " << c.received
-                                 << " (" << c.received_at_stop
+                                 << c.owed << ", echoed " << c.received << " ("
+                                 << c.received_at_stop
                                  << " before the stop), then "
                                  << describe_end(c.end, c.end_error));
       if (c.end != qt::read_status::eof)
@@ -428,8 +428,8 @@ struct fixture : qt::binary_fixture {
       if (c.received > c.sent)
         CAF_ERROR("echo client " << i << ": more echo than sent");
       if (c.send_error != 0)
-        CAF_ERROR("echo client " << i << ": send failed: "
-                                 << std::strerror(c.send_error));
+        CAF_ERROR("echo client "
+                  << i << ": send failed: " << std::strerror(c.send_error));
       if (c.owed > c.received_at_stop)
         ++result.clients_mid_stream;
     }
@@ -503,9 +503,9 @@ struct fixture : qt::binary_fixture {
         auto& c = cs[index[j]];
         auto revents = fds[j].revents;
         if ((revents & POLLOUT) != 0 && !c.out.empty()) {
-          auto n = ::send(c.fd.get(), c.out.data(),
-                          std::min(c.out.size(), size_t{64} * 1024),
-                          MSG_NOSIGNAL);
+          auto n
+            = ::send(c.fd.get(), c.out.data(),
+                     std::min(c.out.size(), size_t{64} * 1024), MSG_NOSIGNAL);
           if (n > 0) {
             c.out.erase(0, static_cast<size_t>(n));
             c.sent += static_cast<size_t>(n);
@@ -538,16 +538,14 @@ struct fixture : qt::binary_fixture {
     }
     for (size_t i = 0; i < clients; ++i) {
       auto& c = cs[i];
-      CAF_MESSAGE("http client " << i << " (depth " << c.depth << "): "
-                                 << c.generated << " requests, " << c.owed
-                                 << " owed at the stop"
-                                 << (c.partial_at_stop ? " (one in part)" : "")
-                                 << ", " << c.answered
-                                 << " answered (" << c.answered_at_stop
-                                 << " before the stop), last response "
-                                 << (c.closed_by_response ? "close"
-                                                          : "keep-alive")
-                                 << ", then " << describe_end(c.end, c.end_error));
+      CAF_MESSAGE("http client "
+                  << i << " (depth " << c.depth << "): " << c.generated
+                  << " requests, " << c.owed << " owed at the stop"
+                  << (c.partial_at_stop ? " (one in part)" : "") << ", "
+                  << c.answered << " answered (" << c.answered_at_stop
+                  << " before the stop), last response "
+                  << (c.closed_by_response ? "close" : "keep-alive")
+                  << ", then " << describe_end(c.end, c.end_error));
       if (!c.problem.empty())
         CAF_ERROR("http client " << i << ": " << c.problem);
       if (c.end != qt::read_status::eof)
@@ -558,12 +556,12 @@ struct fixture : qt::binary_fixture {
         CAF_ERROR("http client " << i << ": EOF inside a response after "
                                  << c.in.size() << " bytes of it");
       if (c.answered < c.owed)
-        CAF_ERROR("http client " << i << ": " << c.answered
-                                 << " answered, but " << c.owed
+        CAF_ERROR("http client " << i << ": " << c.answered << " answered, but "
+                                 << c.owed
                                  << " requests were owed at the stop");
       if (c.send_error != 0)
-        CAF_ERROR("http client " << i << ": send failed: "
-                                 << std::strerror(c.send_error));
+        CAF_ERROR("http client "
+                  << i << ": send failed: " << std::strerror(c.send_error));
       if (c.closed_by_response)
         ++closed_by_response;
     }

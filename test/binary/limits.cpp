@@ -138,10 +138,10 @@ CAF_TEST(at a stop clients waiting in the backlog are served then closed) {
       // One whole response, then the FIN. (`Connection: close` only if the
       // stop reached the new connection before it read the request.)
       CAF_CHECK(got.bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
-      CAF_CHECK(got.bytes.size() >= 15
-                && got.bytes.compare(got.bytes.size() - 15, 15,
-                                     "quiesce: hello\n")
-                     == 0);
+      CAF_CHECK(
+        got.bytes.size() >= 15
+        && got.bytes.compare(got.bytes.size() - 15, 15, "quiesce: hello\n")
+             == 0);
     } else {
       CAF_CHECK_EQUAL(got.bytes, b_request);
     }
@@ -173,8 +173,8 @@ CAF_TEST(with few descriptors clients wait and the server does not spin) {
                   process_options{fd_limit});
   auto port = srv.wait_listening();
   CAF_REQUIRE(port);
-  CAF_REQUIRE(srv.wait_stderr("max connections " + std::to_string(capacity)
-                              + ")"));
+  CAF_REQUIRE(
+    srv.wait_stderr("max connections " + std::to_string(capacity) + ")"));
   std::vector<unique_fd> clients;
   for (size_t i = 0; i < capacity + waiting; ++i) {
     auto conn = connect_loopback(*port);
@@ -190,9 +190,9 @@ CAF_TEST(with few descriptors clients wait and the server does not spin) {
   CAF_REQUIRE(srv.wait_stderr("paused accepting"));
   // Exhausted: measure the server's CPU while clients wait.
   auto share = cpu_share(srv.pid(), std::chrono::milliseconds{1000});
-  CAF_MESSAGE("server CPU while " << waiting << " clients wait: "
-                                  << static_cast<int>(share * 100)
-                                  << "% of one core");
+  CAF_MESSAGE("server CPU while "
+              << waiting << " clients wait: " << static_cast<int>(share * 100)
+              << "% of one core");
   CAF_CHECK_GREATER_OR_EQUAL(share, 0.0);
   CAF_CHECK_LESS(share, 0.2);
   // Still serving, and nobody waiting was served.

@@ -80,9 +80,9 @@ enum class moment {
   drain_timeout,
 };
 
-constexpr moment all_moments[] = {moment::before_accept, moment::mid_accept,
-                                  moment::mid_request,   moment::mid_write,
-                                  moment::second_signal, moment::drain_timeout};
+constexpr moment all_moments[]
+  = {moment::before_accept, moment::mid_accept,    moment::mid_request,
+     moment::mid_write,     moment::second_signal, moment::drain_timeout};
 
 const char* to_string(moment x) {
   switch (x) {
@@ -134,8 +134,8 @@ http_response parse_response(std::string_view bytes) {
     return result;
   auto head = lower(bytes.substr(0, end + 2));
   result.status = std::atoi(std::string{bytes.substr(9, 3)}.c_str());
-  result.connection_close = head.find("\r\nconnection: close\r\n")
-                            != std::string::npos;
+  result.connection_close
+    = head.find("\r\nconnection: close\r\n") != std::string::npos;
   size_t length = 0;
   auto pos = head.find("\r\ncontent-length:");
   if (pos != std::string::npos)
@@ -160,7 +160,7 @@ std::string post_echo(std::string_view body) {
 class cycle_state {
 public:
   cycle_state(qt::process& server, bool http, bool forced)
-    : server_(server), http_(http), forced_(forced) {
+      : server_(server), http_(http), forced_(forced) {
     // nop
   }
 
@@ -234,9 +234,9 @@ public:
                     bool need_close = false) {
     auto fail = [&](const std::string& what) {
       problem(who + " (request complete " + (before_stop ? "before" : "after")
-              + " the stop): " + what + "; got " + std::to_string(
-                got.bytes.size())
-              + " bytes, then " + got.ending());
+              + " the stop): " + what + "; got "
+              + std::to_string(got.bytes.size()) + " bytes, then "
+              + got.ending());
     };
     if (got.status == qt::read_status::timeout) {
       fail("no EOF");
@@ -412,8 +412,8 @@ job half_request(uint64_t id, size_t size, double split_at) {
       return;
     }
     auto fd = conn.fd.get();
-    auto sent = qt::send_all(fd, std::string_view{spec.request}.substr(0, split),
-                             client_timeout);
+    auto sent = qt::send_all(
+      fd, std::string_view{spec.request}.substr(0, split), client_timeout);
     cs.mark_ready();
     if (!sent) {
       cs.problem(who + ": send failed: " + std::strerror(errno));
@@ -503,8 +503,8 @@ job echo_stream(uint64_t id, size_t before_ready) {
       cs.mark_ready();
     auto fail = [&](const std::string& what) {
       cs.problem(who + ": " + what + "; sent " + std::to_string(sent)
-                 + ", received " + std::to_string(received.size())
-                 + ", then " + end.ending());
+                 + ", received " + std::to_string(received.size()) + ", then "
+                 + end.ending());
     };
     if (end.status == qt::read_status::timeout)
       fail("no EOF");
@@ -584,9 +584,9 @@ bool flood_requests(int fd) {
   size_t sent = 0;
   auto deadline = steady::now() + client_timeout;
   while (sent < all.size() && steady::now() < deadline) {
-    auto n = ::send(fd, all.data() + sent, std::min(all.size() - sent,
-                                                    size_t{64} * 1024),
-                    MSG_NOSIGNAL);
+    auto n
+      = ::send(fd, all.data() + sent,
+               std::min(all.size() - sent, size_t{64} * 1024), MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;
@@ -645,7 +645,8 @@ struct cycle_result {
 /// Runs cycle `index` of the storm with `seed`: everything it does follows
 /// from these two numbers.
 cycle_result run_cycle(uint64_t seed, uint64_t index) {
-  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+  std::seed_seq seq{static_cast<uint32_t>(seed),
+                    static_cast<uint32_t>(seed >> 32),
                     static_cast<uint32_t>(index)};
   std::mt19937_64 rng{seq};
   auto uniform = [&](size_t lo, size_t hi) { // [lo, hi]
@@ -655,8 +656,8 @@ cycle_result run_cycle(uint64_t seed, uint64_t index) {
   cycle_result res;
   res.when = all_moments[uniform(0, std::size(all_moments) - 1)];
   res.http = chance(0.5);
-  auto forced = res.when == moment::second_signal
-                || res.when == moment::drain_timeout;
+  auto forced
+    = res.when == moment::second_signal || res.when == moment::drain_timeout;
   auto drain = res.when == moment::drain_timeout
                  ? milliseconds{uniform(100, 500)}
                  : milliseconds{uniform(2, 3) * 1000};
@@ -740,10 +741,11 @@ cycle_result run_cycle(uint64_t seed, uint64_t index) {
   if (res.when == moment::second_signal)
     desc << " then " << (second_signal == SIGTERM ? "SIGTERM" : "SIGINT");
   res.description = desc.str();
-  qt::process server{QUIESCE_BINARY,
-                     {std::string{"--protocol="} + (res.http ? "http" : "echo"),
-                      "--host=127.0.0.1", "--port=0",
-                      "--drain-timeout=" + std::to_string(drain.count()) + "ms"}};
+  qt::process server{
+    QUIESCE_BINARY,
+    {std::string{"--protocol="} + (res.http ? "http" : "echo"),
+     "--host=127.0.0.1", "--port=0",
+     "--drain-timeout=" + std::to_string(drain.count()) + "ms"}};
   cycle_state cs{server, res.http, forced};
   auto port = server.wait_listening();
   if (!port) {
@@ -766,8 +768,8 @@ cycle_result run_cycle(uint64_t seed, uint64_t index) {
     server.signal(second_signal);
   }
   auto deadline = t0 + drain + 1s;
-  auto left = std::chrono::duration_cast<milliseconds>(deadline
-                                                       - steady::now());
+  auto left
+    = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
   res.exit_code = server.wait_exit(std::max(left, milliseconds{0}));
   res.exit_time = std::chrono::duration_cast<milliseconds>(steady::now() - t0);
   if (res.exit_code == qt::exit_timeout) {
@@ -814,7 +816,8 @@ struct storm_stats {
 
   std::string summary() const {
     std::ostringstream out;
-    out << "stop storm: " << cycles << " cycles, " << failed << " failed; exits:";
+    out << "stop storm: " << cycles << " cycles, " << failed
+        << " failed; exits:";
     for (auto& [what, n] : exits)
       out << " [" << what << "] x" << n;
     out << "; worst exit " << worst.count() << " ms after the first signal ("
@@ -834,7 +837,8 @@ CAF_TEST(stop storm) {
   auto cycles = env_number("QUIESCE_STORM_CYCLES", 40);
   auto first = env_number("QUIESCE_STORM_FIRST", 0);
   auto header = "stop storm: seed " + std::to_string(seed) + ", cycles "
-                + std::to_string(first) + ".." + std::to_string(first + cycles - 1)
+                + std::to_string(first) + ".."
+                + std::to_string(first + cycles - 1)
                 + " (repeat with QUIESCE_STORM_SEED=" + std::to_string(seed)
                 + " QUIESCE_STORM_FIRST=<cycle> QUIESCE_STORM_CYCLES=<n>)";
   CAF_MESSAGE(header);

@@ -29,8 +29,7 @@ public:
     writes_at_stop,
   };
 
-  explicit broken_line(defect d) : defect_(d) {
-  }
+  explicit broken_line(defect d) : defect_(d) {}
 
   void on_data(std::string_view bytes, connection_io& io) override {
     if (defect_ == defect::pieces_are_lines) {

@@ -124,7 +124,7 @@ void unique_fd::reset(int fd) noexcept {
 
 process::process(const std::string& program,
                  const std::vector<std::string>& args)
-  : process(program, args, process_options{}) {
+    : process(program, args, process_options{}) {
   // nop
 }
 
