@@ -55,7 +55,8 @@ void connection_state::init(connection_actor::broker_pointer self,
   // Written bytes are confirmed by data_transferred_msg: the connection knows
   // when its output has left, which the close and the backpressure rely on.
   self_->ack_writes(hdl_, true);
-  self_->configure_read(hdl_, caf::io::receive_policy::at_most(16 * 1024));
+  self_->configure_read(hdl_,
+                        caf::io::receive_policy::at_most(cfg_.small_read));
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " opened");
   // A connection that sends nothing is idle from the start.
@@ -161,14 +162,38 @@ void connection_state::on_timer(uint64_t token) {
   close_if_drained();
 }
 
-void connection_state::on_data(const caf::io::new_data_msg& msg) {
+void connection_state::adapt_read_buffer(caf::io::new_data_msg& msg) {
+  auto n = msg.buf.size();
+  if (!large_reads_) {
+    if (n < cfg_.small_read)
+      return;
+    // The read filled the small buffer: more is coming than it holds.
+    large_reads_ = true;
+    self_->configure_read(hdl_,
+                          caf::io::receive_policy::at_most(cfg_.large_read));
+    return;
+  }
+  if (n >= cfg_.small_read)
+    return;
+  // Little at a time again. `msg.buf` is the scribe's own read buffer, lent
+  // to this handler (CAF swaps it back afterwards): leaving an empty vector
+  // in its place frees the large one, and the scribe makes a small one.
+  large_reads_ = false;
+  std::vector<char>{}.swap(msg.buf);
+  self_->configure_read(hdl_,
+                        caf::io::receive_policy::at_most(cfg_.small_read));
+}
+
+void connection_state::on_data(caf::io::new_data_msg& msg) {
   if (phase_ == phase::open || (phase_ == phase::stopping && busy())) {
     note_activity();
-    behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
+    auto size = msg.buf.size();
+    behaviour_->on_data({msg.buf.data(), size}, *this);
+    adapt_read_buffer(msg); // may take the buffer away: use `size` below
     flush_output();
     if (stop_pending_) {
       // The bytes that waited in the kernel at the stop have been read.
-      unread_at_stop_ -= std::min(unread_at_stop_, msg.buf.size());
+      unread_at_stop_ -= std::min(unread_at_stop_, size);
       if (unread_at_stop_ == 0) {
         if (phase_ == phase::open) {
           begin_stop();
@@ -408,8 +433,24 @@ void connection_state::flush_output() {
     return;
   wrote_ = false;
   note_activity();
+  auto& buf = self_->wr_buf(hdl_);
+  if (fd_ && pending_output_ == 0 && !buf.empty()) {
+    // CAF holds nothing for this socket, so nothing can be overtaken: the
+    // bytes go to the kernel now. Through CAF they would wait for the next
+    // turn of the event loop and cost two epoll_ctl calls (CAF watches for
+    // writability around every write) and an acknowledgement message.
+    // Whatever the kernel does not take, and everything after an error,
+    // goes through CAF as before.
+    if (auto sent = socket_ops::send_now(*fd_, buf.data(), buf.size());
+        sent && *sent > 0)
+      buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*sent));
+    if (buf.empty()) {
+      update_reading();
+      return;
+    }
+  }
   if (fd_)
-    pending_output_ += self_->wr_buf(hdl_).size();
+    pending_output_ += buf.size();
   self_->flush(hdl_);
   if (pending_output_ > cfg_.max_pending_output)
     output_full_ = true;

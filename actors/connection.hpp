@@ -66,6 +66,12 @@ struct connection_config {
   caf::timespan linger = std::chrono::seconds(1);
   /// Output waiting to be sent above which reading pauses.
   size_t max_pending_output = 64 * 1024;
+  /// The read buffer: `small_read` bytes while the peer sends little at a
+  /// time (an idle connection keeps only this much); a read that fills it
+  /// switches to `large_read` bytes, and the next read shorter than
+  /// `small_read` switches back and frees the large buffer.
+  size_t small_read = 512;
+  size_t large_read = 16 * 1024;
   /// Carries every delayed message of the connection actors (see
   /// timer_relay.hpp); the acceptor spawns one if none is set.
   timer_relay relay;
@@ -124,7 +130,7 @@ public:
 
   // -- message handlers -------------------------------------------------------
 
-  void on_data(const caf::io::new_data_msg& msg);
+  void on_data(caf::io::new_data_msg& msg);
 
   void on_transferred(const caf::io::data_transferred_msg& msg);
 
@@ -169,6 +175,9 @@ protected:
 private:
   /// True while the behaviour has work in flight or a request is pending.
   bool busy() const;
+
+  /// Sizes the read buffer after a read of `msg` (see small_read).
+  void adapt_read_buffer(caf::io::new_data_msg& msg);
 
   /// Flushes what the last callback wrote and applies backpressure.
   void flush_output();
@@ -231,6 +240,8 @@ private:
   /// Bytes flushed to CAF that have not reached the kernel yet (only tracked
   /// on real sockets; the test multiplexer takes bytes at once).
   size_t pending_output_ = 0;
+  /// Reads use the large buffer (see connection_config::small_read).
+  bool large_reads_ = false;
   /// Reading is paused (see update_reading).
   bool reading_paused_ = false;
   /// More than `max_pending_output` bytes waited to be sent; clears once all

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <pthread.h>
+#include <sched.h>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "caf/io/middleman.hpp"
 #include "caf/io/network/multiplexer.hpp"
 #include "caf/pec.hpp"
+#include "caf/send.hpp"
 #include "caf/sec.hpp"
 #include "caf/scoped_actor.hpp"
 
@@ -78,6 +80,23 @@ public:
            "debug, info, warning, error or off (default: info)");
     behaviours::add_options(custom_options_);
     load<caf::io::middleman>();
+    // Defaults of ours for CAF's own settings; the command line and the
+    // config file still override them (see docs/performance.md).
+    // One read per readiness event: the next read would mostly only say
+    // EAGAIN (request/response traffic), and level-triggered epoll reports
+    // a socket with more bytes again in the next turn.
+    set("middleman.max-consecutive-reads", 1);
+    // As many workers as CPUs this process may run on (taskset, cpusets),
+    // not as the machine has: the I/O thread needs the CPU more.
+    set("scheduler.max-threads", usable_cpus());
+  }
+
+  static size_t usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+      return std::max(1u, std::thread::hardware_concurrency());
+    return static_cast<size_t>(std::max(1, CPU_COUNT(&set)));
   }
 
   /// The protocols' own options, which CAF's `--help` leaves to
@@ -221,6 +240,14 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   lst.fd = -1; // the doorman owns it now
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
+  sup_cfg.broadcast_stop = [&mm](std::vector<connection_actor> conns) {
+    // One hand-over to the event loop; there each `stop` to a broker is
+    // queued for the same turn instead of a pipe write and a turn apiece.
+    mm.backend().post([conns = std::move(conns)] {
+      for (auto& conn : conns)
+        caf::anon_send(conn, stop_atom_v);
+    });
+  };
   sup_cfg.start_acceptor
     = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
        address = lst.address](supervisor_actor sup) {

@@ -55,6 +55,19 @@ size_t unread_bytes(int fd) {
   return static_cast<size_t>(n);
 }
 
+std::optional<size_t> send_now(int fd, const char* data, size_t size) {
+  for (;;) {
+    auto n = ::send(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0)
+      return static_cast<size_t>(n);
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return size_t{0};
+    return std::nullopt;
+  }
+}
+
 bool peer_sent_fin(int fd) {
   tcp_info info{};
   socklen_t len = sizeof(info);

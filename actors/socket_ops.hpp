@@ -26,6 +26,12 @@ std::optional<int> native_fd(caf::io::abstract_broker* self,
 /// Bytes the peer has sent that the kernel holds and nobody has read yet.
 size_t unread_bytes(int fd);
 
+/// Hands `size` bytes to the kernel without waiting: the number it took
+/// (0 when its send buffer is full), or nothing after an error (the peer
+/// reset or closed; the caller leaves the bytes to CAF, which reports the
+/// error as usual). Never raises SIGPIPE.
+std::optional<size_t> send_now(int fd, const char* data, size_t size);
+
 /// Sends FIN after the bytes the kernel already has; reading goes on.
 void shutdown_write(int fd);
 

@@ -74,8 +74,16 @@ void begin_stop(supervisor_pointer self, const char* why) {
                          + millis(st.cfg.drain_timeout));
   if (st.acceptor_alive)
     self->send(st.acceptor, stop_atom_v);
-  for (auto& kvp : st.connections)
-    self->send(kvp.second.handle, stop_atom_v);
+  if (st.cfg.broadcast_stop) {
+    std::vector<connection_actor> open;
+    open.reserve(st.connections.size());
+    for (auto& kvp : st.connections)
+      open.push_back(kvp.second.handle);
+    st.cfg.broadcast_stop(std::move(open));
+  } else {
+    for (auto& kvp : st.connections)
+      self->send(kvp.second.handle, stop_atom_v);
+  }
   self->delayed_send(self, st.cfg.drain_timeout, drain_timeout_atom_v);
   finish_if_drained(self);
 }

@@ -38,6 +38,13 @@ struct supervisor_config {
   std::function<acceptor_actor(supervisor_actor)> start_acceptor;
   /// How long connections may take to finish after a stop.
   caf::timespan drain_timeout = std::chrono::seconds(5);
+  /// Delivers `stop` to the connections open at the stop. Unset: the
+  /// supervisor sends each one `stop` itself. The server hands the whole
+  /// list to the I/O event loop in one go instead, which then tells every
+  /// connection broker in one turn: a message per connection from another
+  /// thread would cost CAF 0.17 a pipe write and a turn of the loop each
+  /// (see docs/performance.md).
+  std::function<void(std::vector<connection_actor>)> broadcast_stop;
 };
 
 struct supervisor_state {

@@ -359,7 +359,7 @@ void http_behaviour::write_ready(connection_io& io) {
     if (!ex.head)
       out += ex.body;
     io.write(out);
-    queue_.pop_front();
+    queue_.erase(queue_.begin());
     if (last) {
       finished_ = true;
       accepting_ = false;

@@ -74,8 +74,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <string>
+#include <vector>
 
 #include "caf/actor_system_config.hpp"
 #include "caf/config_option_set.hpp"
@@ -194,7 +194,11 @@ private:
   uint64_t watched_request_ = UINT64_MAX;
   /// The input is held (hold_if_backlogged).
   bool input_held_ = false;
-  std::deque<exchange> queue_;
+  /// Responses owed, in request order. A vector, not a deque: libstdc++'s
+  /// deque allocates 576 bytes up front, which every idle connection would
+  /// keep; this queue holds a handful of entries at most (see
+  /// max_queued_requests), so erasing at the front is cheap.
+  std::vector<exchange> queue_;
   uint64_t next_id_ = 0;
   bool stopping_ = false;
   /// New requests are served (false after a stop, once the request half

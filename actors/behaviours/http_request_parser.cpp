@@ -19,7 +19,6 @@ constexpr int header_fields_too_large = 431;
 /// one.
 struct request_parser::impl {
   http_parser parser;
-  http_parser_settings settings;
   size_t max_header_bytes;
   size_t max_body_bytes;
   /// Inside a request: its first byte arrived, its end did not.
@@ -48,6 +47,17 @@ struct request_parser::impl {
       : max_header_bytes(max_header), max_body_bytes(max_body) {
     http_parser_init(&parser, HTTP_REQUEST);
     parser.data = this;
+  }
+
+  /// The callbacks, the same for every parser (they find theirs through
+  /// `parser.data`): made once, not kept by each connection.
+  static const http_parser_settings* settings() {
+    static const http_parser_settings instance = make_settings();
+    return &instance;
+  }
+
+  static http_parser_settings make_settings() {
+    http_parser_settings settings;
     http_parser_settings_init(&settings);
     settings.on_message_begin = [](http_parser* p) {
       auto& self = *static_cast<impl*>(p->data);
@@ -121,6 +131,7 @@ struct request_parser::impl {
       http_parser_pause(p, 1);
       return 0;
     };
+    return settings;
   }
 
   /// RFC 9110 field names are tokens: no whitespace, in particular none
@@ -178,7 +189,7 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out) {
     // This call starts with the final LF of the header section.
     auto after_header_section = st.headers_just_done;
     st.headers_just_done = false;
-    auto n = http_parser_execute(&st.parser, &st.settings, bytes.data(),
+    auto n = http_parser_execute(&st.parser, impl::settings(), bytes.data(),
                                  bytes.size());
     if (in_header_phase) {
       // Paused at the end of the header section, http_parser has not
