@@ -11,8 +11,16 @@
 /// themselves delayed messages: the relay, an ordinary actor, gets each one
 /// with the connection's weak address and forwards it with a plain send, and
 /// only if the connection still exists.
+///
+/// The relay also keeps the timers itself, ordered by deadline, and asks
+/// CAF's clock for one wake-up at a time (the earliest deadline). Every CAF
+/// delayed message locks the clock and wakes its thread; at a stop with
+/// 10,000 idle connections that was 10,000 linger timers, each costing the
+/// I/O thread a futex wake and a context switch. Now a timer is a plain
+/// message to the relay.
 
 #include "caf/actor_addr.hpp"
+#include "caf/atom.hpp"
 #include "caf/fwd.hpp"
 #include "caf/message.hpp"
 #include "caf/timespan.hpp"
@@ -20,9 +28,14 @@
 
 namespace quiesce {
 
-/// Takes `(target, message)` and sends `message` to `target` if it exists.
+/// The relay's own wake-up.
+using relay_tick_atom = caf::atom_constant<caf::atom("rlytick")>;
+
+/// Takes `(delay, target, message)` and sends `message` to `target` after
+/// `delay` if `target` still exists then.
 using timer_relay
-  = caf::typed_actor<caf::reacts_to<caf::actor_addr, caf::message>>;
+  = caf::typed_actor<caf::reacts_to<caf::timespan, caf::actor_addr, caf::message>,
+                     caf::reacts_to<relay_tick_atom>>;
 
 /// Spawns a relay. It is hidden: pending timers must not keep the actor
 /// system from shutting down.
