@@ -25,7 +25,7 @@ using acceptor_pointer
 /// Starts the connection actor of `hdl` and tells the supervisor.
 void start_connection(acceptor_pointer self, caf::io::connection_handle hdl) {
   auto& s = self->state;
-  auto conn = self->fork(connection_main, hdl, s.cfg.connection);
+  auto conn = self->fork(connection_main, hdl, s.connection);
   self->monitor(conn);
   ++s.open;
   ++s.accepted;
@@ -65,6 +65,7 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
   st.cfg = std::move(cfg);
   if (!st.cfg.connection.relay)
     st.cfg.connection.relay = spawn_timer_relay(self->system());
+  st.connection = std::make_shared<const connection_config>(st.cfg.connection);
   st.hdl = door->hdl();
   self->add_doorman(std::move(door));
   self->set_down_handler([self](caf::down_msg&) {

@@ -38,6 +38,8 @@ struct acceptor_config {
 struct acceptor_state {
   static inline const char* name = "quiesce.acceptor";
   acceptor_config cfg;
+  /// `cfg.connection`, shared by every connection actor.
+  shared_config connection;
   caf::io::accept_handle hdl;
   size_t open = 0;
   size_t accepted = 0;

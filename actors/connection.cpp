@@ -23,6 +23,19 @@ constexpr const char* component = "connection";
 /// bytes it still held.
 constexpr auto flush_check_interval = std::chrono::milliseconds(50);
 
+/// The connection's own timer messages, made once and shared (a
+/// caf::message is reference-counted): a pending timer costs no allocation
+/// of its own beyond the relay's entry.
+const caf::message& linger_message() {
+  static const caf::message msg = caf::make_message(linger_atom_v);
+  return msg;
+}
+
+const caf::message& idle_message() {
+  static const caf::message msg = caf::make_message(idle_atom_v);
+  return msg;
+}
+
 std::string describe(caf::io::connection_handle hdl) {
   return "connection " + std::to_string(hdl.id());
 }
@@ -46,17 +59,17 @@ connection_state::~connection_state() {
 
 void connection_state::init(connection_actor::broker_pointer self,
                             caf::io::connection_handle hdl,
-                            connection_config cfg) {
+                            shared_config cfg) {
   self_ = self;
   hdl_ = hdl;
   cfg_ = std::move(cfg);
-  behaviour_ = cfg_.make_behaviour();
+  behaviour_ = cfg_->make_behaviour();
   fd_ = socket_ops::native_fd(self_, hdl_);
   // Written bytes are confirmed by data_transferred_msg: the connection knows
   // when its output has left, which the close and the backpressure rely on.
   self_->ack_writes(hdl_, true);
   self_->configure_read(hdl_,
-                        caf::io::receive_policy::at_most(cfg_.small_read));
+                        caf::io::receive_policy::at_most(cfg_->small_read));
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " opened");
   // A connection that sends nothing is idle from the start.
@@ -77,7 +90,7 @@ void connection_state::start_timer(caf::timespan delay, uint64_t token) {
 void connection_state::send_later(caf::timespan delay, caf::message msg) {
   // Never a delayed message to this broker itself: CAF 0.17.6 leaks a
   // broker that one reaches after it has quit (timer_relay.hpp).
-  quiesce::send_later(cfg_.relay, std::max(delay, caf::timespan{0}),
+  quiesce::send_later(cfg_->relay, std::max(delay, caf::timespan{0}),
                       self_->address(), std::move(msg));
 }
 
@@ -165,15 +178,15 @@ void connection_state::on_timer(uint64_t token) {
 void connection_state::adapt_read_buffer(caf::io::new_data_msg& msg) {
   auto n = msg.buf.size();
   if (!large_reads_) {
-    if (n < cfg_.small_read)
+    if (n < cfg_->small_read)
       return;
     // The read filled the small buffer: more is coming than it holds.
     large_reads_ = true;
     self_->configure_read(hdl_,
-                          caf::io::receive_policy::at_most(cfg_.large_read));
+                          caf::io::receive_policy::at_most(cfg_->large_read));
     return;
   }
-  if (n >= cfg_.small_read)
+  if (n >= cfg_->small_read)
     return;
   // Little at a time again. `msg.buf` is the scribe's own read buffer, lent
   // to this handler (CAF swaps it back afterwards): leaving an empty vector
@@ -181,7 +194,7 @@ void connection_state::adapt_read_buffer(caf::io::new_data_msg& msg) {
   large_reads_ = false;
   std::vector<char>{}.swap(msg.buf);
   self_->configure_read(hdl_,
-                        caf::io::receive_policy::at_most(cfg_.small_read));
+                        caf::io::receive_policy::at_most(cfg_->small_read));
 }
 
 void connection_state::on_data(caf::io::new_data_msg& msg) {
@@ -360,8 +373,8 @@ void connection_state::on_linger() {
   if (phase_ != phase::lingering)
     return;
   auto quiet = self_->clock().now() - last_input_;
-  if (quiet < cfg_.linger) {
-    arm_linger_timer(cfg_.linger - quiet);
+  if (quiet < cfg_->linger) {
+    arm_linger_timer(cfg_->linger - quiet);
     return;
   }
   // The peer neither closed nor sent anything for a whole linger: close.
@@ -380,13 +393,13 @@ void connection_state::on_linger() {
 void connection_state::on_idle_check() {
   idle_timer_armed_ = false;
   // Busy now: watch_idle arms the timer again once the work is done.
-  if (phase_ != phase::open || cfg_.idle_timeout <= caf::timespan{0}
+  if (phase_ != phase::open || cfg_->idle_timeout <= caf::timespan{0}
       || !quiet())
     return;
   auto quiet_for = self_->clock().now() - last_activity_;
-  if (quiet_for < cfg_.idle_timeout) {
+  if (quiet_for < cfg_->idle_timeout) {
     // Activity since the timer was armed: wait for the rest.
-    arm_idle_timer(cfg_.idle_timeout - quiet_for);
+    arm_idle_timer(cfg_->idle_timeout - quiet_for);
     return;
   }
   if (log::enabled(log::level::debug))
@@ -410,7 +423,7 @@ void connection_state::on_forced(const caf::exit_msg& msg) {
   // turn (the backlog taken at a stop, then a second signal) would have its
   // scribe added and removed in one turn, which CAF 0.17 merges into nothing
   // and never releases. Until then every other message is ignored.
-  send_later(std::chrono::milliseconds(1), caf::make_message(linger_atom_v));
+  send_later(std::chrono::milliseconds(1), linger_message());
 }
 
 bool connection_state::forced() const {
@@ -452,7 +465,7 @@ void connection_state::flush_output() {
   if (fd_)
     pending_output_ += buf.size();
   self_->flush(hdl_);
-  if (pending_output_ > cfg_.max_pending_output)
+  if (pending_output_ > cfg_->max_pending_output)
     output_full_ = true;
   update_reading();
 }
@@ -497,12 +510,12 @@ bool connection_state::quiet() const {
 }
 
 void connection_state::note_activity() {
-  if (cfg_.idle_timeout > caf::timespan{0})
+  if (cfg_->idle_timeout > caf::timespan{0})
     last_activity_ = self_->clock().now();
 }
 
 void connection_state::watch_idle() {
-  if (phase_ != phase::open || cfg_.idle_timeout <= caf::timespan{0})
+  if (phase_ != phase::open || cfg_->idle_timeout <= caf::timespan{0})
     return;
   if (!quiet()) {
     was_quiet_ = false;
@@ -516,12 +529,12 @@ void connection_state::watch_idle() {
   }
   if (idle_timer_armed_)
     return; // when it fires, it re-arms for what is left
-  arm_idle_timer(last_activity_ + cfg_.idle_timeout - self_->clock().now());
+  arm_idle_timer(last_activity_ + cfg_->idle_timeout - self_->clock().now());
 }
 
 void connection_state::arm_idle_timer(caf::timespan delay) {
   idle_timer_armed_ = true;
-  send_later(delay, caf::make_message(idle_atom_v));
+  send_later(delay, idle_message());
 }
 
 void connection_state::begin_linger() {
@@ -542,21 +555,21 @@ void connection_state::begin_linger() {
     finish("closed after answering a half-closed peer");
     return;
   }
-  arm_linger_timer(cfg_.linger);
+  arm_linger_timer(cfg_->linger);
 }
 
 void connection_state::report_done() {
   if (done_reported_)
     return;
   done_reported_ = true;
-  self_->send(cfg_.supervisor, done_atom_v);
+  self_->send(cfg_->supervisor, done_atom_v);
 }
 
 void connection_state::arm_linger_timer(caf::timespan delay) {
   if (linger_timer_armed_)
     return;
   linger_timer_armed_ = true;
-  send_later(delay, caf::make_message(linger_atom_v));
+  send_later(delay, linger_message());
 }
 
 void connection_state::finish(const char* why) {
@@ -572,7 +585,7 @@ void connection_state::finish(const char* why) {
 
 connection_actor::behavior_type connection_main(
   connection_actor::stateful_broker_pointer<connection_state> self,
-  caf::io::connection_handle hdl, connection_config cfg) {
+  caf::io::connection_handle hdl, shared_config cfg) {
   self->state.init(self, hdl, std::move(cfg));
   self->set_exit_handler([self](caf::exit_msg& msg) {
     // Forced by the supervisor; any other exit reason ends the actor too.

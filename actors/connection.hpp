@@ -82,6 +82,11 @@ struct connection_config {
   caf::timespan idle_timeout{0};
 };
 
+/// One configuration for all connection actors of a server: each keeps a
+/// pointer, not a copy (memory per idle connection, see
+/// docs/performance.md).
+using shared_config = std::shared_ptr<const connection_config>;
+
 /// The state of one connection actor; see the file comment for its phases.
 class connection_state : public connection_io {
 public:
@@ -112,7 +117,7 @@ public:
 
   /// Called once, from the actor's function.
   void init(connection_actor::broker_pointer self,
-            caf::io::connection_handle hdl, connection_config cfg);
+            caf::io::connection_handle hdl, shared_config cfg);
 
   // -- connection_io --------------------------------------------------------
 
@@ -230,7 +235,7 @@ private:
 
   connection_actor::broker_pointer self_ = nullptr;
   caf::io::connection_handle hdl_;
-  connection_config cfg_;
+  shared_config cfg_;
   std::unique_ptr<behaviour> behaviour_;
   /// The socket; nothing under CAF's test multiplexer.
   std::optional<int> fd_;
@@ -284,6 +289,6 @@ private:
 /// The function of a connection actor; the acceptor forks one per connection.
 connection_actor::behavior_type connection_main(
   connection_actor::stateful_broker_pointer<connection_state> self,
-  caf::io::connection_handle hdl, connection_config cfg);
+  caf::io::connection_handle hdl, shared_config cfg);
 
 } // namespace quiesce
