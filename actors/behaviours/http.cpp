@@ -92,7 +92,11 @@ http_options http_behaviour::options_from(const caf::actor_system_config& cfg) {
 void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
   if (finished_ || !accepting_)
     return; // nothing read now would be answered
-  std::vector<http::request> requests;
+  // Scratch space of the thread (every broker of the event loop runs on its
+  // one thread): no allocation per read, no memory kept per connection.
+  thread_local std::vector<http::request> scratch;
+  auto& requests = scratch;
+  requests.clear();
   auto failure = parser_.feed(bytes, requests);
   requests_seen_ += requests.size();
   // A request that came out settled any 100 Continue of its own; a head
@@ -340,8 +344,11 @@ void http_behaviour::write_ready(connection_io& io) {
     auto& ex = queue_.front();
     auto last = ex.must_close || !ex.keep_alive
                 || (stopping_ && !accepting_ && queue_.size() == 1);
-    std::string out;
-    out.reserve(160 + ex.extra_headers.size() + ex.body.size());
+    // Built in the thread's scratch string (see on_data), then copied once
+    // into the connection's output.
+    thread_local std::string scratch;
+    auto& out = scratch;
+    out.clear();
     out += "HTTP/1.1 ";
     out += std::to_string(ex.status);
     out += ' ';
@@ -359,6 +366,8 @@ void http_behaviour::write_ready(connection_io& io) {
     if (!ex.head)
       out += ex.body;
     io.write(out);
+    if (out.capacity() > 64 * 1024)
+      std::string{}.swap(out); // a large /echo body: don't keep its memory
     queue_.erase(queue_.begin());
     if (last) {
       finished_ = true;
