@@ -115,6 +115,36 @@ CAF_TEST(echo writes back every byte in order) {
   CAF_CHECK_EQUAL(output(hdl), "hello world");
 }
 
+CAF_TEST(reads switch between the small and the large buffer without losing
+           a byte) {
+  // Records the size of every piece it gets and echoes it.
+  struct recorder final : behaviour {
+    std::vector<size_t>* sizes;
+    explicit recorder(std::vector<size_t>* xs) : sizes(xs) {}
+    void on_data(std::string_view bytes, connection_io& io) override {
+      sizes->push_back(bytes.size());
+      io.write(bytes);
+    }
+    void on_stop(connection_io&) override {}
+    bool idle() const override {
+      return true;
+    }
+  };
+  std::vector<size_t> sizes;
+  make_behaviour = [&sizes] { return std::make_unique<recorder>(&sizes); };
+  open();
+  std::string big(5000, 'a');
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>('a' + i % 26);
+  // The first read fills the 512-byte buffer; the rest comes in one large
+  // read. A short read switches back: 2,000 bytes then take 512 + 1,488.
+  client_sends(hdl, big);
+  client_sends(hdl, "x");
+  client_sends(hdl, big.substr(0, 2000));
+  CAF_CHECK_EQUAL(output(hdl), big + "x" + big.substr(0, 2000));
+  CAF_CHECK_EQUAL(sizes, (std::vector<size_t>{512, 4488, 1, 512, 1488}));
+}
+
 CAF_TEST(stop while idle reports done at once and lingers for the peer) {
   open();
   stop();
