@@ -51,6 +51,10 @@ std::string millis(caf::timespan x) {
 connection_state::~connection_state() {
   if (owned_fd_ >= 0)
     ::close(owned_fd_);
+  // Pending timers (the idle timer above all) would keep this actor's
+  // memory for as long as they run (timer_relay.hpp).
+  if (self_ != nullptr && timers_sent_ && cfg_ && cfg_->relay)
+    cancel_timers(cfg_->relay, self_->address());
   // The actor is gone, whatever ended it: one line per connection, the
   // counterpart of "opened" (tests count both to find leaked actors).
   if (self_ != nullptr && log::enabled(log::level::debug))
@@ -90,6 +94,7 @@ void connection_state::start_timer(caf::timespan delay, uint64_t token) {
 void connection_state::send_later(caf::timespan delay, caf::message msg) {
   // Never a delayed message to this broker itself: CAF 0.17.6 leaks a
   // broker that one reaches after it has quit (timer_relay.hpp).
+  timers_sent_ = true;
   quiesce::send_later(cfg_->relay, std::max(delay, caf::timespan{0}),
                       self_->address(), std::move(msg));
 }

@@ -280,6 +280,8 @@ private:
   caf::actor_clock::time_point last_input_;
   /// The last input read or output written or sent (for `idle_timeout`).
   caf::actor_clock::time_point last_activity_;
+  /// A timer went to the relay: the relay is told when this actor ends.
+  bool timers_sent_ = false;
   /// An idle timer message is on its way.
   bool idle_timer_armed_ = false;
   /// The connection was quiet when last looked at (watch_idle).

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "caf/actor_cast.hpp"
@@ -24,8 +25,16 @@ public:
     return {
       [this](caf::timespan delay, caf::actor_addr& target, caf::message& msg) {
         auto at = clock().now() + delay;
-        timers_.emplace(at, entry{std::move(target), std::move(msg)});
+        auto i = timers_.emplace(at, entry{target, std::move(msg)});
+        by_target_.emplace(std::move(target), i);
         arm(at);
+      },
+      [this](relay_cancel_atom, const caf::actor_addr& target) {
+        auto range = by_target_.equal_range(target);
+        for (auto j = range.first; j != range.second; ++j)
+          timers_.erase(j->second);
+        by_target_.erase(range.first, range.second);
+        // A wake-up under way may now find nothing due: harmless.
       },
       [this](relay_tick_atom) {
         // Wake-ups come in the order of their times: this one is the
@@ -34,6 +43,7 @@ public:
           wakeups_.erase(wakeups_.begin());
         auto now = clock().now();
         while (!timers_.empty() && timers_.begin()->first <= now) {
+          forget(timers_.begin());
           auto node = timers_.extract(timers_.begin());
           auto& due = node.mapped();
           if (auto dest = caf::actor_cast<caf::actor>(due.target))
@@ -65,7 +75,22 @@ private:
                  relay_tick_atom::value);
   }
 
-  std::multimap<time_point, entry> timers_;
+  using timer_map = std::multimap<time_point, entry>;
+
+  /// Removes the index entry of the timer at `i`.
+  void forget(timer_map::iterator i) {
+    auto range = by_target_.equal_range(i->second.target);
+    for (auto j = range.first; j != range.second; ++j) {
+      if (j->second == i) {
+        by_target_.erase(j);
+        return;
+      }
+    }
+  }
+
+  timer_map timers_;
+  /// The timers of each target (a few at most), for cancel_timers.
+  std::unordered_multimap<caf::actor_addr, timer_map::iterator> by_target_;
   /// The times of the wake-ups under way.
   std::set<time_point> wakeups_;
 };
@@ -74,6 +99,10 @@ private:
 
 timer_relay spawn_timer_relay(caf::actor_system& sys) {
   return sys.spawn<relay_actor, caf::hidden>();
+}
+
+void cancel_timers(const timer_relay& relay, const caf::actor_addr& target) {
+  caf::anon_send(relay, relay_cancel_atom::value, target);
 }
 
 void send_later(const timer_relay& relay, caf::timespan delay,

@@ -31,11 +31,15 @@ namespace quiesce {
 /// The relay's own wake-up.
 using relay_tick_atom = caf::atom_constant<caf::atom("rlytick")>;
 
+/// Drops every timer of a target that has ended.
+using relay_cancel_atom = caf::atom_constant<caf::atom("rlycancel")>;
+
 /// Takes `(delay, target, message)` and sends `message` to `target` after
 /// `delay` if `target` still exists then.
 using timer_relay
   = caf::typed_actor<caf::reacts_to<caf::timespan, caf::actor_addr, caf::message>,
-                     caf::reacts_to<relay_tick_atom>>;
+                     caf::reacts_to<relay_tick_atom>,
+                     caf::reacts_to<relay_cancel_atom, caf::actor_addr>>;
 
 /// Spawns a relay. It is hidden: pending timers must not keep the actor
 /// system from shutting down.
@@ -45,5 +49,12 @@ timer_relay spawn_timer_relay(caf::actor_system& sys);
 /// only a weak address: a pending timer keeps nothing alive.
 void send_later(const timer_relay& relay, caf::timespan delay,
                 const caf::actor_addr& target, caf::message msg);
+
+/// Drops the pending timers of `target`, which has ended. Without this a
+/// timer would keep them until it fires (an idle timer: a minute), and with
+/// it the ended actor's memory: CAF frees an actor only once no address of
+/// it (a weak reference) is left. With thousands of new connections a
+/// second that was a few hundred megabytes held for a minute.
+void cancel_timers(const timer_relay& relay, const caf::actor_addr& target);
 
 } // namespace quiesce

@@ -202,4 +202,22 @@ CAF_TEST(an idle timer during the linger after a stop is harmless) {
   CAF_CHECK_EQUAL(output(hdl), "");
 }
 
+CAF_TEST(a connection that ends leaves no timer behind to hold its memory) {
+  open();
+  // The idle timer is pending at the relay; the peer closes.
+  caf::actor_addr addr = conn.address();
+  caf::anon_send(conn, caf::io::connection_closed_msg{hdl});
+  exhaust();
+  // Every other reference goes: ours, the recorder's (it keeps the handle
+  // and the address that reported done).
+  conn = nullptr;
+  rec->connected.clear();
+  rec->done_by.clear();
+  exhaust();
+  CAF_CHECK(!caf::actor_cast<caf::actor>(addr));
+  // CAF frees an ended actor's memory once no address of it is left: the
+  // relay dropped the idle timer's (one weak reference left: `addr`).
+  CAF_CHECK_EQUAL(addr.get()->weak_refs.load(), 1u);
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
