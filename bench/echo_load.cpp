@@ -24,7 +24,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
-#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -69,30 +68,6 @@ void usage(std::FILE* out) {
 
 [[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
   bench::bad_option(program, usage, arg, why);
-}
-
-bool parse_duration(const std::string& text, double& seconds) {
-  if (text.empty())
-    return false;
-  errno = 0;
-  char* end = nullptr;
-  double value = std::strtod(text.c_str(), &end);
-  if (errno != 0 || end == text.c_str() || !std::isfinite(value) || value < 0)
-    return false;
-  std::string unit{end};
-  double scale = 0;
-  if (unit.empty() || unit == "s")
-    scale = 1.0;
-  else if (unit == "ms")
-    scale = 1e-3;
-  else if (unit == "us")
-    scale = 1e-6;
-  else if (unit == "m" || unit == "min")
-    scale = 60.0;
-  else
-    return false;
-  seconds = value * scale;
-  return seconds <= 24.0 * 3600.0;
 }
 
 options parse_options(int argc, char** argv) {
@@ -143,14 +118,6 @@ options parse_options(int argc, char** argv) {
 
 // ---------------------------------------------------------------- pattern
 
-uint64_t mix64(uint64_t x) {
-  // splitmix64's finaliser: every input bit affects every output bit.
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 uint64_t message_seed(uint32_t conn, uint64_t seq) {
   return mix64((uint64_t{conn} << 40) ^ seq ^ 0x5157455343450000ull);
 }
@@ -166,81 +133,6 @@ void fill_pattern(uint64_t seed, size_t offset, size_t len,
       *out++ = static_cast<unsigned char>(word >> (8 * k));
   }
 }
-
-// ---------------------------------------------------------------- histogram
-
-/// Log-linear histogram of nanosecond values: 128 linear sub-buckets per
-/// power of two, so a reported value is within 0.4% of the true one.
-class histogram {
-public:
-  histogram() : counts_(bucket_count, 0) {}
-
-  void record(uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-    sum_ += static_cast<double>(ns);
-    max_ = std::max(max_, ns);
-    min_ = std::min(min_, ns);
-  }
-
-  uint64_t count() const {
-    return total_;
-  }
-  uint64_t max() const {
-    return total_ ? max_ : 0;
-  }
-  uint64_t min() const {
-    return total_ ? min_ : 0;
-  }
-  double mean() const {
-    return total_ ? sum_ / static_cast<double>(total_) : 0;
-  }
-
-  /// The value at quantile q in [0, 1] (bucket midpoint, clamped to max).
-  uint64_t quantile(double q) const {
-    if (total_ == 0)
-      return 0;
-    auto rank
-      = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
-    rank = std::max<uint64_t>(rank, 1);
-    uint64_t seen = 0;
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= rank)
-        return std::min(std::max(midpoint(i), min_), max_);
-    }
-    return max_;
-  }
-
-private:
-  static constexpr unsigned sub_bits = 7;
-  static constexpr uint64_t sub = uint64_t{1} << sub_bits;
-  static constexpr size_t bucket_count = sub + (64 - sub_bits) * sub;
-
-  static size_t index(uint64_t v) {
-    if (v < sub)
-      return static_cast<size_t>(v);
-    unsigned e = 63u - static_cast<unsigned>(__builtin_clzll(v));
-    unsigned shift = e - sub_bits;
-    uint64_t mantissa = v >> shift; // in [sub, 2 * sub)
-    return static_cast<size_t>(sub + shift * sub + (mantissa - sub));
-  }
-
-  static uint64_t midpoint(size_t i) {
-    if (i < sub)
-      return i;
-    uint64_t shift = (i - sub) / sub;
-    uint64_t mantissa = sub + (i - sub) % sub;
-    uint64_t lower = mantissa << shift;
-    return lower + ((uint64_t{1} << shift) >> 1);
-  }
-
-  std::vector<uint64_t> counts_;
-  uint64_t total_ = 0;
-  double sum_ = 0;
-  uint64_t max_ = 0;
-  uint64_t min_ = UINT64_MAX;
-};
 
 // ---------------------------------------------------------------- load
 
@@ -599,11 +491,6 @@ private:
     if (error_.empty())
       error_ = "connection " + std::to_string(c.id) + ": " + what;
     return false;
-  }
-
-  static clock_type::duration to_duration(double seconds) {
-    return std::chrono::duration_cast<clock_type::duration>(
-      std::chrono::duration<double>{seconds});
   }
 
   const options& opts_;

@@ -1,25 +1,33 @@
-// stop_time: how long a quiesce echo server takes to stop gracefully with
-// many idle connections open, and whether every client gets a clean FIN.
+// stop_time: how long a server takes to stop gracefully with many idle
+// connections open, whether every client gets a clean FIN, and how much
+// memory each idle connection costs the server.
 //
-// Each round starts the server (`--protocol=echo --port=0 --log-level=warning`
-// plus the arguments after `--`), reads its `listening on HOST:PORT` line,
-// opens --connections connections and proves the server accepted each one
-// with one small echo round trip (with --protocol=http: one `GET /` answered
-// with `Connection: keep-alive`, leaving an idle keep-alive connection). Then
-// it sends SIGTERM and measures the wall time from kill() to waitpid()
-// returning (a thread blocks in waitpid). In the meantime an epoll loop reads
-// every client socket and closes it as soon as it reads end-of-stream, as a
-// normal client does; it tells a clean EOF from a reset (ECONNRESET). The
-// server's stdout and stderr are drained all along.
+// Each round starts the server (quiesce by default: `--protocol=P --port=N
+// --log-level=warning` plus the arguments after `--`; with --raw exactly the
+// arguments after `--`, for any server that prints a `listening on
+// 127.0.0.1:PORT` line), optionally pinned to --server-cpus, and reads its
+// listening line. One warm-up connection does one probe round trip and
+// closes; the server's memory (VmRSS summed over its process tree) is then
+// the base. Then it opens --connections connections and proves the server
+// accepted each one with one probe round trip (echo: 8 bytes echoed; http:
+// one `GET /` answered with a 200 that keeps the connection open, leaving an
+// idle keep-alive connection), and samples the memory again. Then it sends
+// SIGTERM and measures the wall time from kill() to waitpid() returning (a
+// thread blocks in waitpid). In the meantime an epoll loop reads every
+// client socket and closes it as soon as it reads end-of-stream, as a normal
+// client does; it tells a clean EOF from a reset (ECONNRESET). The server's
+// stdout and stderr are drained all along.
 //
 // Exit codes: 0 every round exited 0 and every client saw a clean EOF;
 // 1 otherwise (including a server that had to be SIGKILLed after 30 s);
 // 2 bad options.
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -50,6 +58,7 @@ constexpr auto listen_limit = 10s; // start-up until the listening line
 constexpr auto setup_limit = 30s;  // connecting and the echo round trips
 constexpr auto stop_limit = 30s;   // SIGTERM until the server has exited
 constexpr auto eof_grace = 2s;     // after the exit, for the last clients
+constexpr auto rss_settle = 200ms; // before each memory sample
 constexpr size_t probe_size = 8;
 constexpr size_t stderr_keep = 64 * 1024;
 
@@ -57,6 +66,7 @@ constexpr size_t stderr_keep = 64 * 1024;
 constexpr uint64_t tag_stdout = UINT64_MAX - 1;
 constexpr uint64_t tag_stderr = UINT64_MAX - 2;
 constexpr uint64_t tag_exited = UINT64_MAX - 3;
+constexpr uint64_t tag_warmup = UINT64_MAX - 4;
 
 double ms_between(time_point from, time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -69,13 +79,56 @@ struct options {
   long connections = 1000;
   long rounds = 3;
   std::string protocol = "echo";
+  /// The arguments after `--` are the server's whole argument list.
+  bool raw = false;
+  long port = 0;
+  /// --server-cpus, as given and as a set; empty: no pinning.
+  std::string server_cpus;
+  cpu_set_t cpus{};
   std::vector<std::string> extra;
 };
 
 void usage(std::FILE* out) {
-  std::fprintf(out, "usage: stop_time --server=PATH [--connections=1000] "
-                    "[--rounds=3] [--protocol=echo|http] "
-                    "[-- extra server args...]\n");
+  std::fprintf(
+    out,
+    "usage: stop_time --server=PATH [--connections=1000] [--rounds=3]\n"
+    "                 [--protocol=echo|http] [--server-cpus=LIST]\n"
+    "                 [--port=N] [-- extra server args...]\n"
+    "       stop_time --raw --server=PATH [options] -- server args...\n"
+    "By default the server runs as PATH --protocol=P --port=N "
+    "--log-level=warning\n"
+    "followed by the args after --; with --raw as PATH followed by exactly "
+    "the args\n"
+    "after -- (the port is then the caller's business). --protocol is the "
+    "probe's\n"
+    "protocol. --server-cpus pins the server (e.g. 0 or 0,2-3).\n");
+}
+
+/// Parses a CPU list such as `0`, `0,2` or `1-3` into `set`.
+bool parse_cpu_list(const std::string& text, cpu_set_t& set) {
+  CPU_ZERO(&set);
+  if (text.empty())
+    return false;
+  size_t start = 0;
+  for (;;) {
+    auto comma = text.find(',', start);
+    auto item = text.substr(
+      start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto dash = item.find('-');
+    long lo = 0;
+    long hi = 0;
+    if (!parse_long(item.substr(0, dash), 0, CPU_SETSIZE - 1, lo))
+      return false;
+    hi = lo;
+    if (dash != std::string::npos
+        && !parse_long(item.substr(dash + 1), lo, CPU_SETSIZE - 1, hi))
+      return false;
+    for (long cpu = lo; cpu <= hi; ++cpu)
+      CPU_SET(static_cast<int>(cpu), &set);
+    if (comma == std::string::npos)
+      return true;
+    start = comma + 1;
+  }
 }
 
 [[noreturn]] void bad_option(const std::string& arg, const std::string& why) {
@@ -92,6 +145,10 @@ options parse_options(int argc, char** argv) {
       break;
     }
     handle_help(arg, usage);
+    if (arg == "--raw") {
+      opts.raw = true;
+      continue;
+    }
     std::string key;
     std::string value;
     if (!split_option(arg, key, value))
@@ -110,6 +167,13 @@ options parse_options(int argc, char** argv) {
     } else if (key == "rounds") {
       if (!parse_long(value, 1, 1000, opts.rounds))
         bad_option(arg, "expected an integer in 1..1000");
+    } else if (key == "port") {
+      if (!parse_long(value, 0, 65535, opts.port))
+        bad_option(arg, "expected a port in 0..65535");
+    } else if (key == "server-cpus") {
+      if (!parse_cpu_list(value, opts.cpus))
+        bad_option(arg, "expected a CPU list such as 0 or 0,2-3");
+      opts.server_cpus = value;
     } else {
       bad_option(arg, "unknown option");
     }
@@ -118,10 +182,73 @@ options parse_options(int argc, char** argv) {
     opts.extra.emplace_back(argv[i]);
   if (opts.server.empty())
     bad_option("--server", "missing (required)");
+  if (opts.raw && opts.port != 0)
+    bad_option("--port=" + std::to_string(opts.port),
+               "with --raw, put the port in the server's arguments");
   if (::access(opts.server.c_str(), X_OK) != 0)
     bad_option("--server=" + opts.server,
                std::string{"not an executable: "} + std::strerror(errno));
   return opts;
+}
+
+// ---------------------------------------------------------------- memory
+
+/// The contents of a small file such as /proc/PID/stat; "" if unreadable.
+std::string read_small_file(const std::string& path) {
+  std::string text;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0)
+    text.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return text;
+}
+
+/// `root` and all its descendants, from the parent ids in /proc/PID/stat.
+std::vector<pid_t> process_tree(pid_t root) {
+  std::vector<std::pair<pid_t, pid_t>> parents; // (pid, ppid)
+  if (DIR* dir = ::opendir("/proc")) {
+    while (auto* entry = ::readdir(dir)) {
+      long pid = 0;
+      if (!parse_long(entry->d_name, 1, INT32_MAX, pid))
+        continue;
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+      auto stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+      auto close = stat.rfind(')');
+      if (close == std::string::npos || close + 4 > stat.size())
+        continue;
+      auto ppid = std::atol(stat.c_str() + close + 4);
+      parents.emplace_back(static_cast<pid_t>(pid), static_cast<pid_t>(ppid));
+    }
+    ::closedir(dir);
+  }
+  std::vector<pid_t> tree{root};
+  for (size_t i = 0; i < tree.size(); ++i)
+    for (auto& [pid, ppid] : parents)
+      if (ppid == tree[i])
+        tree.push_back(pid);
+  return tree;
+}
+
+/// The resident memory of `root` and all its descendants in KiB: the sum of
+/// VmRSS from /proc/PID/status (pages shared between the processes count
+/// once per process). -1 if /proc does not know `root`.
+long tree_rss_kb(pid_t root) {
+  long total = 0;
+  for (auto pid : process_tree(root)) {
+    auto status = read_small_file("/proc/" + std::to_string(pid) + "/status");
+    auto at = status.find("\nVmRSS:");
+    if (at == std::string::npos) {
+      if (pid == root)
+        return -1;
+      continue; // a descendant that just ended, or a kernel thread
+    }
+    total += std::atol(status.c_str() + at + 7);
+  }
+  return total;
 }
 
 // ---------------------------------------------------------------- the server
@@ -136,7 +263,7 @@ public:
   ~server_process() {
     if (pid_ > 0 && waiter_.joinable()) {
       // Only reached on an error path: never leave our child behind.
-      ::kill(pid_, SIGKILL);
+      kill_hard();
     }
     if (waiter_.joinable())
       waiter_.join();
@@ -146,8 +273,12 @@ public:
   }
 
   bool start(const options& opts, std::string& error) {
-    std::vector<std::string> args{opts.server, "--protocol=" + opts.protocol,
-                                  "--port=0", "--log-level=warning"};
+    std::vector<std::string> args{opts.server};
+    if (!opts.raw) {
+      args.emplace_back("--protocol=" + opts.protocol);
+      args.emplace_back("--port=" + std::to_string(opts.port));
+      args.emplace_back("--log-level=warning");
+    }
     args.insert(args.end(), opts.extra.begin(), opts.extra.end());
     std::vector<char*> argv;
     for (auto& a : args)
@@ -187,6 +318,14 @@ public:
       sigset_t none;
       ::sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (!opts.server_cpus.empty()
+          && ::sched_setaffinity(0, sizeof(opts.cpus), &opts.cpus) != 0) {
+        const char msg[] = "stop_time: sched_setaffinity of the server "
+                           "failed\n";
+        ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)ignored;
+        ::_exit(127);
+      }
       ::execv(argv[0], argv.data());
       const char msg[] = "stop_time: execv of the server failed\n";
       ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
@@ -284,10 +423,12 @@ public:
     return stderr_;
   }
 
-  /// Sends SIGKILL to the child if it has not been reaped yet.
+  /// Sends SIGKILL to the child, if it has not been reaped yet, and to its
+  /// descendants (a wrapper script's server must not outlive it).
   void kill_hard() {
     if (pid_ > 0)
-      ::kill(pid_, SIGKILL);
+      for (auto pid : process_tree(pid_))
+        ::kill(pid, SIGKILL);
   }
 
 private:
@@ -315,26 +456,20 @@ std::string check_echo_reply(const std::string& probe, const std::string& reply,
 }
 
 /// The answer to `GET /` so far: an error text unless it is a 200 that keeps
-/// the connection open, else "" and `complete` once its body is in.
+/// the connection open, else "" and `complete` once it is all in.
 std::string check_http_reply(const std::string& reply, bool& complete) {
-  auto end = reply.find("\r\n\r\n");
-  if (end == std::string::npos)
-    return reply.size() > 16 * 1024 ? "an endless response header" : "";
-  auto head = reply.substr(0, end + 2);
-  if (head.compare(0, 13, "HTTP/1.1 200 ") != 0)
-    return "not a 200 response: " + head.substr(0, head.find('\r'));
-  if (head.find("\r\nConnection: keep-alive\r\n") == std::string::npos)
+  auto r = parse_http_reply(reply, false);
+  if (r.st == http_reply::state::bad)
+    return r.error;
+  if (r.st == http_reply::state::partial)
+    return {};
+  if (r.status != 200)
+    return "not a 200 response: " + reply.substr(0, reply.find('\r'));
+  if (!r.keep_alive)
     return "the response does not keep the connection alive";
-  auto at = head.find("\r\nContent-Length: ");
-  long length = 0;
-  if (at == std::string::npos
-      || !parse_long(head.substr(at + 18, head.find('\r', at + 2) - at - 18), 0,
-                     1 << 20, length))
-    return "no valid Content-Length";
-  auto size = end + 4 + static_cast<size_t>(length);
-  if (reply.size() > size)
+  if (reply.size() > r.size)
     return "bytes after the response";
-  complete = reply.size() == size;
+  complete = true;
   return {};
 }
 
@@ -362,7 +497,17 @@ struct round_result {
   double first_eof_ms = -1;
   double last_eof_ms = -1;
   double setup_ms = 0;
+  long rss_base_kb = -1; // after the warm-up connection, before the rest
+  long rss_idle_kb = -1; // with every connection open and idle
   std::string error;
+
+  /// What each idle connection added to the server's memory, in bytes.
+  double rss_per_conn_bytes(size_t connections) const {
+    if (rss_base_kb < 0 || rss_idle_kb < 0 || connections == 0)
+      return -1;
+    return static_cast<double>(rss_idle_kb - rss_base_kb) * 1024.0
+           / static_cast<double>(connections);
+  }
 };
 
 class round_runner {
@@ -375,6 +520,8 @@ public:
     for (auto& c : clients_)
       if (c.fd >= 0)
         ::close(c.fd);
+    if (warmup_.fd >= 0)
+      ::close(warmup_.fd);
     if (ep_ >= 0)
       ::close(ep_);
   }
@@ -393,8 +540,18 @@ public:
     uint16_t port = 0;
     if (!await_listening(port))
       return abort_round();
-    if (!connect_and_probe(port))
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!warm_up(addr))
       return abort_round();
+    result_.rss_base_kb = tree_rss_kb(server_.pid());
+    if (!connect_and_probe(addr))
+      return abort_round();
+    if (!settle())
+      return abort_round();
+    result_.rss_idle_kb = tree_rss_kb(server_.pid());
     result_.setup_ms = ms_between(started, clock_type::now());
     stop_and_watch();
     return result_;
@@ -446,38 +603,77 @@ private:
     return true;
   }
 
-  bool connect_and_probe(uint16_t port) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (size_t i = 0; i < clients_.size(); ++i) {
-      auto& c = clients_[i];
-      c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (c.fd < 0)
-        return set_error(std::string{"socket: "} + std::strerror(errno));
-      int on = 1;
-      ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-      if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
-          && errno != EINPROGRESS)
-        return set_error("client " + std::to_string(i)
-                         + ": connect: " + std::strerror(errno));
-      if (opts_.protocol == "http") {
-        c.probe = "GET / HTTP/1.1\r\nHost: stop-time\r\n\r\n";
-      } else {
-        // "r" + round digit + six digits of the client's index.
-        c.probe.assign(probe_size, '0');
-        c.probe[0] = 'r';
-        c.probe[1] = static_cast<char>('0' + number_ % 10);
-        for (size_t k = 0, v = i; k < probe_size - 2; ++k, v /= 10)
-          c.probe[probe_size - 1 - k] = static_cast<char>('0' + v % 10);
-      }
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT;
-      ev.data.u64 = i;
-      if (::epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0)
-        return set_error(std::string{"epoll_ctl: "} + std::strerror(errno));
+  /// One connection and one probe round trip, then a close: whatever the
+  /// server sets up lazily on its first connection is then part of the base
+  /// memory sample, taken after a short settling time.
+  bool warm_up(const sockaddr_in& addr) {
+    if (!open_client(warmup_, tag_warmup, addr))
+      return false;
+    auto deadline = clock_type::now() + setup_limit;
+    while (warmup_.state != client_state::ready) {
+      if (clock_type::now() >= deadline)
+        return set_error("the warm-up connection got no answer within 30s");
+      if (!poll_once(deadline))
+        return false;
+      if (server_.has_exited())
+        return set_error("the server exited (" + server_.exit_code()
+                         + ") during the warm-up connection");
     }
+    ::close(warmup_.fd);
+    warmup_.fd = -1;
+    return settle();
+  }
+
+  /// Lets the server settle before a memory sample (the pipes are drained
+  /// meanwhile, and any byte on a client is still an error).
+  bool settle() {
+    auto until = clock_type::now() + rss_settle;
+    while (clock_type::now() < until)
+      if (!poll_once(until))
+        return false;
+    if (server_.has_exited())
+      return set_error("the server exited (" + server_.exit_code()
+                       + ") before the stop");
+    return true;
+  }
+
+  /// The probe of client `tag` (an index or tag_warmup).
+  std::string make_probe(uint64_t tag) const {
+    if (opts_.protocol == "http")
+      return "GET / HTTP/1.1\r\nHost: stop-time\r\n\r\n";
+    // "r" (or "w" for the warm-up) + round digit + six digits of the index.
+    std::string probe(probe_size, '0');
+    probe[0] = tag == tag_warmup ? 'w' : 'r';
+    probe[1] = static_cast<char>('0' + number_ % 10);
+    if (tag != tag_warmup)
+      for (size_t k = 0, v = tag; k < probe_size - 2; ++k, v /= 10)
+        probe[probe_size - 1 - k] = static_cast<char>('0' + v % 10);
+    return probe;
+  }
+
+  bool open_client(client& c, uint64_t tag, const sockaddr_in& addr) {
+    c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c.fd < 0)
+      return set_error(std::string{"socket: "} + std::strerror(errno));
+    int on = 1;
+    ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr))
+          != 0
+        && errno != EINPROGRESS)
+      return set_error(name(tag) + ": connect: " + std::strerror(errno));
+    c.probe = make_probe(tag);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = tag;
+    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0)
+      return set_error(std::string{"epoll_ctl: "} + std::strerror(errno));
+    return true;
+  }
+
+  bool connect_and_probe(const sockaddr_in& addr) {
+    for (size_t i = 0; i < clients_.size(); ++i)
+      if (!open_client(clients_[i], i, addr))
+        return false;
     auto deadline = clock_type::now() + setup_limit;
     while (ready_ < clients_.size()) {
       if (clock_type::now() >= deadline)
@@ -493,15 +689,23 @@ private:
     return true;
   }
 
-  void setup_event(size_t i, uint32_t events) {
-    auto& c = clients_[i];
+  std::string name(uint64_t tag) const {
+    return tag == tag_warmup ? "the warm-up client"
+                             : "client " + std::to_string(tag);
+  }
+
+  client& client_at(uint64_t tag) {
+    return tag == tag_warmup ? warmup_ : clients_[tag];
+  }
+
+  void setup_event(uint64_t tag, uint32_t events) {
+    auto& c = client_at(tag);
     if (c.state == client_state::connecting) {
       int err = 0;
       socklen_t len = sizeof(err);
       ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
-        set_error("client " + std::to_string(i)
-                  + ": connect: " + std::strerror(err));
+        set_error(name(tag) + ": connect: " + std::strerror(err));
         return;
       }
       if (!(events & EPOLLOUT))
@@ -515,30 +719,27 @@ private:
         c.sent += static_cast<size_t>(n);
       else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
                && errno != EINTR) {
-        set_error("client " + std::to_string(i)
-                  + ": send: " + std::strerror(errno));
+        set_error(name(tag) + ": send: " + std::strerror(errno));
         return;
       }
       if (c.sent == c.probe.size())
-        set_events(i, EPOLLIN);
+        set_events(tag, EPOLLIN);
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
       unsigned char buf[64];
       ssize_t n = ::recv(c.fd, buf, sizeof(buf), 0);
       if (n == 0) {
-        set_error("client " + std::to_string(i)
-                  + ": EOF from the server before the stop");
+        set_error(name(tag) + ": EOF from the server before the stop");
         return;
       }
       if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          set_error("client " + std::to_string(i)
+          set_error(name(tag)
                     + ": recv before the stop: " + std::strerror(errno));
         return;
       }
       if (c.state != client_state::probing) {
-        set_error("client " + std::to_string(i)
-                  + ": unexpected bytes before the stop");
+        set_error(name(tag) + ": unexpected bytes before the stop");
         return;
       }
       c.reply.append(reinterpret_cast<const char*>(buf),
@@ -548,12 +749,13 @@ private:
                      ? check_http_reply(c.reply, complete)
                      : check_echo_reply(c.probe, c.reply, complete);
       if (!wrong.empty()) {
-        set_error("client " + std::to_string(i) + ": " + wrong);
+        set_error(name(tag) + ": " + wrong);
         return;
       }
       if (complete) {
         c.state = client_state::ready;
-        ++ready_;
+        if (tag != tag_warmup)
+          ++ready_;
       }
     }
   }
@@ -677,7 +879,7 @@ private:
       } else if (stopping_) {
         stop_event(static_cast<size_t>(tag));
       } else {
-        setup_event(static_cast<size_t>(tag), events[k].events);
+        setup_event(tag, events[k].events);
         if (!result_.error.empty())
           return false;
       }
@@ -692,11 +894,11 @@ private:
     ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
   }
 
-  void set_events(size_t i, uint32_t events) {
+  void set_events(uint64_t tag, uint32_t events) {
     epoll_event ev{};
     ev.events = events;
-    ev.data.u64 = i;
-    ::epoll_ctl(ep_, EPOLL_CTL_MOD, clients_[i].fd, &ev);
+    ev.data.u64 = tag;
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, client_at(tag).fd, &ev);
   }
 
   bool set_error(const std::string& what) {
@@ -733,6 +935,7 @@ private:
   int ep_ = -1;
   server_process server_;
   std::vector<client> clients_;
+  client warmup_;
   size_t ready_ = 0;
   size_t open_clients_ = 0;
   bool stopping_ = false;
@@ -741,6 +944,15 @@ private:
   round_result result_;
   std::string other_errors_;
 };
+
+/// The median of `values` (0 if there are none).
+double median(std::vector<double> values) {
+  if (values.empty())
+    return 0;
+  std::sort(values.begin(), values.end());
+  auto mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
 
 void print_stderr_tail(const std::string& text, int round) {
   size_t lines = 0;
@@ -773,6 +985,9 @@ int main(int argc, char** argv) {
   if (!raise_fd_limit(program, opts.connections, 32))
     return exit_failed;
   std::vector<double> times;
+  std::vector<double> bases;
+  std::vector<double> idles;
+  std::vector<double> per_conns;
   std::string codes;
   size_t clean = 0;
   size_t total = 0;
@@ -789,12 +1004,15 @@ int main(int argc, char** argv) {
       return exit_failed;
     }
     auto n = static_cast<size_t>(opts.connections);
+    auto per_conn = res.rss_per_conn_bytes(n);
     std::printf("round %d/%ld: stop_ms=%.2f exit_code=%s clean_eof=%zu/%zu "
                 "resets=%zu no_eof_or_error=%zu first_eof_ms=%.2f "
-                "last_eof_ms=%.2f unexpected_bytes=%zu setup_ms=%.0f%s%s\n",
+                "last_eof_ms=%.2f unexpected_bytes=%zu setup_ms=%.0f "
+                "rss_base_kb=%ld rss_idle_kb=%ld rss_per_conn_bytes=%.0f%s%s\n",
                 r, opts.rounds, res.stop_ms, res.exit_code.c_str(),
                 res.clean_eof, n, res.resets, res.other, res.first_eof_ms,
                 res.last_eof_ms, res.unexpected_bytes, res.setup_ms,
+                res.rss_base_kb, res.rss_idle_kb, per_conn,
                 res.killed ? " KILLED" : "",
                 runner.other_errors().empty()
                   ? ""
@@ -803,6 +1021,9 @@ int main(int argc, char** argv) {
     if (!runner.server().stderr_text().empty())
       print_stderr_tail(runner.server().stderr_text(), r);
     times.push_back(res.stop_ms);
+    bases.push_back(static_cast<double>(res.rss_base_kb));
+    idles.push_back(static_cast<double>(res.rss_idle_kb));
+    per_conns.push_back(per_conn);
     codes += (codes.empty() ? "" : ",") + res.exit_code;
     clean += res.clean_eof;
     total += n;
@@ -818,17 +1039,13 @@ int main(int argc, char** argv) {
   }
   auto sorted = times;
   std::sort(sorted.begin(), sorted.end());
-  double median = 0;
-  if (!sorted.empty()) {
-    auto mid = sorted.size() / 2;
-    median
-      = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  }
   std::printf("stop_time: connections=%ld rounds=%zu median_ms=%.2f "
-              "min_ms=%.2f max_ms=%.2f exit_codes=%s clean_eof=%zu/%zu\n",
-              opts.connections, times.size(), median,
+              "min_ms=%.2f max_ms=%.2f exit_codes=%s clean_eof=%zu/%zu "
+              "median_rss_base_kb=%.0f median_rss_idle_kb=%.0f "
+              "median_rss_per_conn_bytes=%.0f\n",
+              opts.connections, times.size(), median(times),
               sorted.empty() ? 0.0 : sorted.front(),
-              sorted.empty() ? 0.0 : sorted.back(), codes.c_str(), clean,
-              total);
+              sorted.empty() ? 0.0 : sorted.back(), codes.c_str(), clean, total,
+              median(bases), median(idles), median(per_conns));
   return ok ? exit_ok : exit_failed;
 }

@@ -1,0 +1,1064 @@
+#!/usr/bin/python3
+"""compare.py: quiesce side by side with its peers (issue 5).
+
+Runs every server of a group in turn, alternating rounds, the server pinned
+to one CPU and the load to another, and prints one table of medians per
+group with ratios quiesce/peer. Writes OUT/results.json (every raw run),
+OUT/table.md and OUT/chart.png (gnuplot). Run through bench/compare.sh,
+which builds everything first; docs/performance.md explains each metric.
+
+Standard library only: it runs under Debian's /usr/bin/python3.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name -> group, protocol, binary (None: quiesce), whether the caller must
+# choose the port (the nginx wrapper)
+SERVERS = {
+    "quiesce-echo": dict(group="echo", protocol="echo", peer=None),
+    "go-echo": dict(group="echo", protocol="echo", peer="go-echo"),
+    "asio-echo": dict(group="echo", protocol="echo", peer="asio-echo"),
+    "quiesce-http": dict(group="http", protocol="http", peer=None),
+    "go-http": dict(group="http", protocol="http", peer="go-http"),
+    "nginx": dict(group="http", protocol="http", peer="nginx", fixed_port=True),
+}
+GROUPS = {
+    "echo": ["quiesce-echo", "go-echo", "asio-echo"],
+    "http": ["quiesce-http", "go-http", "nginx"],
+}
+METRICS = ["throughput", "stop", "accept", "sustain"]
+# --only aliases: a metric name selects its runs.
+METRIC_ALIASES = {
+    "throughput": "throughput",
+    "latency": "throughput",
+    "p99": "throughput",
+    "stop": "stop",
+    "rss": "rss",
+    "accept": "accept",
+    "sustain": "sustain",
+    "growth": "sustain",
+}
+
+LISTEN_LIMIT = 10.0  # s until the listening line
+STOP_LIMIT = 30.0  # s from SIGTERM until the exit, then SIGKILL
+GROWTH_BASE_S = 5  # the growth is measured from this second of the run
+NOISE_KB = 1024  # growth within max(NOISE_KB, NOISE_PCT) counts as noise
+NOISE_PCT = 5.0
+TARGETS = {
+    # group -> {peer: minimum ratio quiesce/peer of the throughput}
+    "echo": {"go-echo": 1.2, "asio-echo": 0.95},
+    "http": {"go-http": 1.3, "nginx": 0.8},
+}
+STOP_TARGET = (10000, 100.0)  # idle connections, ms
+RSS_TARGET = (10000, 4096.0)  # idle connections, bytes per connection
+
+
+class Failure(Exception):
+    """A measurement that failed; its text goes into the table."""
+
+
+def shown(path):
+    """`path` relative to the repository if it is inside it."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def kv(line):
+    """The key=value pairs of a tool's output line, as a dict of strings."""
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def last_line(path, pattern=None):
+    """The last non-empty line of a file (matching `pattern` if given)."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [l.strip() for l in f if l.strip()]
+    except OSError:
+        return ""
+    if pattern:
+        lines = [l for l in lines if re.search(pattern, l)]
+    return lines[-1] if lines else ""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ memory
+
+
+def tree_rss_kb(root):
+    """VmRSS summed over `root` and its descendants (KiB), None if gone."""
+    parents = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2 :].split()
+        if len(rest) > 1:
+            parents.append((int(name), int(rest[1])))
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, ppid in parents if ppid == pid)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                m = re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M)
+        except OSError:
+            m = None
+        if m:
+            total += int(m.group(1))
+        elif pid == root:
+            return None
+    return total
+
+
+# ------------------------------------------------------------------ servers
+
+
+class Server:
+    """One server process, started fresh for one measurement."""
+
+    def __init__(self, name, cfg, tag):
+        self.name = name
+        self.spec = SERVERS[name]
+        self.cfg = cfg
+        self.tag = tag
+        self.proc = None
+        self.port = None
+        self.out_path = os.path.join(cfg.logs, f"{tag}.server.out")
+        self.err_path = os.path.join(cfg.logs, f"{tag}.server.err")
+
+    def binary(self):
+        if self.spec["peer"] is None:
+            return os.path.join(self.cfg.bin, "quiesce")
+        return os.path.join(self.cfg.peers, self.spec["peer"])
+
+    def args(self, port):
+        """The server's arguments (without the binary)."""
+        args = []
+        if self.spec["peer"] is None:
+            args += [f"--protocol={self.spec['protocol']}"]
+        args += ["--host=127.0.0.1", f"--port={port}", "--drain-timeout=10s"]
+        if self.spec["peer"] is None:
+            args += ["--log-level=warning"]
+        return args
+
+    def choose_port(self):
+        return free_port() if self.spec.get("fixed_port") else 0
+
+    def check_binary(self):
+        path = self.binary()
+        if not os.access(path, os.X_OK):
+            hint = "" if self.spec["peer"] is None else " (bench/peers/build.sh failed?)"
+            raise Failure(f"{path} missing{hint}")
+
+    def start(self):
+        self.check_binary()
+        argv = ["taskset", "-c", self.cfg.server_cpus, self.binary()]
+        argv += self.args(self.choose_port())
+        self.command = shlex.join(argv)
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=ROOT)
+        deadline = time.monotonic() + LISTEN_LIMIT
+        while time.monotonic() < deadline:
+            with open(self.out_path, errors="replace") as f:
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return self.port
+            if self.proc.poll() is not None:
+                raise Failure(f"exited ({self.proc.returncode}) before listening: "
+                              + last_line(self.err_path)[:100])
+            time.sleep(0.02)
+        self.kill()
+        raise Failure("no listening line within 10s")
+
+    def rss_kb(self):
+        return tree_rss_kb(self.proc.pid)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM, then the exit code and the time to exit."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            code = self.proc.returncode
+            self.proc = None
+            return dict(exit_code=code, stop_ms=None, note="exited by itself")
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=STOP_LIMIT)
+            result = dict(exit_code=code, stop_ms=(time.monotonic() - t0) * 1000)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            result = dict(exit_code="killed", stop_ms=None,
+                          note="SIGKILLed 30s after SIGTERM")
+        self.proc = None
+        return result
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
+def exit_text(code):
+    if isinstance(code, int) and code < 0:
+        return f"sig{-code}"
+    return str(code)
+
+
+# ------------------------------------------------------------------ the loads
+
+
+def run_tool(cfg, tag, argv, timeout):
+    """Runs a load tool pinned to the load CPUs; (rc, stdout, stderr path)."""
+    argv = ["taskset", "-c", cfg.load_cpus] + argv
+    out_path = os.path.join(cfg.logs, f"{tag}.out")
+    err_path = os.path.join(cfg.logs, f"{tag}.err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        try:
+            proc = subprocess.run(argv, stdout=out, stderr=err, timeout=timeout,
+                                  stdin=subprocess.DEVNULL, cwd=ROOT)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    with open(out_path, errors="replace") as f:
+        text = f.read()
+    return rc, text, err_path, shlex.join(argv)
+
+
+def start_tool(cfg, tag, argv):
+    argv = ["taskset", "-c", cfg.load_cpus] + argv
+    out = open(os.path.join(cfg.logs, f"{tag}.out"), "w")
+    err = open(os.path.join(cfg.logs, f"{tag}.err"), "w")
+    proc = subprocess.Popen(argv, stdout=out, stderr=err,
+                            stdin=subprocess.DEVNULL, cwd=ROOT)
+    out.close()
+    err.close()
+    return proc, shlex.join(argv)
+
+
+def tool_output(cfg, tag):
+    with open(os.path.join(cfg.logs, f"{tag}.out"), errors="replace") as f:
+        return f.read()
+
+
+def echo_load_argv(cfg, port, duration, warmup):
+    return [os.path.join(cfg.bin, "echo_load"), f"--port={port}",
+            f"--connections={cfg.connections}", "--size=64", "--depth=1",
+            f"--duration={duration}s", f"--warmup={warmup}s"]
+
+
+def wrk_argv(cfg, port, duration):
+    return ["wrk", "-t1", f"-c{cfg.connections}", f"-d{duration}s",
+            "--latency", f"http://127.0.0.1:{port}/"]
+
+
+def conn_rate_argv(cfg, port, protocol, connections, duration, warmup):
+    return [os.path.join(cfg.bin, "conn_rate"), f"--port={port}",
+            f"--protocol={protocol}", f"--connections={connections}",
+            f"--duration={duration}s", f"--warmup={warmup}s"]
+
+
+def parse_echo_load(rc, text, err_path):
+    line = last_line_of(text, r"^echo_load:")
+    values = kv(line)
+    if rc != 0 or values.get("errors") != "0" or "msgs_per_s" not in values:
+        raise Failure(f"echo_load rc={rc}: "
+                      + (last_line(err_path) or line or "no output")[:100])
+    return dict(rate=float(values["msgs_per_s"]),
+                p99_ms=float(values["p99_us"]) / 1000,
+                p50_ms=float(values["p50_us"]) / 1000)
+
+
+def wrk_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        return None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def parse_wrk(rc, text, err_path):
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+    if rc != 0 or not rate or not p99:
+        raise Failure(f"wrk rc={rc}: "
+                      + (last_line(err_path) or "no Requests/sec")[:100])
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if non2xx and int(non2xx.group(1)) > 0:
+        raise Failure(f"wrk: {non2xx.group(1)} non-2xx responses")
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                     r"timeout (\d+)", text)
+    if sock and any(int(x) for x in sock.groups()):
+        raise Failure("wrk: " + sock.group(0))
+    return dict(rate=float(rate.group(1)), p99_ms=wrk_ms(p99.group(1)),
+                p50_ms=wrk_ms(p50.group(1)) if p50 else None)
+
+
+def parse_conn_rate(rc, text, err_path):
+    values = kv(last_line_of(text, r"^conn_rate:"))
+    if rc != 0 or values.get("errors") != "0" or "conns_per_s" not in values:
+        raise Failure(f"conn_rate rc={rc} errors={values.get('errors', '?')}: "
+                      + (last_line(err_path) or "no output")[:100])
+    return dict(rate=float(values["conns_per_s"]),
+                p50_ms=float(values["p50_us"]) / 1000,
+                p99_ms=float(values["p99_us"]) / 1000)
+
+
+def last_line_of(text, pattern):
+    lines = [l for l in text.splitlines() if re.search(pattern, l)]
+    return lines[-1] if lines else ""
+
+
+# ------------------------------------------------------------------ measurements
+
+
+def with_server(name, cfg, tag, body):
+    """Starts the server, runs body(server, run), stops it, checks the exit."""
+    run = dict(commands=[])
+    server = Server(name, cfg, tag)
+    error = None
+    try:
+        server.start()
+        run["commands"].append(server.command)
+        body(server, run)
+    except Failure as e:
+        error = e.args[0]
+    finally:
+        stopped = server.stop() if server.proc is not None else None
+        if stopped is not None:
+            run["server_exit"] = exit_text(stopped["exit_code"])
+            run["server_stop_ms"] = stopped["stop_ms"]
+            if stopped.get("note"):
+                run["server_note"] = stopped["note"]
+    if run.get("server_exit") not in (None, "0"):
+        exit_error = (f"server exit code {run['server_exit']} "
+                      f"{run.get('server_note', '')}").strip()
+        error = f"{error}; {exit_error}" if error else exit_error
+    if error:
+        raise Failure(error, run)
+    return run
+
+
+def measure_throughput(name, cfg, tag):
+    protocol = SERVERS[name]["protocol"]
+
+    def body(server, run):
+        if protocol == "echo":
+            rc, text, err, cmd = run_tool(
+                cfg, f"{tag}.load",
+                echo_load_argv(cfg, server.port, cfg.duration, 1),
+                cfg.duration + 60)
+            run["commands"].append(cmd)
+            run["values"] = parse_echo_load(rc, text, err)
+        else:
+            # One second of warm-up, as echo_load has, then the measurement.
+            rc, text, err, cmd = run_tool(
+                cfg, f"{tag}.warmup", wrk_argv(cfg, server.port, 1), 60)
+            rc, text, err, cmd = run_tool(
+                cfg, f"{tag}.load", wrk_argv(cfg, server.port, cfg.duration),
+                cfg.duration + 60)
+            run["commands"].append(cmd)
+            run["values"] = parse_wrk(rc, text, err)
+
+    return with_server(name, cfg, tag, body)
+
+
+def measure_accept(name, cfg, tag):
+    protocol = SERVERS[name]["protocol"]
+
+    def body(server, run):
+        rc, text, err, cmd = run_tool(
+            cfg, f"{tag}.load",
+            conn_rate_argv(cfg, server.port, protocol, cfg.connections,
+                           cfg.duration, 1),
+            cfg.duration + 60)
+        run["commands"].append(cmd)
+        run["values"] = parse_conn_rate(rc, text, err)
+
+    return with_server(name, cfg, tag, body)
+
+
+def measure_sustain(name, cfg, tag):
+    protocol = SERVERS[name]["protocol"]
+    s = cfg.sustain
+
+    def body(server, run):
+        if protocol == "echo":
+            argv = echo_load_argv(cfg, server.port, s, 0)
+        else:
+            argv = wrk_argv(cfg, server.port, s)
+        loads = [("load", *start_tool(cfg, f"{tag}.load", argv))]
+        if cfg.churn > 0:
+            loads.append(("churn", *start_tool(
+                cfg, f"{tag}.churn",
+                conn_rate_argv(cfg, server.port, protocol, cfg.churn, s, 0))))
+        run["commands"] += [cmd for _, _, cmd in loads]
+        t0 = time.monotonic()
+        samples = []
+        try:
+            for second in range(1, s):
+                time.sleep(max(0.0, t0 + second - time.monotonic()))
+                if any(p.poll() is not None for _, p, _ in loads):
+                    break
+                samples.append((second, server.rss_kb()))
+            for _, p, _ in loads:
+                p.wait(timeout=s + 60)
+        finally:
+            for _, p, _ in loads:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        run["rss_samples_kb"] = samples
+        text = tool_output(cfg, f"{tag}.load")
+        err = os.path.join(cfg.logs, f"{tag}.load.err")
+        load_values = (parse_echo_load if protocol == "echo" else parse_wrk)(
+            loads[0][1].returncode, text, err)
+        if cfg.churn > 0:
+            run["churn"] = parse_conn_rate(
+                loads[1][1].returncode, tool_output(cfg, f"{tag}.churn"),
+                os.path.join(cfg.logs, f"{tag}.churn.err"))
+        base_at = min(GROWTH_BASE_S, max(1, s // 2))
+        base = [kb for t, kb in samples if t >= base_at and kb is not None]
+        if len(base) < 2:
+            raise Failure(f"too few RSS samples ({len(samples)})")
+        growth = base[-1] - base[0]
+        run["values"] = dict(growth_kb=growth,
+                             growth_pct=100.0 * growth / base[0],
+                             rss_start_kb=base[0], rss_end_kb=base[-1],
+                             base_at_s=base_at, end_at_s=samples[-1][0],
+                             load_rate=load_values["rate"])
+
+    return with_server(name, cfg, tag, body)
+
+
+def measure_stop(name, cfg, tag, idle):
+    """stop_time --raw: one server start, `idle` connections, SIGTERM."""
+    server = Server(name, cfg, tag)
+    server.check_binary()
+    protocol = SERVERS[name]["protocol"]
+    argv = [os.path.join(cfg.bin, "stop_time"), "--raw",
+            f"--server={server.binary()}", "--rounds=1",
+            f"--connections={idle}", f"--protocol={protocol}",
+            f"--server-cpus={cfg.server_cpus}", "--"]
+    argv += server.args(server.choose_port())
+    rc, text, err, cmd = run_tool(cfg, f"{tag}.stop_time", argv, 180)
+    run = dict(commands=[cmd])
+    round_line = last_line_of(text, r"^round 1/1:")
+    values = kv(round_line)
+    if values.get("exit_code") is not None:
+        run["server_exit"] = values["exit_code"]
+    if rc != 0 or not round_line:
+        why = (last_line_of(text, r"failed|KILLED")
+               or last_line(err, r"stop_time") or round_line
+               or f"stop_time rc={rc}")
+        why = why.replace("stop_time: round 1/1: ", "")
+        if round_line:
+            why = (f"exit_code={values.get('exit_code')} "
+                   f"clean_eof={values.get('clean_eof')} "
+                   f"resets={values.get('resets')} "
+                   f"no_eof_or_error={values.get('no_eof_or_error')}")
+        raise Failure(why[:120], run)
+    run["values"] = dict(
+        stop_ms=float(values["stop_ms"]),
+        rss_base_kb=int(values["rss_base_kb"]),
+        rss_idle_kb=int(values["rss_idle_kb"]),
+        rss_per_conn_bytes=float(values["rss_per_conn_bytes"]),
+        last_eof_ms=float(values["last_eof_ms"]),
+        setup_ms=float(values["setup_ms"]))
+    return run
+
+
+# ------------------------------------------------------------------ the plan
+
+
+def plan_runs(cfg):
+    """Every (round, group, metric key, server) in the order they run."""
+    plan = []
+    for r in range(cfg.rounds):
+        for group, members in GROUPS.items():
+            servers = [s for s in members if s in cfg.servers]
+            if not servers:
+                continue
+            k = r % len(servers)
+            order = servers[k:] + servers[:k]  # rotated each round
+            for metric in METRICS:
+                if metric == "stop":
+                    counts = [n for n in cfg.idle
+                              if "stop" in cfg.metrics
+                              or ("rss" in cfg.metrics and n == max(cfg.idle))]
+                    keys = [f"stop@{n}" for n in counts]
+                elif metric in cfg.metrics:
+                    keys = [metric]
+                else:
+                    keys = []
+                for key in keys:
+                    for server in order:
+                        plan.append((r + 1, group, key, server))
+    return plan
+
+
+def estimate_s(cfg, key):
+    if key in ("throughput", "accept"):
+        return cfg.duration + 2.5
+    if key == "sustain":
+        return cfg.sustain + 2
+    return 1.5 + int(key.split("@")[1]) / 2500
+
+
+def run_one(cfg, rnd, key, name):
+    tag = f"r{rnd}.{name}.{key.replace('@', '')}"
+    t0 = time.monotonic()
+    try:
+        if key == "throughput":
+            run = measure_throughput(name, cfg, tag)
+        elif key == "accept":
+            run = measure_accept(name, cfg, tag)
+        elif key == "sustain":
+            run = measure_sustain(name, cfg, tag)
+        else:
+            run = measure_stop(name, cfg, tag, int(key.split("@")[1]))
+        run["ok"] = True
+    except Failure as e:
+        run = e.args[1] if len(e.args) > 1 else {}
+        run["ok"] = False
+        run["error"] = e.args[0]
+    except Exception as e:  # a bug here must not lose the other runs
+        run = dict(ok=False, error=f"{type(e).__name__}: {e}")
+    run.update(round=rnd, server=name, metric=key, group=SERVERS[name]["group"],
+               logs=shown(os.path.join(cfg.logs, tag)),
+               seconds=round(time.monotonic() - t0, 1))
+    return run
+
+
+def describe(run):
+    if not run["ok"]:
+        return "FAILED (" + run["error"] + ")"
+    v = run["values"]
+    key = run["metric"]
+    if key == "throughput":
+        return f"{v['rate']:,.0f}/s p99={v['p99_ms']:.3f}ms"
+    if key == "accept":
+        return f"{v['rate']:,.0f} conns/s"
+    if key == "sustain":
+        return f"growth {v['growth_kb']:+,} KB ({v['growth_pct']:+.1f}%)"
+    return (f"{v['stop_ms']:.1f} ms, {v['rss_per_conn_bytes']:,.0f} B/conn")
+
+
+# ------------------------------------------------------------------ the table
+
+
+def fmt_num(v, unit=""):
+    if v is None:
+        return "?"
+    if v == 0:
+        return "0" + unit
+    a = abs(v)
+    if a >= 1000:
+        s = f"{v:,.0f}"
+    elif a >= 100:
+        s = f"{v:.0f}"
+    elif a >= 10:
+        s = f"{v:.1f}"
+    elif a >= 1:
+        s = f"{v:.2f}"
+    else:
+        s = f"{v:.3f}"
+    return s + unit
+
+
+def row_specs(cfg, group):
+    """The table's rows for `group`: dicts with label (the table's), short
+    (the chart's), key (the runs' metric), field (in the runs' values),
+    higher (is better) and target (text or None)."""
+    unit = "msgs/s" if group == "echo" else "req/s"
+    load = (f"echo_load {cfg.connections} conns × 64 B" if group == "echo"
+            else f"wrk -t1 -c{cfg.connections} GET /")
+    rows = []
+
+    def row(label, short, key, field, higher, target=None):
+        better = "higher is better" if higher else "lower is better"
+        rows.append(dict(label=f"{label}, {better}", short=f"{short}\\n({better})",
+                         key=key, field=field, higher=higher, target=target))
+
+    if "throughput" in cfg.metrics:
+        row(f"{unit} ({load})", unit, "throughput", "rate", True,
+            ", ".join(f"≥{v}× {k}" for k, v in TARGETS[group].items()))
+        row("p99 latency ms (same run)", "p99 latency, ms", "throughput",
+            "p99_ms", False)
+    if "stop" in cfg.metrics:
+        for n in cfg.idle:
+            row(f"stop ms, SIGTERM→exit, {n:,} idle conns",
+                f"stop with {n:,} idle, ms", f"stop@{n}", "stop_ms", False,
+                f"≤{STOP_TARGET[1]:.0f} ms" if n == STOP_TARGET[0] else None)
+    n = max(cfg.idle)
+    if "stop" in cfg.metrics or "rss" in cfg.metrics:
+        row(f"RSS per idle conn at {n:,}, bytes",
+            f"RSS per idle conn at {n:,}, B", f"stop@{n}",
+            "rss_per_conn_bytes", False,
+            f"≤{RSS_TARGET[1]:.0f} B" if n == RSS_TARGET[0] else None)
+    if "accept" in cfg.metrics:
+        row(f"accept rate, new conns/s (conn_rate, {cfg.connections} "
+            "connectors)", "new conns/s", "accept", "rate", True)
+        row("connect→answer p99 ms (same run)", "connect→answer p99, ms",
+            "accept", "p99_ms", False)
+    if "sustain" in cfg.metrics:
+        row(f"RSS growth over {cfg.sustain}s sustained load, KB "
+            f"(s{GROWTH_BASE_S}→end)", f"RSS growth in {cfg.sustain}s, KB",
+            "sustain", "growth_kb", False,
+            f"within noise (≤ max({NOISE_KB} KB, {NOISE_PCT:.0f}%))")
+    return rows
+
+
+def cell_stats(runs, name, key, field):
+    """(median or None, error text or None) over the rounds of one cell."""
+    mine = [r for r in runs if r["server"] == name and r["metric"] == key]
+    if not mine:
+        return None, "not run"
+    ok = [r["values"][field] for r in mine
+          if r["ok"] and r["values"].get(field) is not None]
+    bad = [r for r in mine if not r["ok"]]
+    med = statistics.median(ok) if ok else None
+    if bad:
+        first = bad[0]
+        why = f"r{first['round']}: {first['error']}"
+        if len(bad) > 1:
+            why += f"; {len(bad)}/{len(mine)} rounds failed"
+        return med, why
+    return med, None
+
+
+def md_escape(text):
+    return text.replace("|", "\\|")
+
+
+def group_table(cfg, runs, group):
+    servers = [s for s in GROUPS[group] if s in cfg.servers]
+    quiesce = servers[0] if servers and servers[0].startswith("quiesce") else None
+    peers = [s for s in servers if s != quiesce]
+    header = ["metric"] + servers
+    if quiesce:
+        header += [f"quiesce/{p}" for p in peers] + ["target (quiesce)"]
+    rows = []
+    summary = {}
+    for spec in row_specs(cfg, group):
+        key, field, target = spec["key"], spec["field"], spec["target"]
+        fmt = fmt_num
+        cells = [spec["label"]]
+        medians = {}
+        errors = {}
+        for s in servers:
+            med, err = cell_stats(runs, s, key, field)
+            medians[s], errors[s] = med, err
+            if err is None:
+                text = fmt(med)
+                if field == "growth_kb":
+                    pct = cell_stats(runs, s, key, "growth_pct")[0]
+                    text = f"{med:+,.0f} ({pct:+.1f}%)"
+                cells.append(text)
+            elif med is not None:
+                cells.append(f"FAILED ({err}; median of the rest: {fmt(med)})")
+            else:
+                cells.append(f"FAILED ({err})")
+        ratios = {}
+        if quiesce:
+            for p in peers:
+                q, v = medians[quiesce], medians[p]
+                if errors[quiesce] or errors[p]:
+                    cells.append("n/a (a run failed)")
+                elif not q or not v or q <= 0 or v <= 0:
+                    cells.append("n/a (≤ 0)")
+                else:
+                    ratios[p] = q / v
+                    cells.append(ratio_text(q / v, spec["higher"]))
+            cells.append(target_status(cfg, group, key, field, target,
+                                       medians[quiesce], errors[quiesce],
+                                       ratios, runs, quiesce))
+        rows.append(cells)
+        summary[f"{key}.{field}"] = dict(
+            medians=medians, errors=errors, ratios=ratios,
+            higher_is_better=spec["higher"], target=target)
+    exits = ["server exit 0 (all runs)"]
+    for s in servers:
+        mine = [r for r in runs if r["server"] == s and "server_exit" in r]
+        zero = sum(1 for r in mine if r["server_exit"] == "0")
+        other = sorted({r["server_exit"] for r in mine} - {"0"})
+        exits.append(f"{zero}/{len(mine)}"
+                     + (f" (also {', '.join(other)})" if other else ""))
+    if quiesce:
+        mine = [r for r in runs if r["server"] == quiesce and "server_exit" in r]
+        all_zero = all(r["server_exit"] == "0" for r in mine)
+        exits += ["–"] * len(peers) + [
+            f"every run 0: {'met' if all_zero else 'MISSED'}"]
+    rows.append(exits)
+    return header, rows, summary
+
+
+def ratio_text(ratio, higher):
+    """`ratio` quiesce/peer, and what it means for quiesce."""
+    if 0.98 <= ratio <= 1.02:
+        verdict = "on par"
+    elif (ratio > 1) == higher:
+        verdict = "better"
+    else:
+        verdict = "worse"
+    return f"{ratio:.2f}× {verdict}"
+
+
+def target_status(cfg, group, key, field, target, med, err, ratios, runs,
+                  quiesce):
+    if target is None:
+        return "–"
+    if err is not None or med is None:
+        return f"{target}: not measured"
+    if key == "throughput":
+        need = TARGETS[group]
+        if not all(p in ratios for p in need):
+            return f"{target}: n/a"
+        met = all(ratios[p] >= v for p, v in need.items())
+    elif field == "stop_ms":
+        met = med <= STOP_TARGET[1]
+    elif field == "rss_per_conn_bytes":
+        met = med <= RSS_TARGET[1]
+    else:
+        pct = cell_stats(runs, quiesce, key, "growth_pct")[0]
+        start = med * 100.0 / pct if pct else 0
+        met = med <= max(NOISE_KB, start * NOISE_PCT / 100.0)
+    return f"{target}: {'met' if met else 'MISSED'}"
+
+
+def render_md(header, rows):
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def line(cells):
+        return "| " + " | ".join(md_escape(c).ljust(w)
+                                 for c, w in zip(cells, widths)) + " |"
+
+    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ the chart
+
+
+def write_chart(cfg, runs, path, date):
+    """One panel per metric (a row per group), a bar per server, medians;
+    dashed red lines mark absolute targets. Returns an error text or None."""
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        return "gnuplot not found (apt-get install gnuplot-nox)"
+    groups = [g for g in GROUPS if any(s in cfg.servers for s in GROUPS[g])]
+    panels = {g: [] for g in groups}  # group -> [(title, bars, target line)]
+    for group in groups:
+        servers = [s for s in GROUPS[group] if s in cfg.servers]
+        for spec in row_specs(cfg, group):
+            key, field = spec["key"], spec["field"]
+            bars = []
+            for s in servers:
+                med, err = cell_stats(runs, s, key, field)
+                # The colour follows the server's place in its group.
+                bars.append((s, med if err is None else None,
+                             GROUPS[group].index(s) + 1))
+            title = spec["short"]
+            line = None
+            if field == "stop_ms" and key == f"stop@{STOP_TARGET[0]}":
+                line = STOP_TARGET[1]
+            if field == "rss_per_conn_bytes" and key == f"stop@{RSS_TARGET[0]}":
+                line = RSS_TARGET[1]
+            panels[group].append((title, bars, line))
+    cols = max(len(p) for p in panels.values())
+    if cols == 0:
+        return "nothing to draw"
+    base = path[:-4]
+    terminals = subprocess.run([gnuplot, "-e", "set terminal"],
+                               capture_output=True, text=True)
+    term = ("pngcairo" if "pngcairo" in terminals.stdout + terminals.stderr
+            else "png")
+    heading = (f"quiesce vs peers: medians of {cfg.rounds} round(s); server "
+               f"on CPU {cfg.server_cpus}, load on CPU {cfg.load_cpus}; "
+               f"{date}")
+    script = [
+        "set encoding utf8",
+        "set termoption noenhanced",
+        f"set terminal {term} size {max(cols * 330, 900)},"
+        f"{len(groups) * 420 + 60} font 'sans,9'",
+        f"set output '{path}'",
+        f"set multiplot layout {len(groups)},{cols} title \"{heading}\" "
+        "font ',12'",
+        "set style fill solid 0.85 border -1",
+        "set boxwidth 0.6",
+        "unset key",
+        "set grid ytics",
+        "set xtics nomirror scale 0",
+        "set ytics nomirror",
+        "set format y '%g'",
+        "set linetype 1 lc rgb '#1f5fa8'",
+        "set linetype 2 lc rgb '#e08a2c'",
+        "set linetype 3 lc rgb '#5d9e4a'",
+    ]
+    index = 0
+    with open(base + ".dat", "w") as dat:
+        for group in groups:
+            for title, bars, line in panels[group]:
+                for s, v, colour in bars:
+                    label = "FAILED" if v is None else fmt_num(v)
+                    dat.write(f'"{s}" {0 if v is None else v} {colour} '
+                              f'"{label}"\n')
+                dat.write("\n\n")
+                values = [v for _, v, _ in bars if v is not None]
+                values += [line] if line is not None else []
+                low = min([0.0] + values)
+                high = max([0.0] + values)
+                span = (high - low) or 1.0
+                script += [
+                    f"set title \"{group}: {title}\" noenhanced",
+                    f"set xrange [-0.6:{len(bars) - 0.4}]",
+                    f"set yrange [{low - (0.12 * span if low < 0 else 0)}:"
+                    f"{high + 0.15 * span}]",
+                ]
+                plot = (f"plot '{base}.dat' index {index} using 0:2:3:xtic(1) "
+                        f"with boxes lc variable, '' index {index} using 0:2:4 "
+                        "with labels offset 0,0.8 font ',8'")
+                if line is not None:
+                    plot += f", {line} with lines dt 2 lc rgb 'red' lw 1.5"
+                script.append(plot)
+                index += 1
+            # Every group starts a new row.
+            script += ["set multiplot next"] * (cols - len(panels[group]))
+    script.append("unset multiplot")
+    with open(base + ".gp", "w") as f:
+        f.write("\n".join(script) + "\n")
+    proc = subprocess.run([gnuplot, base + ".gp"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        return "gnuplot failed: " + proc.stderr.strip()[-200:]
+    return None
+
+
+# ------------------------------------------------------------------ machine
+
+
+def machine_info():
+    def cmd(argv):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                               cwd=ROOT)
+            return (p.stdout + p.stderr).strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
+            cpu = m.group(1) if m else "?"
+    except OSError:
+        pass
+    head = cmd(["git", "rev-parse", "--short", "HEAD"])
+    dirty = cmd(["git", "status", "--porcelain", "--untracked-files=no"])
+    return dict(
+        cpu=cpu, cores=os.cpu_count(), kernel=os.uname().release,
+        date=datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"),
+        git=head + (" (with uncommitted changes)" if dirty else ""),
+        go=cmd(["go", "version"]).splitlines()[0] if shutil.which("go") else "?",
+        nginx=cmd(["nginx", "-v"]) if shutil.which("nginx") else "?",
+        asio=cmd(["dpkg-query", "-W", "-f", "${Version}", "libasio-dev"]),
+        wrk=cmd(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "?",
+    )
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="bench/compare.sh",
+        description="quiesce side by side with go-echo, asio-echo, go-http "
+                    "and nginx (docs/performance.md)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=int, default=10,
+                   help="seconds of each throughput and accept-rate run")
+    p.add_argument("--sustain", type=int, default=60,
+                   help="seconds of the sustained run (memory growth)")
+    p.add_argument("--idle", default="1000,10000",
+                   help="idle connection counts for the stop time; RSS per "
+                        "idle connection comes from the largest")
+    p.add_argument("--out", default="build/bench-results")
+    p.add_argument("--only", default="",
+                   help="comma list of servers (" + ",".join(SERVERS)
+                        + "), groups (echo,http) and/or metrics (throughput,"
+                          "stop,rss,accept,sustain)")
+    p.add_argument("--server-cpus", default="0")
+    p.add_argument("--load-cpus", default="1")
+    p.add_argument("--connections", type=int, default=50,
+                   help="connections of the throughput and accept-rate loads")
+    p.add_argument("--churn", type=int, default=5,
+                   help="conn_rate connectors beside the sustained load "
+                        "(0: none)")
+    p.add_argument("--bin", default="build/bin",
+                   help="quiesce and the bench tools")
+    p.add_argument("--peers", default="build/bench-peers")
+    p.add_argument("--from", dest="from_", metavar="RESULTS_JSON",
+                   help="run nothing: redraw the table and chart of an "
+                        "earlier results.json into --out")
+    cfg = p.parse_args(argv)
+    if cfg.rounds < 1 or cfg.duration < 1 or cfg.sustain < 2:
+        p.error("--rounds and --duration must be ≥ 1, --sustain ≥ 2")
+    try:
+        cfg.idle = sorted({int(x) for x in cfg.idle.split(",") if x})
+    except ValueError:
+        p.error(f"--idle={cfg.idle}: expected counts such as 1000,10000")
+    if not cfg.idle or min(cfg.idle) < 1:
+        p.error("--idle needs at least one positive count")
+    servers, metrics = set(), set()
+    for token in [t for t in cfg.only.split(",") if t]:
+        if token in SERVERS:
+            servers.add(token)
+        elif token in GROUPS:
+            servers.update(GROUPS[token])
+        elif token in METRIC_ALIASES:
+            metrics.add(METRIC_ALIASES[token])
+        else:
+            p.error(f"--only: unknown '{token}'")
+    cfg.servers = servers or set(SERVERS)
+    cfg.metrics = metrics or set(METRICS)
+    for attr in ("out", "bin", "peers"):
+        setattr(cfg, attr, os.path.join(ROOT, getattr(cfg, attr)))
+    return cfg
+
+
+def main(argv):
+    cfg = parse_args(argv)
+    if cfg.from_:
+        with open(cfg.from_) as f:
+            saved = json.load(f)
+        for k in ("rounds", "duration", "sustain", "idle", "server_cpus",
+                  "load_cpus", "connections", "churn"):
+            setattr(cfg, k, saved["config"][k])
+        cfg.servers = set(saved["config"]["servers"])
+        cfg.metrics = set(saved["config"]["metrics"])
+        os.makedirs(cfg.out, exist_ok=True)
+        return report(cfg, saved["machine"], saved["command"], saved["runs"],
+                      saved["elapsed_s"])
+    started = time.monotonic()
+    # compare.sh passes what the user typed (it adds --bin and --peers).
+    command = os.environ.get("COMPARE_COMMAND") or (
+        "bench/compare.py " + shlex.join(argv))
+    # The servers and tools inherit the raised limit (10,000 connections).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard != resource.RLIM_INFINITY and hard < max(cfg.idle) + 200:
+        log(f"warning: the open-file hard limit {hard} is too low for "
+            f"{max(cfg.idle)} connections")
+    cfg.logs = os.path.join(cfg.out, "logs")
+    os.makedirs(cfg.logs, exist_ok=True)
+    machine = machine_info()
+    plan = plan_runs(cfg)
+    eta = sum(estimate_s(cfg, key) for _, _, key, _ in plan)
+    log(f"compare: {len(plan)} runs, about {eta / 60:.0f} min; logs in "
+        f"{shown(cfg.logs)}")
+    runs = []
+    try:
+        for i, (rnd, group, key, name) in enumerate(plan, 1):
+            run = run_one(cfg, rnd, key, name)
+            runs.append(run)
+            log(f"[{i}/{len(plan)}] round {rnd} {key} {name}: "
+                f"{describe(run)} ({run['seconds']:.1f}s)")
+    except KeyboardInterrupt:
+        # The server of the interrupted run was stopped on the way out;
+        # report what there is, marked as failed.
+        log("compare: interrupted; reporting the runs so far")
+        runs.append(dict(ok=False, error="interrupted", round=0,
+                         server="-", metric="-", group="-", seconds=0))
+    return report(cfg, machine, command, runs, time.monotonic() - started)
+
+
+def report(cfg, machine, command, runs, elapsed):
+    """Prints the table, writes table.md, chart.png and results.json; the
+    exit code: 1 if any run (or the chart) failed."""
+    lines = ["# quiesce vs peers", "",
+             f"- machine: {machine['cpu']}, {machine['cores']} cores, "
+             f"Linux {machine['kernel']}",
+             f"- date: {machine['date']}; quiesce at git {machine['git']}",
+             f"- peers: {machine['go']}; {machine['nginx']}; asio "
+             f"{machine['asio']}; {machine['wrk']}",
+             f"- command: `{command}`",
+             f"- rounds: {cfg.rounds} (medians; servers in a rotated order "
+             f"each round), server on CPU {cfg.server_cpus}, load on CPU "
+             f"{cfg.load_cpus}; throughput/accept runs {cfg.duration}s, "
+             f"sustained run {cfg.sustain}s",
+             f"- run time: {elapsed / 60:.1f} min", ""]
+    summary = {}
+    for group in GROUPS:
+        if not any(s in cfg.servers for s in GROUPS[group]):
+            continue
+        header, rows, summary[group] = group_table(cfg, runs, group)
+        lines += [f"## {group}", "", render_md(header, rows), ""]
+    failed = [r for r in runs if not r["ok"]]
+    chart = os.path.join(cfg.out, "chart.png")
+    chart_error = write_chart(cfg, runs, chart, machine["date"])
+    if chart_error:
+        lines.append(f"Chart: FAILED ({chart_error})")
+    else:
+        lines.append(f"Chart: {shown(chart)}")
+    if failed:
+        lines.append(f"{len(failed)} of {len(runs)} runs FAILED; see "
+                     "results.json and the logs.")
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(cfg.out, "table.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(cfg.out, "results.json"), "w") as f:
+        json.dump(dict(machine=machine, command=command,
+                       config={k: v for k, v in vars(cfg).items()
+                               if k not in ("servers", "metrics")}
+                       | dict(servers=sorted(cfg.servers),
+                              metrics=sorted(cfg.metrics)),
+                       elapsed_s=round(elapsed, 1), runs=runs,
+                       summary=summary), f, indent=1, default=str)
+    print(table, end="")
+    print(f"wrote {shown(cfg.out)}/results.json, table.md, "
+          f"chart.png in {elapsed / 60:.1f} min")
+    return 1 if failed or chart_error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# compare.sh: quiesce side by side with its peers, the one command (issue 5).
+#
+#   bench/compare.sh [--rounds=3] [--duration=10] [--sustain=60]
+#                    [--idle=1000,10000] [--out=build/bench-results]
+#                    [--only=SERVERS,GROUPS,METRICS] [--server-cpus=0]
+#                    [--load-cpus=1] ...        (bench/compare.py --help)
+#
+# Installs what is missing (as root, from Debian), builds quiesce and the
+# bench tools (reusing build/ if it exists, as the README creates it; it must
+# be a Release or RelWithDebInfo build without sanitizers), builds the peers
+# (bench/peers/build.sh), then runs bench/compare.py, which prints the table
+# and writes OUT/results.json, OUT/table.md and OUT/chart.png. Exits non-zero
+# if any measurement failed. BUILD_DIR=dir uses another build directory.
+# docs/performance.md explains the metrics.
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
+started=$(date +%s)
+build=${BUILD_DIR:-build}
+peers=$build/bench-peers
+
+say() { echo "compare.sh: $*" >&2; }
+
+# ------------------------------------------------------------- packages
+# /usr/bin/python3 (not a pyenv or venv one: compare.py needs only the
+# standard library, and Debian's), gnuplot for the chart, wrk for HTTP, Go
+# and Asio for the peers, nginx as a peer.
+wanted=(python3 gnuplot-nox wrk golang-go libasio-dev nginx-light)
+missing=()
+for pkg in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+  if ((EUID != 0)); then
+    say "missing Debian packages: ${missing[*]}; install them (as root):"
+    say "  apt-get install -y --no-install-recommends ${missing[*]}"
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# ------------------------------------------------------------- build
+if [[ -f $build/CMakeCache.txt ]]; then
+  type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
+  sanitize=$(sed -n 's/^QUIESCE_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt")
+  case $type in
+    Release | RelWithDebInfo) ;;
+    *)
+      say "$build is a '${type:-default}' build; benchmarks need Release or"
+      say "RelWithDebInfo: cmake -S . -B $build -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+      exit 1
+      ;;
+  esac
+  if [[ $sanitize == ON ]]; then
+    say "$build has QUIESCE_SANITIZE=ON; benchmarks need a plain build"
+    exit 1
+  fi
+  # Configure again first: a target added since (conn_rate) must be known
+  # before make is asked for it.
+  cmake -S . -B "$build" >/dev/null
+else
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+cmake --build "$build" -j"$(nproc)" --target quiesce echo_load stop_time conn_rate close_floor
+
+# A peer that does not build shows as FAILED in the table.
+if ! bench/peers/build.sh "$peers"; then
+  say "warning: bench/peers/build.sh failed; the peers it did not build will"
+  say "show as FAILED"
+fi
+
+# ------------------------------------------------------------- measure
+rc=0
+COMPARE_COMMAND="bench/compare.sh${*:+ $*}" \
+  /usr/bin/python3 bench/compare.py --bin="$build/bin" --peers="$peers" "$@" || rc=$?
+# The kernel's own cost of closing idle connections on this machine, with
+# no server at all: the floor under every "stop ms" row (docs/performance.md).
+for n in 1000 10000; do
+  "$build/bin/close_floor" --connections=$n --rounds=3 | tail -n 1 || rc=1
+done
+elapsed=$(($(date +%s) - started))
+say "done in $((elapsed / 60))m$((elapsed % 60))s (set-up and build included), exit $rc"
+exit "$rc"
