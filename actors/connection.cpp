@@ -66,6 +66,7 @@ void connection_state::init(connection_actor::broker_pointer self,
                             shared_config cfg) {
   self_ = self;
   hdl_ = hdl;
+  out_ = &self_->wr_buf(hdl_);
   cfg_ = std::move(cfg);
   behaviour_ = cfg_->make_behaviour();
   fd_ = socket_ops::native_fd(self_, hdl_);
@@ -83,7 +84,7 @@ void connection_state::init(connection_actor::broker_pointer self,
 void connection_state::write(std::string_view bytes) {
   if (bytes.empty())
     return;
-  self_->write(hdl_, bytes.size(), bytes.data());
+  out_->insert(out_->end(), bytes.begin(), bytes.end());
   wrote_ = true;
 }
 
@@ -294,6 +295,7 @@ bool connection_state::write_after_peer_fin() {
   if (dup_fd < 0)
     return false;
   hdl_ = static_cast<caf::io::abstract_broker*>(self_)->add_scribe(dup_fd);
+  out_ = &self_->wr_buf(hdl_);
   fd_ = dup_fd;
   peer_finished_ = true;
   reading_paused_ = false;
@@ -451,7 +453,7 @@ void connection_state::flush_output() {
     return;
   wrote_ = false;
   note_activity();
-  auto& buf = self_->wr_buf(hdl_);
+  auto& buf = *out_;
   if (fd_ && pending_output_ == 0 && !buf.empty()) {
     // CAF holds nothing for this socket, so nothing can be overtaken: the
     // bytes go to the kernel now. Through CAF they would wait for the next

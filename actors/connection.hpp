@@ -44,6 +44,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 #include <sys/types.h>
 
 #include "caf/actor_clock.hpp"
@@ -235,6 +236,9 @@ private:
 
   connection_actor::broker_pointer self_ = nullptr;
   caf::io::connection_handle hdl_;
+  /// CAF's output buffer of `hdl_` (the scribe's own, so its address is
+  /// stable while the scribe lives): looked up once, not per write.
+  std::vector<char>* out_ = nullptr;
   shared_config cfg_;
   std::unique_ptr<behaviour> behaviour_;
   /// The socket; nothing under CAF's test multiplexer.
