@@ -62,8 +62,7 @@ connection_state::~connection_state() {
 }
 
 void connection_state::init(connection_actor::broker_pointer self,
-                            caf::io::connection_handle hdl,
-                            shared_config cfg) {
+                            caf::io::connection_handle hdl, shared_config cfg) {
   self_ = self;
   hdl_ = hdl;
   out_ = &self_->wr_buf(hdl_);

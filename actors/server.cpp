@@ -251,8 +251,7 @@ void favour_io_thread(caf::io::middleman& mm) {
   mm.backend().dispatch([] {
     sched_param param{};
     if (sched_setscheduler(0, SCHED_OTHER, &param) != 0)
-      log::debug("main",
-                 std::string{"SCHED_OTHER: "} + std::strerror(errno));
+      log::debug("main", std::string{"SCHED_OTHER: "} + std::strerror(errno));
   });
 }
 

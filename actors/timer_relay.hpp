@@ -36,10 +36,10 @@ using relay_cancel_atom = caf::atom_constant<caf::atom("rlycancel")>;
 
 /// Takes `(delay, target, message)` and sends `message` to `target` after
 /// `delay` if `target` still exists then.
-using timer_relay
-  = caf::typed_actor<caf::reacts_to<caf::timespan, caf::actor_addr, caf::message>,
-                     caf::reacts_to<relay_tick_atom>,
-                     caf::reacts_to<relay_cancel_atom, caf::actor_addr>>;
+using timer_relay = caf::typed_actor<
+  caf::reacts_to<caf::timespan, caf::actor_addr, caf::message>,
+  caf::reacts_to<relay_tick_atom>,
+  caf::reacts_to<relay_cancel_atom, caf::actor_addr>>;
 
 /// Spawns a relay. It is hidden: pending timers must not keep the actor
 /// system from shutting down.

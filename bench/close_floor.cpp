@@ -129,8 +129,8 @@ void pin(long cpu) {
   long open = n;
   char buf[512];
   while (open > 0) {
-    int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()),
-                       10000);
+    int k
+      = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10000);
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -140,7 +140,7 @@ void pin(long cpu) {
       auto got = recv(fd, buf, sizeof(buf), 0);
       if (got > 0)
         continue; // the server sends nothing; not expected
-      close(fd); // also leaves the epoll set
+      close(fd);  // also leaves the epoll set
       --open;
     }
   }
@@ -195,8 +195,8 @@ double measure(int listener, uint16_t port, long n, long client_cpu,
     long open = n;
     char buf[512];
     while (open > 0) {
-      int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()),
-                         10000);
+      int k
+        = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10000);
       if (k < 0 && errno == EINTR)
         continue;
       if (k <= 0)
@@ -212,8 +212,7 @@ double measure(int listener, uint16_t port, long n, long client_cpu,
     }
     close(ep);
   }
-  auto ms = std::chrono::duration<double, std::milli>(clock_type::now()
-                                                      - start)
+  auto ms = std::chrono::duration<double, std::milli>(clock_type::now() - start)
               .count();
   int status = 0;
   if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)
@@ -262,7 +261,6 @@ int main(int argc, char** argv) {
   }
   std::printf("close_floor: connections=%ld rounds=%ld graceful_ms=%.1f "
               "close_ms=%.1f\n",
-              opts.connections, opts.rounds, median(graceful),
-              median(closing));
+              opts.connections, opts.rounds, median(graceful), median(closing));
   return exit_ok;
 }

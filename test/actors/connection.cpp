@@ -115,8 +115,8 @@ CAF_TEST(echo writes back every byte in order) {
   CAF_CHECK_EQUAL(output(hdl), "hello world");
 }
 
-CAF_TEST(reads switch between the small and the large buffer without losing
-           a byte) {
+CAF_TEST(
+  reads switch between the small and the large buffer without losing a byte) {
   // Records the size of every piece it gets and echoes it.
   struct recorder final : behaviour {
     std::vector<size_t>* sizes;

@@ -4,12 +4,15 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include "caf/test/unit_test.hpp"
 
@@ -18,6 +21,20 @@
 using namespace quiesce::test;
 
 namespace {
+
+/// The names in directory `path` (without "." and "..").
+std::vector<std::string> list_dir(const std::string& path) {
+  std::vector<std::string> result;
+  if (auto* dir = ::opendir(path.c_str())) {
+    while (auto* entry = ::readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name != "." && name != "..")
+        result.push_back(name);
+    }
+    ::closedir(dir);
+  }
+  return result;
+}
 
 /// A temporary directory, removed with everything in it.
 class temp_dir {
@@ -242,6 +259,57 @@ CAF_TEST(a missing config file is a usage error) {
     {"--config-file=/nonexistent/quiesce.ini", "--protocol=echo", "--port=0"});
   CAF_CHECK_EQUAL(srv.wait_exit(), 2);
   CAF_CHECK(srv.stderr_text().find("/nonexistent/quiesce.ini")
+            != std::string::npos);
+}
+
+CAF_TEST(only the io thread keeps the normal scheduling policy) {
+  auto& srv = run({"--protocol=echo", "--port=0"});
+  auto port = srv.wait_listening();
+  CAF_REQUIRE(port);
+  // An echo round trip: the I/O thread has run (and set its policy).
+  auto conn = connect_loopback(*port);
+  CAF_REQUIRE(conn.fd);
+  CAF_REQUIRE(send_all(conn.fd.get(), "policy"));
+  CAF_CHECK_EQUAL(read_exactly(conn.fd.get(), 6).bytes, "policy");
+  // Field 41 of /proc/PID/task/TID/stat is the policy: 0 SCHED_OTHER,
+  // 3 SCHED_BATCH. The fields after the name (in parentheses) start at 3.
+  size_t normal = 0;
+  size_t batch = 0;
+  size_t other = 0;
+  auto task_dir = "/proc/" + std::to_string(srv.pid()) + "/task";
+  for (auto& entry : list_dir(task_dir)) {
+    std::ifstream in{task_dir + "/" + entry + "/stat"};
+    std::string stat{std::istreambuf_iterator<char>{in},
+                     std::istreambuf_iterator<char>{}};
+    auto rest = stat.substr(stat.rfind(')') + 2);
+    std::istringstream fields{rest};
+    std::string field;
+    for (int n = 3; n <= 41 && (fields >> field); ++n)
+      ;
+    if (field == "0")
+      ++normal;
+    else if (field == "3")
+      ++batch;
+    else
+      ++other;
+  }
+  CAF_CHECK_EQUAL(normal, 1u);
+  CAF_CHECK_GREATER_OR_EQUAL(batch, 3u); // main, a worker, the clock, ...
+  CAF_CHECK_EQUAL(other, 0u);
+  CAF_REQUIRE(srv.signal(SIGTERM));
+  CAF_CHECK_EQUAL(read_until_eof(conn.fd.get()).ending(), "clean EOF");
+  conn.fd.reset();
+  CAF_CHECK_EQUAL(srv.wait_exit(), 0);
+}
+
+CAF_TEST(caf settings get the defaults of quiesce unless set) {
+  auto& defaults = run({"--dump-config"});
+  CAF_CHECK_EQUAL(defaults.wait_exit(), 0);
+  CAF_CHECK(defaults.stdout_text().find("max-consecutive-reads = 1")
+            != std::string::npos);
+  auto& set = run({"--dump-config", "--middleman.max-consecutive-reads=7"});
+  CAF_CHECK_EQUAL(set.wait_exit(), 0);
+  CAF_CHECK(set.stdout_text().find("max-consecutive-reads = 7")
             != std::string::npos);
 }
 

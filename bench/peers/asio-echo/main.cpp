@@ -66,8 +66,7 @@ class server;
 
 class session : public std::enable_shared_from_this<session> {
 public:
-  session(server& srv, tcp::socket sock) : srv_(srv), sock_(std::move(sock)) {
-  }
+  session(server& srv, tcp::socket sock) : srv_(srv), sock_(std::move(sock)) {}
 
   void start() {
     read();
@@ -86,11 +85,11 @@ public:
 private:
   void read() {
     reading_ = true;
-    sock_.async_read_some(asio::buffer(buf_),
-                          [self = shared_from_this()](
-                            const asio::error_code& ec, std::size_t n) {
-                            self->on_read(ec, n);
-                          });
+    sock_.async_read_some(
+      asio::buffer(buf_),
+      [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+        self->on_read(ec, n);
+      });
   }
 
   void on_read(const asio::error_code& ec, std::size_t n);
@@ -120,13 +119,8 @@ private:
 class server {
 public:
   server(asio::io_context& io, nanoseconds drain)
-    : io_(io),
-      acceptor_(io),
-      retry_timer_(io),
-      deadline_timer_(io),
-      linger_timer_(io),
-      signals_(io, SIGTERM, SIGINT),
-      drain_(drain) {
+      : io_(io), acceptor_(io), retry_timer_(io), deadline_timer_(io),
+        linger_timer_(io), signals_(io, SIGTERM, SIGINT), drain_(drain) {
     wait_signal();
   }
 
@@ -181,25 +175,25 @@ private:
   }
 
   void accept() {
-    acceptor_.async_accept([this](const asio::error_code& ec,
-                                  tcp::socket sock) {
-      if (ec == asio::error::operation_aborted)
-        return;
-      if (ec) {
-        on_accept_error(ec);
-        return;
-      }
-      retry_warned_ = false;
-      asio::error_code ignored;
-      sock.set_option(tcp::no_delay(true), ignored);
-      auto s = std::make_shared<session>(*this, std::move(sock));
-      add(s.get());
-      s->start();
-      if (stopping_)
-        s->stop(); // accepted just before the stop
-      else
-        accept();
-    });
+    acceptor_.async_accept(
+      [this](const asio::error_code& ec, tcp::socket sock) {
+        if (ec == asio::error::operation_aborted)
+          return;
+        if (ec) {
+          on_accept_error(ec);
+          return;
+        }
+        retry_warned_ = false;
+        asio::error_code ignored;
+        sock.set_option(tcp::no_delay(true), ignored);
+        auto s = std::make_shared<session>(*this, std::move(sock));
+        add(s.get());
+        s->start();
+        if (stopping_)
+          s->stop(); // accepted just before the stop
+        else
+          accept();
+      });
   }
 
   void on_accept_error(const asio::error_code& ec) {
@@ -309,11 +303,11 @@ void session::on_read(const asio::error_code& ec, std::size_t n) {
   if (stopping_)
     unread_at_stop_ -= std::min(unread_at_stop_, n);
   writing_ = true;
-  asio::async_write(sock_, asio::buffer(buf_.data(), n),
-                    [self = shared_from_this()](const asio::error_code& wec,
-                                                std::size_t) {
-                      self->on_written(wec);
-                    });
+  asio::async_write(
+    sock_, asio::buffer(buf_.data(), n),
+    [self = shared_from_this()](const asio::error_code& wec, std::size_t) {
+      self->on_written(wec);
+    });
 }
 
 void session::on_written(const asio::error_code& ec) {
