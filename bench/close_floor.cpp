@@ -99,6 +99,29 @@ void pin(long cpu) {
     fail("sched_setaffinity");
 }
 
+/// Waits on `ep` until `n` of its sockets have read end-of-stream (or a
+/// reset), closing each then; input before it is read and dropped. Fails
+/// with `what` after 10 s without an event.
+void close_each_at_eof(int ep, long n, const char* what) {
+  std::vector<epoll_event> events(256);
+  char buf[512];
+  while (n > 0) {
+    int k
+      = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10000);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      fail(what);
+    for (int i = 0; i < k; ++i) {
+      int fd = events[static_cast<size_t>(i)].data.fd;
+      if (recv(fd, buf, sizeof(buf), 0) > 0)
+        continue; // nobody sends data here; not expected
+      close(fd);  // also leaves the epoll set
+      --n;
+    }
+  }
+}
+
 /// The client: connects n times, says so on `ready`, closes each socket
 /// when it reads end-of-stream, and exits once all are closed.
 [[noreturn]] void run_client(uint16_t port, long n, int ready, long cpu) {
@@ -125,25 +148,7 @@ void pin(long cpu) {
   char r = 'r';
   if (write(ready, &r, 1) != 1)
     fail("write");
-  std::vector<epoll_event> events(256);
-  long open = n;
-  char buf[512];
-  while (open > 0) {
-    int k
-      = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10000);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      fail("waiting for the server's FIN");
-    for (int i = 0; i < k; ++i) {
-      int fd = events[static_cast<size_t>(i)].data.fd;
-      auto got = recv(fd, buf, sizeof(buf), 0);
-      if (got > 0)
-        continue; // the server sends nothing; not expected
-      close(fd);  // also leaves the epoll set
-      --open;
-    }
-  }
+  close_each_at_eof(ep, n, "waiting for the server's FIN");
   _exit(0);
 }
 
@@ -191,25 +196,7 @@ double measure(int listener, uint16_t port, long n, long client_cpu,
       if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
         fail("epoll_ctl");
     }
-    std::vector<epoll_event> events(256);
-    long open = n;
-    char buf[512];
-    while (open > 0) {
-      int k
-        = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 10000);
-      if (k < 0 && errno == EINTR)
-        continue;
-      if (k <= 0)
-        fail("waiting for the client's FIN");
-      for (int i = 0; i < k; ++i) {
-        int fd = events[static_cast<size_t>(i)].data.fd;
-        auto got = recv(fd, buf, sizeof(buf), 0);
-        if (got > 0)
-          continue;
-        close(fd);
-        --open;
-      }
-    }
+    close_each_at_eof(ep, n, "waiting for the client's FIN");
     close(ep);
   }
   auto ms = std::chrono::duration<double, std::milli>(clock_type::now() - start)
