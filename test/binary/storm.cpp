@@ -742,7 +742,7 @@ cycle_result run_cycle(uint64_t seed, uint64_t index) {
     desc << " then " << (second_signal == SIGTERM ? "SIGTERM" : "SIGINT");
   res.description = desc.str();
   qt::process server{
-    QUIESCE_BINARY,
+    qt::server_binary(),
     {std::string{"--protocol="} + (res.http ? "http" : "echo"),
      "--host=127.0.0.1", "--port=0",
      "--drain-timeout=" + std::to_string(drain.count()) + "ms"}};

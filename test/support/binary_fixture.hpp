@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -21,6 +22,15 @@
 #endif
 
 namespace quiesce::test {
+
+/// The server binary the suites run: `QUIESCE_BINARY` (the one this build
+/// made), or the path in the environment variable `QUIESCE_TEST_BINARY`, so
+/// that a new test can be shown to fail against an older build:
+/// `QUIESCE_TEST_BINARY=/old/build/bin/quiesce build/bin/binary_tests -s X`.
+inline const char* server_binary() {
+  auto* other = std::getenv("QUIESCE_TEST_BINARY");
+  return other != nullptr && *other != '\0' ? other : QUIESCE_BINARY;
+}
 
 /// Starts processes of the server binary for one test and ends them with it.
 class binary_fixture {
@@ -48,14 +58,14 @@ public:
 
   /// Starts the binary with `args`.
   process& run(const std::vector<std::string>& args) {
-    procs_.push_back(std::make_unique<process>(QUIESCE_BINARY, args));
+    procs_.push_back(std::make_unique<process>(server_binary(), args));
     return *procs_.back();
   }
 
   /// Starts the binary with `args` and `options` (e.g. a descriptor limit).
   process& run(const std::vector<std::string>& args,
                const process_options& options) {
-    procs_.push_back(std::make_unique<process>(QUIESCE_BINARY, args, options));
+    procs_.push_back(std::make_unique<process>(server_binary(), args, options));
     return *procs_.back();
   }
 
