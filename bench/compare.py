@@ -36,10 +36,16 @@ SERVERS = {
     "quiesce-http": dict(group="http", protocol="http", peer=None),
     "go-http": dict(group="http", protocol="http", peer="go-http"),
     "nginx": dict(group="http", protocol="http", peer="nginx", fixed_port=True),
+    # quiesce built from another revision (--baseline-bin): the before of a
+    # before/after comparison, run in the same rotated rounds as the rest.
+    "quiesce-echo@base": dict(group="echo", protocol="echo", peer=None,
+                              baseline=True),
+    "quiesce-http@base": dict(group="http", protocol="http", peer=None,
+                              baseline=True),
 }
 GROUPS = {
-    "echo": ["quiesce-echo", "go-echo", "asio-echo"],
-    "http": ["quiesce-http", "go-http", "nginx"],
+    "echo": ["quiesce-echo", "quiesce-echo@base", "go-echo", "asio-echo"],
+    "http": ["quiesce-http", "quiesce-http@base", "go-http", "nginx"],
 }
 METRICS = ["throughput", "stop", "accept", "sustain"]
 # --only aliases: a metric name selects its runs.
@@ -156,6 +162,8 @@ class Server:
         self.err_path = os.path.join(cfg.logs, f"{tag}.server.err")
 
     def binary(self):
+        if self.spec.get("baseline"):
+            return os.path.join(self.cfg.baseline_bin, "quiesce")
         if self.spec["peer"] is None:
             return os.path.join(self.cfg.bin, "quiesce")
         return os.path.join(self.cfg.peers, self.spec["peer"])
@@ -936,6 +944,11 @@ def parse_args(argv):
     p.add_argument("--bin", default="build/bin",
                    help="quiesce and the bench tools")
     p.add_argument("--peers", default="build/bench-peers")
+    p.add_argument("--baseline-bin", metavar="DIR",
+                   help="a quiesce of another revision (DIR/quiesce) as the "
+                        "servers quiesce-echo@base and quiesce-http@base, "
+                        "beside the others (compare.sh --baseline=REV "
+                        "builds one)")
     p.add_argument("--from", dest="from_", metavar="RESULTS_JSON",
                    help="run nothing: redraw the table and chart of an "
                         "earlier results.json into --out")
@@ -958,10 +971,17 @@ def parse_args(argv):
             metrics.add(METRIC_ALIASES[token])
         else:
             p.error(f"--only: unknown '{token}'")
-    cfg.servers = servers or set(SERVERS)
+    based = {s for s in SERVERS if SERVERS[s].get("baseline")}
+    if cfg.baseline_bin is None:
+        if servers & based:
+            p.error("--only: the @base servers need --baseline-bin")
+        cfg.servers = (servers or set(SERVERS)) - based
+    else:
+        cfg.servers = servers or set(SERVERS)
     cfg.metrics = metrics or set(METRICS)
-    for attr in ("out", "bin", "peers"):
-        setattr(cfg, attr, os.path.join(ROOT, getattr(cfg, attr)))
+    for attr in ("out", "bin", "peers", "baseline_bin"):
+        if getattr(cfg, attr) is not None:
+            setattr(cfg, attr, os.path.join(ROOT, getattr(cfg, attr)))
     return cfg
 
 

@@ -12,6 +12,10 @@
 # (bench/peers/build.sh), then runs bench/compare.py, which prints the table
 # and writes OUT/results.json, OUT/table.md and OUT/chart.png. Exits non-zero
 # if any measurement failed. BUILD_DIR=dir uses another build directory.
+# --baseline=REV also builds quiesce at git revision REV (a worktree in
+# $BUILD_DIR/baseline-src, built in $BUILD_DIR/baseline) and runs it as
+# quiesce-echo@base and quiesce-http@base beside the rest: a before/after
+# table (REV's own build dependencies must be installed).
 # docs/performance.md explains the metrics.
 set -euo pipefail
 
@@ -19,6 +23,14 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 started=$(date +%s)
 build=${BUILD_DIR:-build}
 peers=$build/bench-peers
+baseline=
+args=()
+for arg in "$@"; do
+  case $arg in
+    --baseline=*) baseline=${arg#--baseline=} ;;
+    *) args+=("$arg") ;;
+  esac
+done
 
 say() { echo "compare.sh: $*" >&2; }
 
@@ -70,6 +82,21 @@ else
 fi
 cmake --build "$build" -j"$(nproc)" --target quiesce echo_load stop_time conn_rate close_floor
 
+if [[ -n $baseline ]]; then
+  rev=$(git rev-parse --verify "$baseline^{commit}")
+  src=$build/baseline-src
+  if [[ -d $src ]]; then
+    git -C "$src" checkout -q --detach "$rev"
+  else
+    git worktree add -q --detach "$src" "$rev"
+  fi
+  say "baseline: quiesce at $(git rev-parse --short "$rev") in $build/baseline"
+  cmake -S "$src" -B "$build/baseline" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DQUIESCE_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build/baseline" -j"$(nproc)" --target quiesce
+  args+=("--baseline-bin=$build/baseline/bin")
+fi
+
 # A peer that does not build shows as FAILED in the table.
 if ! bench/peers/build.sh "$peers"; then
   say "warning: bench/peers/build.sh failed; the peers it did not build will"
@@ -79,7 +106,8 @@ fi
 # ------------------------------------------------------------- measure
 rc=0
 COMPARE_COMMAND="bench/compare.sh${*:+ $*}" \
-  /usr/bin/python3 bench/compare.py --bin="$build/bin" --peers="$peers" "$@" || rc=$?
+  /usr/bin/python3 bench/compare.py --bin="$build/bin" --peers="$peers" \
+  ${args[@]+"${args[@]}"} || rc=$?
 # The kernel's own cost of closing idle connections on this machine, with
 # no server at all: the floor under every "stop ms" row (docs/performance.md).
 for n in 1000 10000; do
