@@ -1,13 +1,18 @@
 #include "actors/socket_ops.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+// SIOCOUTQ, and the kernel's struct tcp_info: glibc's <netinet/tcp.h>
+// (which cannot be included with it) stops before tcpi_bytes_acked.
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 
 #include "caf/io/network/default_multiplexer.hpp"
 
@@ -21,6 +26,10 @@ bool real_network(caf::io::abstract_broker* self) {
   return dynamic_cast<caf::io::network::default_multiplexer*>(&self->backend())
          != nullptr;
 }
+
+/// TCP_CLOSE_WAIT of the kernel's TCP states (include/net/tcp_states.h, part
+/// of its ABI: TCP_INFO reports them), which <linux/tcp.h> does not name.
+constexpr uint8_t tcp_close_wait = 8;
 
 void report(const char* what, int fd) {
   // ENOTCONN: the peer is already gone, which is what we wanted anyway.
@@ -75,7 +84,7 @@ bool peer_sent_fin(int fd) {
     report("getsockopt(TCP_INFO)", fd);
     return false;
   }
-  return info.tcpi_state == TCP_CLOSE_WAIT;
+  return info.tcpi_state == tcp_close_wait;
 }
 
 void shutdown_write(int fd) {
@@ -89,13 +98,61 @@ void shutdown_read(int fd) {
 }
 
 void abort(int fd) {
+  // A second line of defence: should the socket still be connected when it
+  // is closed, the close sends RST.
   linger lin{};
   lin.l_onoff = 1;
   lin.l_linger = 0;
   if (::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)) != 0)
     report("setsockopt(SO_LINGER)", fd);
+  // Connecting a TCP socket to AF_UNSPEC disconnects it (Linux: the
+  // kernel's tcp_disconnect): RST now, without a FIN, the send and receive
+  // queues dropped; later reads and writes fail (ECONNRESET, then
+  // ENOTCONN/EPIPE) and epoll reports the socket as hung up, so the event
+  // loop drops it. A shutdown(SHUT_RDWR) would send FIN first: the peer
+  // would read a clean end before the reset.
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (::connect(fd, &unspec, sizeof(unspec)) == 0)
+    return;
+  report("connect(AF_UNSPEC)", fd);
+  // Not disconnected: end both directions so that no pending write keeps
+  // the socket in the event loop; the close then sends RST (SO_LINGER 0).
   if (::shutdown(fd, SHUT_RDWR) != 0)
     report("shutdown(SHUT_RDWR)", fd);
+}
+
+std::optional<output_sample> sample_output(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+    report("getsockopt(TCP_INFO)", fd);
+    return std::nullopt;
+  }
+  // Kernels before 4.6 fill less of the struct.
+  if (len < offsetof(tcp_info, tcpi_notsent_bytes)
+              + sizeof(info.tcpi_notsent_bytes))
+    return std::nullopt;
+  // Unacknowledged plus unsent bytes.
+  int queued = 0;
+  if (::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) {
+    report("ioctl(SIOCOUTQ)", fd);
+    return std::nullopt;
+  }
+  output_sample result;
+  result.acked = info.tcpi_bytes_acked;
+  auto unsent = static_cast<uint64_t>(info.tcpi_notsent_bytes);
+  auto unacked = static_cast<uint64_t>(queued);
+  result.window = unacked > unsent ? unacked - unsent : 0;
+  // Kernels since 5.19 also report the peer's window: bytes not sent yet
+  // (the sender paces them) may still fit in it.
+  if (len >= offsetof(tcp_info, tcpi_snd_wnd) + sizeof(info.tcpi_snd_wnd))
+    result.window = std::max<uint64_t>(result.window, info.tcpi_snd_wnd);
+  return result;
+}
+
+bool peer_read_since(const output_sample& before, const output_sample& now) {
+  return now.acked > before.acked + before.window;
 }
 
 void stop_listening(int fd) {

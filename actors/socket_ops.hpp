@@ -2,11 +2,13 @@
 
 /// @file
 /// The few socket operations CAF 0.17's broker API does not offer: a FIN
-/// after the last byte, a local end of reading, an abortive close. They act
+/// after the last byte, a local end of reading, an abortive close, the
+/// kernel's view of a socket (unread input, acknowledged output). They act
 /// only on real sockets; under CAF's test multiplexer (fake handles, no fds)
 /// `native_fd` returns nothing and the callers take their fake-network path.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 
 #include "caf/io/abstract_broker.hpp"
@@ -44,9 +46,30 @@ void shutdown_read(int fd);
 /// error).
 bool peer_sent_fin(int fd);
 
-/// Abortive close: the socket's close will send RST, and both directions end
-/// now so that no pending write can keep the socket in the event loop.
+/// Abortive close: the peer gets a reset (RST) now, never a FIN first, so
+/// that it cannot take a connection cut off for a clean end (its next read
+/// fails with ECONNRESET). Unsent output is dropped, and the socket's later
+/// reads and writes fail at once: no pending write can keep the socket in
+/// the event loop (CAF's stream sees the error and drops it).
 void abort(int fd);
+
+/// The kernel's account of a socket's output at one moment.
+struct output_sample {
+  /// Bytes the peer has acknowledged over the connection's life.
+  uint64_t acked = 0;
+  /// Bytes the peer can take beyond `acked` without its application
+  /// reading: its advertised receive window (bytes in flight included).
+  uint64_t window = 0;
+};
+
+/// Samples the output of the TCP socket `fd` (TCP_INFO and SIOCOUTQ), or
+/// nothing if the kernel does not say.
+std::optional<output_sample> sample_output(int fd);
+
+/// True if the peer has read since `before` was sampled: it acknowledged
+/// bytes beyond its receive window then, which it can only take once its
+/// application has made room.
+bool peer_read_since(const output_sample& before, const output_sample& now);
 
 /// Stops a listening socket at once: new connection attempts are refused,
 /// and clients still waiting in its backlog are reset.
