@@ -36,6 +36,11 @@ const caf::message& idle_message() {
   return msg;
 }
 
+const caf::message& write_check_message() {
+  static const caf::message msg = caf::make_message(write_timeout_atom_v);
+  return msg;
+}
+
 std::string describe(caf::io::connection_handle hdl) {
   return "connection " + std::to_string(hdl.id());
 }
@@ -224,8 +229,32 @@ void connection_state::on_data(caf::io::new_data_msg& msg) {
     return;
   }
   // Stopping and idle, or lingering: the input is read and dropped. It only
-  // keeps the linger going.
+  // keeps the linger going, up to the limits.
+  discard(msg.buf.size());
+}
+
+void connection_state::discard(size_t n) {
   last_input_ = self_->clock().now();
+  discarded_ += n;
+  if (discard_capped_ || cfg_->discard_limit == 0
+      || discarded_ < cfg_->discard_limit)
+    return;
+  discard_capped_ = true;
+  if (log::enabled(log::level::debug))
+    log::debug(component,
+               describe(hdl_) + " discarded " + std::to_string(discarded_)
+                 + " bytes of unwanted input (the limit is "
+                 + std::to_string(cfg_->discard_limit) + "): reading no more");
+  if (phase_ == phase::closing) {
+    // The linger is over already and reading ended locally, but input keeps
+    // coming: close now.
+    finish("closed: the discard limit was reached");
+    return;
+  }
+  // Stopping: the output still waiting goes first (the write timeout
+  // watches it), then the FIN. Lingering: the linger timer gives the peer
+  // one more `linger` to read what it was sent, then closes.
+  update_reading();
 }
 
 void connection_state::on_transferred(
@@ -233,6 +262,11 @@ void connection_state::on_transferred(
   // `remaining` counts every byte CAF still holds for this socket, including
   // bytes flushed while this write was under way.
   pending_output_ = msg.remaining;
+  // The kernel took bytes: the peer reads (the write timeout).
+  if (msg.written > 0) {
+    output_progress_ = self_->clock().now();
+    output_sample_stale_ = true;
+  }
   if (pending_output_ == 0)
     output_full_ = false;
   // Output leaving is activity: a peer reading a long response is not idle.
@@ -328,6 +362,9 @@ bool connection_state::watch_flush_after_peer_close() {
   owned_fd_ = dup_fd;
   fd_ = dup_fd;
   phase_ = phase::flushing;
+  // CAF reports no more writes: the write timeout watches what the peer
+  // acknowledges (on_write_check), through the duplicate.
+  watch_output();
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " closed by the peer with "
                             + std::to_string(pending_output_)
@@ -378,9 +415,31 @@ void connection_state::on_linger() {
   }
   if (phase_ != phase::lingering)
     return;
-  auto quiet = self_->clock().now() - last_input_;
+  auto now = self_->clock().now();
+  auto lingered = now - linger_began_;
+  auto limited = cfg_->linger_time > caf::timespan{0};
+  if (limited && lingered >= cfg_->linger_time) {
+    // Input kept coming for the whole linger time (nginx's lingering_time).
+    if (log::enabled(log::level::debug))
+      log::debug(component, describe(hdl_) + " lingered for " + millis(lingered)
+                              + ", the limit, with "
+                              + std::to_string(discarded_)
+                              + " bytes discarded: closing");
+    finish("closed at the linger time limit");
+    return;
+  }
+  auto quiet = now - last_input_;
   if (quiet < cfg_->linger) {
-    arm_linger_timer(cfg_->linger - quiet);
+    auto wait = cfg_->linger - quiet;
+    if (limited)
+      wait = std::min(wait, cfg_->linger_time - lingered);
+    arm_linger_timer(wait);
+    return;
+  }
+  if (discard_capped_) {
+    // Reading stopped at the discard limit; the peer had its `linger` to
+    // read what it was sent. Unread input makes this close a reset.
+    finish("closed after the discard limit");
     return;
   }
   // The peer neither closed nor sent anything for a whole linger: close.
@@ -417,27 +476,109 @@ void connection_state::on_idle_check() {
 }
 
 void connection_state::on_forced(const caf::exit_msg& msg) {
-  if (forced_)
+  if (ending_)
     return;
-  forced_ = true;
-  forced_reason_ = msg.reason;
-  if (fd_)
-    socket_ops::abort(*fd_);
+  if (quiet_at_force()) {
+    // Nothing is lost by closing: a clean close, as a stop would have done
+    // had the connection got to it (the stop's broadcast may still be on its
+    // way through the event loop, or its `done` in the supervisor's
+    // mailbox). It counts as drained.
+    if (!done_reported_) {
+      if (fd_)
+        socket_ops::shutdown_write(*fd_);
+      report_done();
+    }
+    if (log::enabled(log::level::debug))
+      log::debug(component, describe(hdl_)
+                              + " closed at the forced stop: nothing in "
+                                "flight");
+    end_later(caf::error{});
+    return;
+  }
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " closed by force");
-  // End on a later turn of the event loop: a connection accepted in this
-  // turn (the backlog taken at a stop, then a second signal) would have its
-  // scribe added and removed in one turn, which CAF 0.17 merges into nothing
-  // and never releases. Until then every other message is ignored.
+  abort_connection(msg.reason);
+}
+
+bool connection_state::quiet_at_force() const {
+  switch (phase_) {
+    case phase::lingering:
+    case phase::closing:
+      return true; // the FIN is out: nothing owed
+    case phase::flushing:
+      return false; // CAF still holds output for the peer
+    case phase::open:
+    case phase::stopping:
+      break;
+  }
+  if (!quiet())
+    return false;
+  // Bytes the client sent that wait unread in the kernel are a request in
+  // flight, as at a stop.
+  return !fd_ || socket_ops::unread_bytes(*fd_) == 0;
+}
+
+void connection_state::abort_connection(caf::error reason) {
+  if (fd_)
+    socket_ops::abort(*fd_);
+  end_later(std::move(reason));
+}
+
+void connection_state::end_later(caf::error reason) {
+  ending_ = true;
+  end_reason_ = std::move(reason);
   send_later(std::chrono::milliseconds(1), linger_message());
 }
 
-bool connection_state::forced() const {
-  return forced_;
+bool connection_state::ending() const {
+  return ending_;
 }
 
-void connection_state::end_forced() {
-  self_->quit(forced_reason_);
+void connection_state::end_now() {
+  self_->quit(end_reason_);
+}
+
+void connection_state::on_write_check() {
+  write_timer_armed_ = false;
+  if (pending_output_ == 0 || cfg_->write_timeout <= caf::timespan{0})
+    return; // nothing waits: the next wait arms the timer again
+  auto now = self_->clock().now();
+  if (fd_) {
+    auto before = output_sample_;
+    auto stale = output_sample_stale_;
+    sample_output();
+    if (before && output_sample_ && !stale
+        && socket_ops::peer_read_since(*before, *output_sample_))
+      output_progress_ = now;
+  }
+  auto stalled = now - output_progress_;
+  if (stalled < cfg_->write_timeout) {
+    write_timer_armed_ = true;
+    send_later(cfg_->write_timeout - stalled, write_check_message());
+    return;
+  }
+  // The operator must be able to see why a client lost its connection.
+  log::warning(component,
+               describe(hdl_) + ": write timeout: no output taken for "
+                 + millis(stalled) + " with " + std::to_string(pending_output_)
+                 + " bytes waiting (write timeout "
+                 + millis(cfg_->write_timeout) + "); aborting (reset)");
+  abort_connection(caf::sec::connection_timeout);
+}
+
+void connection_state::watch_output() {
+  if (pending_output_ == 0 || write_timer_armed_
+      || cfg_->write_timeout <= caf::timespan{0})
+    return;
+  // When it fires, it re-arms for what is left of the timeout.
+  write_timer_armed_ = true;
+  send_later(output_progress_ + cfg_->write_timeout - self_->clock().now(),
+             write_check_message());
+}
+
+void connection_state::sample_output() {
+  output_sample_ = socket_ops::sample_output(*fd_);
+  output_sample_stale_ = false;
 }
 
 void connection_state::on_exception() {
@@ -468,12 +609,19 @@ void connection_state::flush_output() {
       return;
     }
   }
-  if (fd_)
+  if (fd_) {
+    if (pending_output_ == 0 && cfg_->write_timeout > caf::timespan{0}) {
+      // Output starts waiting: the write timeout counts from here.
+      output_progress_ = self_->clock().now();
+      sample_output();
+    }
     pending_output_ += buf.size();
+  }
   self_->flush(hdl_);
   if (pending_output_ > cfg_->max_pending_output)
     output_full_ = true;
   update_reading();
+  watch_output();
 }
 
 void connection_state::hold_input(bool hold) {
@@ -485,10 +633,10 @@ void connection_state::update_reading() {
   // After a half-close the scribe only writes: it must never start reading.
   if (peer_finished_)
     return;
-  // Once the FIN is out, reading goes on whatever: the peer's FIN must be
-  // seen.
+  // Once the FIN is out, reading goes on (the peer's FIN must be seen)
+  // unless the discard limit was reached.
   auto serving = phase_ == phase::open || phase_ == phase::stopping;
-  auto pause = serving && (output_full_ || input_held_);
+  auto pause = discard_capped_ || (serving && (output_full_ || input_held_));
   if (pause == reading_paused_)
     return;
   reading_paused_ = pause;
@@ -546,6 +694,7 @@ void connection_state::arm_idle_timer(caf::timespan delay) {
 void connection_state::begin_linger() {
   phase_ = phase::lingering;
   last_input_ = self_->clock().now();
+  linger_began_ = last_input_;
   // Read again, so that the peer's FIN (and any late input) is seen.
   update_reading();
   // FIN after the last byte of output: the kernel has all of it.
@@ -602,45 +751,49 @@ connection_actor::behavior_type connection_main(
       self->state.on_exception();
       return caf::sec::runtime_error;
     });
-  // After a forced exit only the timer that ends the actor counts.
+  // Once ending only the timer that ends the actor counts.
   auto& st = self->state;
   return {
     [&st](caf::io::new_data_msg& msg) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_data(msg);
     },
     [&st](caf::io::data_transferred_msg& msg) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_transferred(msg);
     },
     [&st](caf::io::connection_closed_msg&) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_peer_closed();
     },
     [&st](stop_atom) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_stop();
     },
     [&st](linger_atom) {
-      if (st.forced())
-        st.end_forced();
+      if (st.ending())
+        st.end_now();
       else
         st.on_linger();
     },
     [&st](idle_atom) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_idle_check();
     },
+    [&st](write_timeout_atom) {
+      if (!st.ending())
+        st.on_write_check();
+    },
     [&st](timer_atom, uint64_t token) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_timer(token);
     },
     [&st](deliver_atom, caf::message& msg) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_message(msg);
     },
     [&st](request_timeout_atom, uint64_t id) {
-      if (!st.forced())
+      if (!st.ending())
         st.on_request_timeout(id);
     },
   };

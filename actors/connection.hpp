@@ -17,9 +17,16 @@
 ///   peer's FIN, so that a client still sending gets no reset. A linger ends
 ///   when the peer closes or after `linger` without input; it then ends
 ///   reading locally and closes, and the actor ends.
+/// - discarded input is bounded: input read while nobody wants it (after
+///   the FIN, or during a stop once the behaviour is idle and only output
+///   waits) counts against `discard_limit`. Past it the connection stops
+///   reading; once its output has left it gives the peer one more `linger`
+///   to read it, then closes. And a linger takes `linger_time` at most,
+///   however the peer trickles input. Such a close drops unread input, so
+///   the kernel resets the connection (see connection_config).
 /// - peer close or I/O error at any time: `done` (if not sent yet), end. If
 ///   CAF still holds output for the peer, the actor stays until CAF has
-///   written it (a stop's deadline aborts it). And
+///   written it (its write timeout or a stop's deadline aborts it). And
 ///   a peer that half-closes (FIN after its request) while the behaviour is
 ///   busy still gets its answer: the actor writes it through a second,
 ///   write-only scribe on a duplicate descriptor, then sends FIN and ends.
@@ -36,8 +43,27 @@
 ///   ends the actor at once, like any peer close: its answer has nowhere to
 ///   go. Only a FIN (the kernel's TCP state CLOSE_WAIT) gets the answer
 ///   through a duplicate descriptor, see above.
-/// - forced (exit message `user_shutdown` from the supervisor): abort the
-///   socket (RST), end at once, no `done`.
+/// - write timeout (`write_timeout`, zero: none): output that waits (CAF
+///   holds bytes for the socket, also after a peer close) while the peer
+///   reads none of it for that long means a peer that does not read: the
+///   connection is aborted (RST, no `done`) and a warning says so. The peer
+///   reads when the kernel takes bytes from CAF (data_transferred_msg) or
+///   acknowledges bytes beyond the receive window the peer had when the
+///   timer last looked (a slow reader frees its window long before the
+///   server's send buffer has room for CAF). One timer message per
+///   connection, re-armed lazily like the idle timer: progress only records
+///   the time, the timer looks at the kernel's counters when it fires. A
+///   peer's kernel may grow its window once on its own, early in a
+///   connection: the abort then comes up to one more timeout later.
+/// - forced (exit message `user_shutdown` from the supervisor, at the drain
+///   deadline or a second signal): a connection with nothing in flight (the
+///   behaviour idle, no request pending, no output waiting, no input unread
+///   in the kernel) or one that has sent its FIN already closes cleanly
+///   (FIN, `done`); any other aborts its socket (RST: the peer's next read
+///   fails, it is never a clean end) and reports nothing. The actor ends on
+///   a later turn of the event loop either way.
+/// - an abort (forced, write timeout, a behaviour that throws) resets the
+///   connection: see socket_ops::abort.
 
 #include <chrono>
 #include <cstddef>
@@ -52,6 +78,7 @@
 
 #include "actors/behaviour.hpp"
 #include "actors/messages.hpp"
+#include "actors/socket_ops.hpp"
 #include "actors/timer_relay.hpp"
 
 namespace quiesce {
@@ -65,6 +92,21 @@ struct connection_config {
   /// After the FIN, how long a connection waits without input for the peer's
   /// FIN before it closes anyway.
   caf::timespan linger = std::chrono::seconds(1);
+  /// How long a linger may take in all, however often input comes: a client
+  /// that keeps sending after its answer (an upload refused with 413) is
+  /// closed this long after the FIN. nginx's `lingering_time`. Zero: no
+  /// limit.
+  caf::timespan linger_time = std::chrono::seconds(30);
+  /// How many bytes of input a connection reads and discards in all (after
+  /// its FIN, or during a stop once only its output waits). Past it, reading
+  /// stops; once the output has left, the peer gets one `linger` to read it,
+  /// then the connection closes. 1 MiB, the HTTP body limit: the server
+  /// has no use for any of it, and a request larger than that is refused
+  /// anyway; a client that sends that much more after its answer is not
+  /// waiting for anything. Closing with input unread makes the kernel send
+  /// RST, and a peer that has not read its answer by then may lose it:
+  /// nginx (lingering_time) makes the same trade. Zero: no limit.
+  size_t discard_limit = size_t{1} << 20;
   /// Output waiting to be sent above which reading pauses.
   size_t max_pending_output = 64 * 1024;
   /// The read buffer: `small_read` bytes while the peer sends little at a
@@ -81,6 +123,11 @@ struct connection_config {
   /// default of this struct, means never; the server sets it from
   /// `--idle-timeout` (60 s unless configured).
   caf::timespan idle_timeout{0};
+  /// How long output may wait while the peer reads none of it (see the file
+  /// comment) before the connection is aborted: RST, a warning in the log,
+  /// and during a stop it counts as forced. The server sets it from
+  /// `--write-timeout`; 60 s (nginx's `send_timeout`). Zero: never.
+  caf::timespan write_timeout = std::chrono::seconds(60);
 };
 
 /// One configuration for all connection actors of a server: each keeps a
@@ -149,17 +196,22 @@ public:
   /// The idle timer fired.
   void on_idle_check();
 
+  /// The write timer fired.
+  void on_write_check();
+
   void on_timer(uint64_t token);
 
   void on_message(caf::message& msg);
 
   void on_forced(const caf::exit_msg& msg);
 
-  /// A forced exit came: the actor ignores everything until `end_forced`.
-  bool forced() const;
+  /// The connection has closed or aborted its socket (a forced exit, the
+  /// write timeout) and ends on its next timer message: it ignores every
+  /// other message until `end_now`.
+  bool ending() const;
 
-  /// Ends the actor with the reason of the forced exit.
-  void end_forced();
+  /// Ends the actor with the reason `ending` recorded.
+  void end_now();
 
   /// A behaviour threw: abort the connection instead of leaving it half done.
   void on_exception();
@@ -203,6 +255,31 @@ private:
 
   /// Records activity (input, output): the idle timeout counts from here.
   void note_activity();
+
+  /// Input nobody wants (see the file comment): counts it against
+  /// `discard_limit`.
+  void discard(size_t n);
+
+  /// True when a forced exit can close without losing anything: nothing in
+  /// flight (quiet, and no input unread in the kernel), or the FIN is out.
+  bool quiet_at_force() const;
+
+  /// Aborts the socket (RST) and ends the actor on a later turn with
+  /// `reason`, without `done`.
+  void abort_connection(caf::error reason);
+
+  /// Ends the actor on a later turn of the event loop with `reason`,
+  /// ignoring everything meanwhile: a connection accepted in this turn
+  /// (the backlog taken at a stop, then a second signal) would have its
+  /// scribe added and removed in one turn, which CAF 0.17 merges into
+  /// nothing and never releases.
+  void end_later(caf::error reason);
+
+  /// Arms the write timer if output waits and none is under way.
+  void watch_output();
+
+  /// Takes a new sample of the socket's output (see output_sample_).
+  void sample_output();
 
   /// Arms the idle timer if the connection serves, is quiet and has no
   /// timer under way.
@@ -262,10 +339,10 @@ private:
   /// id -> the behaviour's token.
   std::unordered_map<uint64_t, uint64_t> pending_requests_;
   uint64_t last_request_id_ = 0;
-  /// Forced: the socket is aborted and the actor ends on its next timer
-  /// message (see on_forced); everything else is ignored meanwhile.
-  bool forced_ = false;
-  caf::error forced_reason_;
+  /// Ending: the actor ends on its next timer message (see end_later);
+  /// everything else is ignored meanwhile.
+  bool ending_ = false;
+  caf::error end_reason_;
   /// A linger timer message is on its way.
   bool linger_timer_armed_ = false;
   /// `done` went to the supervisor.
@@ -290,6 +367,26 @@ private:
   bool idle_timer_armed_ = false;
   /// The connection was quiet when last looked at (watch_idle).
   bool was_quiet_ = false;
+  /// Input read and discarded so far (see discard_limit).
+  size_t discarded_ = 0;
+  /// `discard_limit` was reached: reading stays paused.
+  bool discard_capped_ = false;
+  /// When the FIN went out (for `linger_time`).
+  caf::actor_clock::time_point linger_began_;
+  /// A write timer message is on its way.
+  bool write_timer_armed_ = false;
+  /// Output started waiting, or the peer was last seen reading: the kernel
+  /// took bytes (data_transferred_msg) or the peer acknowledged some.
+  caf::actor_clock::time_point output_progress_;
+  /// The kernel's account of the output when the write timer last looked
+  /// (or output started waiting): a peer that reads, however slowly, makes
+  /// the kernel's acknowledged bytes grow even while the kernel's send
+  /// buffer stays too full for CAF to write (and after a peer close CAF
+  /// reports no writes at all).
+  std::optional<socket_ops::output_sample> output_sample_;
+  /// The kernel took bytes since the sample: take a new one at the next
+  /// look instead of comparing.
+  bool output_sample_stale_ = false;
 };
 
 /// The function of a connection actor; the acceptor forks one per connection.

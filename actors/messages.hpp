@@ -53,6 +53,9 @@ CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
 /// Time to check whether a connection has been idle for its idle timeout
 /// (connection -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, idle_atom, "idle")
+/// Time to check whether a connection's output has waited for its write
+/// timeout without the peer taking a byte (connection -> itself, delayed).
+CAF_ADD_ATOM(quiesce, quiesce, write_timeout_atom, "write_tmo")
 /// A message for a connection's behaviour (any actor -> connection).
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
 /// A signal arrived (signal thread -> main).
@@ -67,11 +70,14 @@ struct shutdown_report {
   /// Connections that were open when the stop began (or were accepted while
   /// the listener closed).
   uint32_t open_at_stop = 0;
-  /// Connections that ended before the deadline: they reported `done` or
-  /// ended on their own (peer close, error).
+  /// Connections that drained: they reported `done` (everything they owed
+  /// was sent; at a forced stop, one with nothing in flight still closes
+  /// cleanly and reports it), or ended on their own without an error (peer
+  /// close).
   uint32_t drained = 0;
-  /// Connections closed by force: the drain deadline passed or a second
-  /// signal arrived.
+  /// Connections that ended without `done` and with an error: aborted at
+  /// the drain deadline or a second signal with work in flight, by their
+  /// write timeout, or because their behaviour failed.
   uint32_t forced = 0;
   /// From the first `stop` to the moment the last connection was gone.
   caf::timespan duration{0};
@@ -94,12 +100,15 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
 /// A connection actor: a broker owning one connection and driving one
 /// behaviour. It answers `stop` by finishing in-flight work, sending FIN and
 /// closing; it then sends `done` to the supervisor. A forced end is an exit
-/// message with `exit_reason::user_shutdown`: it aborts the socket. Other
-/// actors reach its behaviour with `(deliver_atom, caf::message)`.
+/// message with `exit_reason::user_shutdown`: a connection with work in
+/// flight aborts its socket (RST) and ends without `done`; one with nothing
+/// in flight closes cleanly (FIN) and reports `done`. Other actors reach its
+/// behaviour with `(deliver_atom, caf::message)`.
 using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
   caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>,
   caf::reacts_to<deliver_atom, caf::message>, caf::reacts_to<idle_atom>,
+  caf::reacts_to<write_timeout_atom>,
   caf::reacts_to<request_timeout_atom, uint64_t>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops

@@ -59,6 +59,7 @@ public:
   caf::timespan drain_timeout = 5s;
   size_t max_connections = 0;
   caf::timespan idle_timeout = 60s;
+  caf::timespan write_timeout = 60s;
   std::string log_level = "info";
 
   config() {
@@ -76,6 +77,10 @@ public:
       .add(idle_timeout, "idle-timeout",
            "how long a connection with nothing in flight may stay silent "
            "before it is closed, e.g. 30s; 0s never closes it (default: 60s)")
+      .add(write_timeout, "write-timeout",
+           "how long output may wait without the client taking a byte of it "
+           "before the connection is aborted, e.g. 30s; 0s never (default: "
+           "60s)")
       .add(log_level, "log-level",
            "debug, info, warning, error or off (default: info)");
     behaviours::add_options(custom_options_);
@@ -274,11 +279,13 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   };
   sup_cfg.start_acceptor
     = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
+       write_timeout = cfg.write_timeout,
        address = lst.address](supervisor_actor sup) {
         acceptor_config acc_cfg;
         acc_cfg.connection.make_behaviour = factory;
         acc_cfg.connection.supervisor = sup;
         acc_cfg.connection.idle_timeout = idle_timeout;
+        acc_cfg.connection.write_timeout = write_timeout;
         acc_cfg.max_connections = max_connections;
         acc_cfg.address = address;
         return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
@@ -375,6 +382,9 @@ int run_server(int argc, char** argv) {
     return usage_error("bad --drain-timeout: it must be greater than zero");
   if (cfg.idle_timeout < caf::timespan{0})
     return usage_error("bad --idle-timeout: it must not be negative (0s: "
+                       "never)");
+  if (cfg.write_timeout < caf::timespan{0})
+    return usage_error("bad --write-timeout: it must not be negative (0s: "
                        "never)");
   auto fd_limit = raise_fd_limit();
   auto max_connections = max_connections_for(fd_limit);

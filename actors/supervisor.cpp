@@ -45,17 +45,19 @@ void force_remaining(supervisor_pointer self, const char* why) {
   for (auto& kvp : st.connections) {
     auto& entry = kvp.second;
     self->send_exit(entry.handle, caf::exit_reason::user_shutdown);
-    if (!entry.done) {
-      entry.forced = true;
+    if (!entry.done)
       ++unfinished;
-    }
   }
-  st.report.forced += static_cast<uint32_t>(unfinished);
+  // Not counted as forced here: a connection that has not reported `done`
+  // yet may have nothing in flight (its stop or its `done` still on the
+  // way); it then closes cleanly and reports `done`. Only a connection that
+  // ends without `done` was cut off (connection_gone).
   log::warning(component, std::string{why} + ": closing "
                             + std::to_string(unfinished)
                             + " unfinished connections by force ("
                             + std::to_string(st.connections.size() - unfinished)
-                            + " drained ones were lingering)");
+                            + " drained ones were lingering; those with "
+                              "nothing in flight close cleanly)");
   finish_if_drained(self);
 }
 
@@ -88,14 +90,16 @@ void begin_stop(supervisor_pointer self, const char* why) {
   finish_if_drained(self);
 }
 
-/// A connection reported `done`: it owes nothing any more.
+/// A connection reported `done`: it owes nothing any more. Before its down
+/// message, since both come from the same actor.
 void connection_done(supervisor_pointer self, const caf::actor_addr& addr) {
   auto& st = self->state;
   auto i = st.connections.find(addr);
   if (i == st.connections.end() || i->second.done)
     return;
   i->second.done = true;
-  if (st.stopping && !i->second.forced)
+  // Also after the force went out: the connection had nothing in flight.
+  if (st.stopping)
     ++st.report.drained;
 }
 
@@ -106,14 +110,16 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
   auto i = st.connections.find(addr);
   if (i == st.connections.end())
     return;
-  // Ended during the drain without `done` and without force: on its own. A
-  // peer close is a clean end; an error (a behaviour threw) aborted the
-  // socket, which is a close by force too.
-  if (st.stopping && !i->second.done && !i->second.forced) {
+  // Ended during the stop without `done`: with an error it aborted its
+  // socket (forced at the deadline or by a second signal with work in
+  // flight, its write timeout, a behaviour that threw), which is a close by
+  // force; without one, it ended on its own cleanly.
+  if (st.stopping && !i->second.done) {
     if (reason) {
       ++st.report.forced;
-      log::warning(component, "a connection failed during the drain ("
-                                + to_string(reason) + "); counted as forced");
+      if (reason != caf::exit_reason::user_shutdown)
+        log::warning(component, "a connection failed during the drain ("
+                                  + to_string(reason) + "); counted as forced");
     } else {
       ++st.report.drained;
     }
@@ -156,8 +162,7 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
         // Accepted while the listener closed: it drains like the others.
         ++s.report.open_at_stop;
         if (s.forcing) {
-          entry.forced = true;
-          ++s.report.forced;
+          // Like the others at the force: it decides (connection_gone).
           self->send_exit(conn, caf::exit_reason::user_shutdown);
         } else {
           self->send(conn, stop_atom_v);

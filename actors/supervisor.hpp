@@ -11,11 +11,14 @@
 ///   `stop` again just waits for the same report.
 /// - `done` from a connection: it has drained (everything it owed is sent);
 ///   it may still linger for its peer's FIN. A connection that ends during
-///   the drain without `done` counts as drained after a peer close, and as
-///   forced after an error (its socket was aborted).
+///   the stop without `done` counts as drained if it ended without an error
+///   (a peer close), and as forced with one (its socket was aborted).
+///   `done` and the down message come from the same actor, in that order.
 /// - `drain_timeout` or `force`: exit every remaining connection with
-///   `user_shutdown` (they abort their sockets). Those that had not reported
-///   `done` count as forced; lingering ones have drained already. The
+///   `user_shutdown`. The connection decides: one with work in flight aborts
+///   its socket and ends without `done` (forced); one with nothing in
+///   flight, whose stop or `done` may still be on its way, closes cleanly
+///   and reports `done` (drained); lingering ones have drained already. The
 ///   supervisor ends once all are gone.
 /// - the acceptor ending on its own (its socket failed): log it and begin the
 ///   stop, so the process does not keep running without a listener.
@@ -57,8 +60,6 @@ struct supervisor_state {
     connection_actor handle;
     /// It reported `done`: it owes nothing any more and only lingers.
     bool done = false;
-    /// It was exited by force before it was done.
-    bool forced = false;
   };
   /// Every connection actor that has not ended yet.
   std::unordered_map<caf::actor_addr, connection_entry> connections;

@@ -26,9 +26,12 @@
 ///   the output is the response to a request in flight at a stop, then FIN
 ///   (and a request half received must be in flight, unless the case says
 ///   the protocol answers every byte at once);
-/// - a forced exit aborts: the actor ends with `user_shutdown`,
-///   without `done` and without writing anything more, whether the
-///   connection is serving or busy draining a stop.
+/// - a forced exit aborts work in flight: the actor ends with
+///   `user_shutdown`, without `done` and without writing anything more,
+///   whether the connection is serving (a request half received) or busy
+///   draining a stop; a connection with nothing in flight (before any input,
+///   or with its request answered) closes cleanly instead: `done`, a normal
+///   end, nothing more written.
 ///
 /// `broker_fixture` (the acceptor, a recording supervisor, helpers to connect
 /// clients and move bytes) is also usable on its own for a behaviour's own
@@ -458,26 +461,45 @@ inline size_t check_stop_at_every_byte(const conformance_case& c) {
   return busy;
 }
 
-/// A forced exit aborts: while serving, and while a stop waits for work in
-/// flight (the first prefix of the request that leaves the behaviour busy).
+/// A forced exit aborts work in flight: while serving a request half
+/// received, and while a stop waits for work in flight (the first prefix of
+/// the request that leaves the behaviour busy). With nothing in flight
+/// (before any input, or once the request is answered) it closes cleanly.
 inline void check_forced_exit(const conformance_case& c) {
   using namespace detail;
-  auto force = [](scenario& s, const std::string& where) {
+  auto force = [](scenario& s, const std::string& where, bool in_flight) {
     auto before = s.out();
     caf::anon_send_exit(s.conn, caf::exit_reason::user_shutdown);
-    // The actor aborts its socket at once and ends on the next turn of the
-    // event loop (a timer of 1 ms): no timer of the behaviour may run first.
+    // The actor acts at once and ends on the next turn of the event loop (a
+    // timer of 1 ms): no timer of the behaviour may run first.
     s.fire_timers_until([&] { return s.terminated(s.conn); }, 100);
     verify(s.terminated(s.conn), where + ": the actor ended");
-    verify(s.exit_reason() == caf::exit_reason::user_shutdown,
-           where + ": with user_shutdown");
-    verify(!s.done(), where + ": without done");
+    if (in_flight) {
+      verify(s.exit_reason() == caf::exit_reason::user_shutdown,
+             where + ": aborted, with user_shutdown");
+      verify(!s.done(), where + ": without done");
+    } else {
+      verify(s.exit_reason() == caf::exit_reason::normal,
+             where + ": closed cleanly, a normal end");
+      verify(s.done(), where + ": with done");
+    }
     verify_output(s.out(), before, where + ": nothing written after it");
   };
   {
     scenario s{c};
+    force(s, "forced before any input", false);
+  }
+  {
+    scenario s{c};
     s.client_sends(s.hdl, c.request);
-    force(s, "forced while serving");
+    s.finish_work(c.response);
+    force(s, "forced with the request answered", false);
+  }
+  if (c.busy_while_partial && c.request.size() >= 2) {
+    scenario s{c};
+    s.client_sends(s.hdl,
+                   std::string_view{c.request}.substr(0, c.request.size() / 2));
+    force(s, "forced while serving a request half received", true);
   }
   for (size_t i = 1; i <= c.request.size(); ++i) {
     scenario s{c};
@@ -485,7 +507,8 @@ inline void check_forced_exit(const conformance_case& c) {
     s.stop();
     if (s.done())
       continue;
-    force(s, "forced while draining after " + std::to_string(i) + " bytes");
+    force(s, "forced while draining after " + std::to_string(i) + " bytes",
+          true);
     return;
   }
   verify(!c.busy_while_partial || c.request.size() < 2,
