@@ -266,6 +266,118 @@ CAF_TEST(a forced exit ends the actor on the next loop turn without done) {
   CAF_CHECK_EQUAL(exit_reason(), caf::exit_reason::user_shutdown);
 }
 
+CAF_TEST(an idle connection given the forced exit closes cleanly with done) {
+  // A keep-alive connection whose request is answered: nothing in flight.
+  // The forced exit may reach it before the stop (the broadcast goes through
+  // the event loop): it closes as the stop would have (FIN) and reports
+  // done, so it is not counted as forced.
+  open();
+  client_sends(hdl, "ping");
+  CAF_CHECK_EQUAL(output(hdl), "ping");
+  caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+  exhaust();
+  CAF_CHECK_EQUAL(rec->done, 1);
+  // It ends on the next loop turn, normally, and writes nothing more.
+  CAF_CHECK(!terminated(conn));
+  client_sends(hdl, "late");
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK(terminated(conn));
+  CAF_CHECK_EQUAL(rec->done, 1);
+  CAF_CHECK_EQUAL(output(hdl), "ping");
+  CAF_CHECK_EQUAL(exit_reason(), caf::exit_reason::normal);
+}
+
+CAF_TEST(a lingering connection given the forced exit ends without a new done) {
+  open();
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+  caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+  exhaust();
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK(terminated(conn));
+  CAF_CHECK_EQUAL(rec->done, 1);
+  CAF_CHECK_EQUAL(exit_reason(), caf::exit_reason::normal);
+}
+
+CAF_TEST(a busy connection given the forced exit aborts without done) {
+  // Half a line in flight, no stop yet.
+  use_line_protocol = true;
+  open();
+  client_sends(hdl, "half");
+  caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+  exhaust();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, " a line\n");
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK(terminated(conn));
+  CAF_CHECK_EQUAL(rec->done, 0);
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK_EQUAL(exit_reason(), caf::exit_reason::user_shutdown);
+}
+
+CAF_TEST(a linger ends at the linger time limit however the peer trickles) {
+  // A peer that sends a byte every 500 ms after the FIN never leaves the
+  // linger a second without input: only the total limit (30 s, nginx's
+  // lingering_time) ends it. Upper bound of the test: 120 s.
+  open();
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+  auto fin = sched.clock().current_time;
+  size_t sent = 0;
+  while (!terminated(conn)
+         && sched.clock().current_time - fin < std::chrono::seconds(120)) {
+    sched.clock().advance_time(std::chrono::milliseconds(500));
+    exhaust();
+    if (terminated(conn))
+      break;
+    client_sends(hdl, "x");
+    ++sent;
+  }
+  auto lingered = sched.clock().current_time - fin;
+  CAF_MESSAGE(
+    "sent "
+    << sent << " bytes over "
+    << std::chrono::duration_cast<std::chrono::milliseconds>(lingered).count()
+    << " ms of virtual time");
+  CAF_CHECK(terminated(conn));
+  CAF_CHECK_GREATER_OR_EQUAL(lingered, std::chrono::seconds(30));
+  CAF_CHECK_LESS_OR_EQUAL(lingered, std::chrono::milliseconds(30500));
+  CAF_CHECK_EQUAL(rec->done, 1);
+  CAF_CHECK_EQUAL(output(hdl), "");
+}
+
+CAF_TEST(discarded input past the limit stops reading and ends the linger) {
+  // After the FIN a peer uploads 64 KiB every 100 ms. Past 1 MiB discarded
+  // the connection reads no more; the peer gets one linger (1 s) more, then
+  // the connection closes, long before the 30 s limit. Upper bound: 20 s.
+  open();
+  stop();
+  auto fin = sched.clock().current_time;
+  const std::string chunk(64 * 1024, 'u');
+  size_t sent = 0;
+  while (!terminated(conn)
+         && sched.clock().current_time - fin < std::chrono::seconds(20)) {
+    client_sends(hdl, chunk);
+    sent += chunk.size();
+    sched.clock().advance_time(std::chrono::milliseconds(100));
+    exhaust();
+  }
+  auto took = sched.clock().current_time - fin;
+  CAF_MESSAGE(
+    "the peer sent "
+    << sent << " bytes in "
+    << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+    << " ms of virtual time");
+  CAF_CHECK(terminated(conn));
+  // 1 MiB is 16 chunks (1.6 s), then one linger.
+  CAF_CHECK_LESS_OR_EQUAL(took, std::chrono::milliseconds(2800));
+  CAF_CHECK_EQUAL(rec->done, 1);
+  CAF_CHECK_EQUAL(output(hdl), "");
+}
+
 CAF_TEST(a throwing behaviour ends its connection with an error) {
   use_line_protocol = true;
   open();

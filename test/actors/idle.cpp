@@ -185,11 +185,14 @@ CAF_TEST(a pending request keeps the connection from idling) {
 CAF_TEST(an idle timer during the linger after a stop is harmless) {
   open();
   auto opened = now();
+  // Stopped 40 s after the open, before the idle timer's time.
+  sched.clock().current_time += 40s;
   caf::anon_send(conn, stop_atom_v);
   exhaust();
   CAF_CHECK_EQUAL(rec->done, 1);
-  // Input late in the linger keeps it going past the idle timer's time.
-  sched.clock().current_time += 59500ms;
+  // Input late in the linger (within its 30 s limit) keeps it going past
+  // the idle timer's time.
+  sched.clock().current_time += 19500ms;
   client_sends(hdl, "late");
   fire(); // the linger timer, re-armed
   fire(); // the idle timer: the connection is no longer open

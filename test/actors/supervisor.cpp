@@ -22,26 +22,41 @@ struct probe {
 using probe_ptr = std::shared_ptr<probe>;
 
 /// How a fake connection answers `stop`: report `done` and end, report
-/// `done` but linger (wait for a peer that never closes), or hang.
+/// `done` but linger (wait for a peer that never closes), or hang (work in
+/// flight that never finishes).
 enum class on_stop { report_done, linger, hang };
 
 /// Stands in for a connection broker: same interface, scripted answer to
 /// `stop`. A `connection_closed_msg` makes it end on its own (peer close).
+/// The forced exit (`user_shutdown`) as the real one answers it: with work
+/// in flight (`hang`, before its stop's answer) it aborts and ends with the
+/// exit's reason, without `done`; with nothing in flight it closes cleanly,
+/// reports `done` unless it has, and ends normally.
 connection_actor::behavior_type fake_connection(connection_actor::pointer self,
                                                 supervisor_actor sup,
                                                 on_stop mode, probe_ptr seen) {
-  self->set_exit_handler([self, seen](caf::exit_msg& msg) {
+  auto done = std::make_shared<bool>(false);
+  self->set_exit_handler([self, sup, mode, seen, done](caf::exit_msg& msg) {
     seen->forced = msg.reason == caf::exit_reason::user_shutdown;
-    self->quit(msg.reason);
+    if (msg.reason != caf::exit_reason::user_shutdown
+        || mode == on_stop::hang) {
+      self->quit(msg.reason);
+      return;
+    }
+    if (!*done)
+      self->send(sup, done_atom_v);
+    self->quit();
   });
   return {
     [](caf::io::new_data_msg&) {},
     [](caf::io::data_transferred_msg&) {},
     [self](caf::io::connection_closed_msg&) { self->quit(); },
-    [self, sup, mode, seen](stop_atom) {
+    [self, sup, mode, seen, done](stop_atom) {
       ++seen->stops;
-      if (mode != on_stop::hang)
+      if (mode != on_stop::hang) {
+        *done = true;
         self->send(sup, done_atom_v);
+      }
       if (mode == on_stop::report_done)
         self->quit();
     },
@@ -50,6 +65,7 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
     [](deliver_atom, caf::message&) {},
     [](request_timeout_atom, uint64_t) {},
     [](idle_atom) {},
+    [](write_timeout_atom) {},
   };
 }
 
@@ -74,10 +90,18 @@ struct fixture : test_coordinator_fixture<> {
   probe_ptr acceptor_seen = std::make_shared<probe>();
   acceptor_actor acc;
   supervisor_actor sup;
+  /// With `hold_broadcast` set before the supervisor starts: the stops of
+  /// the broadcast, not yet delivered (as when the I/O event loop has not
+  /// got to them).
+  std::vector<connection_actor> held_stops;
 
-  fixture() {
+  explicit fixture(bool hold_broadcast = false) {
     supervisor_config sup_cfg;
     sup_cfg.drain_timeout = 5s;
+    if (hold_broadcast)
+      sup_cfg.broadcast_stop = [this](std::vector<connection_actor> conns) {
+        held_stops.insert(held_stops.end(), conns.begin(), conns.end());
+      };
     sup_cfg.start_acceptor = [this](supervisor_actor) {
       acc = sys.spawn(fake_acceptor, acceptor_seen);
       return acc;
@@ -287,6 +311,89 @@ CAF_TEST(a connection announced after the stop drains with the rest) {
   CAF_CHECK(!late->forced);
   CAF_CHECK_EQUAL(expect_report(), make_report(2, 1, 1, 5s));
 }
+
+CAF_TEST(force before an idle connection reports done does not count it) {
+  // Two signals back to back: the supervisor takes `stop` and `force` before
+  // the connection has answered its stop, so its `done` comes after the
+  // force went out. It had nothing in flight: drained, not forced.
+  auto idle = std::make_shared<probe>();
+  connect(on_stop::linger, idle);
+  self->send(sup, stop_atom_v);
+  self->send(sup, force_atom_v);
+  expect((stop_atom), from(self).to(sup));
+  expect((force_atom), from(self).to(sup));
+  deliver_all();
+  CAF_CHECK_EQUAL(idle->stops, 1);
+  CAF_CHECK(idle->forced);
+  CAF_CHECK_EQUAL(expect_report(), make_report(1, 1, 0, 0s));
+  CAF_CHECK(!supervisor_alive());
+}
+
+CAF_TEST(a busy connection at a force right after the stop counts as forced) {
+  auto busy = std::make_shared<probe>();
+  connect(on_stop::hang, busy);
+  self->send(sup, stop_atom_v);
+  self->send(sup, force_atom_v);
+  deliver_all();
+  CAF_CHECK(busy->forced);
+  CAF_CHECK_EQUAL(expect_report(), make_report(1, 0, 1, 0s));
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+namespace {
+
+/// The broadcast of the stop held back, as when the I/O event loop has not
+/// delivered it yet.
+struct held_broadcast_fixture : fixture {
+  held_broadcast_fixture() : fixture(true) {}
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(held_broadcast_tests, held_broadcast_fixture)
+
+CAF_TEST(force before an idle connection got its stop does not count it) {
+  // The forced exit reaches the connection before the broadcast's stop: it
+  // has nothing in flight, closes cleanly and reports done.
+  auto idle = std::make_shared<probe>();
+  auto busy = std::make_shared<probe>();
+  connect(on_stop::linger, idle);
+  connect(on_stop::hang, busy);
+  request_stop();
+  CAF_CHECK_EQUAL(held_stops.size(), 2u);
+  CAF_CHECK_EQUAL(idle->stops, 0);
+  self->send(sup, force_atom_v);
+  deliver_all();
+  CAF_CHECK(idle->forced);
+  CAF_CHECK(busy->forced);
+  CAF_CHECK_EQUAL(expect_report(), make_report(2, 1, 1, 0s));
+  CAF_CHECK(!supervisor_alive());
+}
+
+CAF_TEST(connections announced during the force count as what they do) {
+  auto first = std::make_shared<probe>();
+  connect(on_stop::hang, first);
+  request_stop();
+  self->send(sup, force_atom_v);
+  // Two more accepted from the backlog at the stop, announced after the
+  // force: one with a request in flight, one that sent nothing.
+  auto late_busy = std::make_shared<probe>();
+  auto late_idle = std::make_shared<probe>();
+  auto busy_conn = sys.spawn(fake_connection, sup, on_stop::hang, late_busy);
+  auto idle_conn = sys.spawn(fake_connection, sup, on_stop::linger, late_idle);
+  self->send(sup, connected_atom_v, busy_conn);
+  self->send(sup, connected_atom_v, idle_conn);
+  deliver_all();
+  CAF_CHECK(late_busy->forced);
+  CAF_CHECK(late_idle->forced);
+  CAF_CHECK_EQUAL(late_idle->stops, 0);
+  CAF_CHECK_EQUAL(expect_report(), make_report(3, 1, 2, 0s));
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
+
+CAF_TEST_FIXTURE_SCOPE(supervisor_more_tests, fixture)
 
 CAF_TEST(an acceptor failure starts the stop by itself) {
   auto seen = std::make_shared<probe>();
