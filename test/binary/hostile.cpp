@@ -8,9 +8,12 @@
 // finds only the probe connection of the check (the supervisor's own count)
 // and ends at once, exit 0.
 //
-// (A client that never reads while the server writes is forced at the drain
-// deadline, exit 3: binary.shutdown's "the drain timeout closes a stuck
-// connection and exits 3" covers it.)
+// A client that never reads is reset after --write-timeout (logged as a
+// warning), a slow one that does read is not; an upload that goes on after
+// its answer (a 413) is cut off after the discard limit. (During a stop, a
+// client that never reads is forced at the drain deadline, exit 3:
+// binary.shutdown's "the drain timeout closes a stuck connection and exits
+// 3" covers it.)
 
 #define CAF_SUITE binary.hostile
 
@@ -21,9 +24,13 @@
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string>
 #include <string_view>
+#include <optional>
+#include <thread>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
@@ -89,6 +96,54 @@ bool contains(const std::string& text, const std::string& needle) {
 std::chrono::milliseconds since(steady::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now()
                                                                - t0);
+}
+
+/// Sends the bytes `next` gives (an empty string: no more) on the
+/// non-blocking `fd` without reading, until the connection takes nothing
+/// for `quiet` (the server has stopped reading) or `next` has no more.
+/// Returns the number of bytes sent, or nothing on an error (`errno`).
+template <class Next>
+std::optional<size_t> send_until_stuck(int fd, Next next,
+                                       std::chrono::milliseconds quiet) {
+  std::string pending;
+  size_t total = 0;
+  auto t0 = steady::now();
+  for (;;) {
+    if (pending.empty()) {
+      pending = next();
+      if (pending.empty())
+        return total;
+    }
+    if (since(t0) > qt::default_timeout) {
+      errno = ETIMEDOUT; // the server never stopped reading
+      return std::nullopt;
+    }
+    auto n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      total += static_cast<size_t>(n);
+      pending.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return std::nullopt;
+    pollfd pfd{fd, POLLOUT, 0};
+    auto rc = ::poll(&pfd, 1, static_cast<int>(quiet.count()));
+    if (rc == 0)
+      return total;
+    if (rc < 0 && errno != EINTR)
+      return std::nullopt;
+  }
+}
+
+/// The pattern from `offset` on, 64 KiB at a time.
+auto pattern_from(size_t& offset) {
+  return [&offset] {
+    auto chunk = qt::pattern(offset, 64 * 1024);
+    offset += chunk.size();
+    return chunk;
+  };
 }
 
 constexpr std::string_view opened = " opened\n";
@@ -348,6 +403,214 @@ CAF_TEST(a peer that resets in the middle of a large response leaks nothing) {
   CAF_CHECK_EQUAL(part.ending(), "complete");
   CAF_CHECK_EQUAL(part.bytes, body.substr(0, part.bytes.size()));
   reset_close(conn);
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(an echo client that never reads is reset after the write timeout) {
+  if (!start("echo", {"--write-timeout=1s"}))
+    return;
+  // A small receive buffer: the echo fills it at once.
+  auto conn = connect_client(port, 4096);
+  if (!conn || !round_trip(conn.get()))
+    return;
+  CAF_REQUIRE(qt::set_nonblocking(conn.get()));
+  size_t offset = 0;
+  auto sent = send_until_stuck(conn.get(), pattern_from(offset), 500ms);
+  CAF_REQUIRE(sent.has_value());
+  CAF_MESSAGE("sent " << *sent << " bytes without reading");
+  // Upper bound 20 s: without a write timeout the connection and the output
+  // it holds stay for as long as the client likes.
+  if (!server().wait_stderr("write timeout: no output taken for", 1, 20s)) {
+    CAF_ERROR("no write timeout within 20 s");
+    return;
+  }
+  // The log says which connection, how much was waiting and the timeout.
+  auto err = server().stderr_text();
+  CAF_CHECK(contains(err, " warning connection: connection "));
+  CAF_CHECK(contains(err, " bytes waiting (write timeout 1000ms); aborting"));
+  // A reset, never a clean end: the echo in its buffer, then ECONNRESET.
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_MESSAGE("read " << rest.bytes.size() << " bytes of echo, then "
+                      << rest.ending());
+  CAF_CHECK_EQUAL(rest.ending(), "error: Connection reset by peer");
+  CAF_CHECK_EQUAL(qt::first_difference(rest.bytes, qt::pattern(0, *sent)),
+                  rest.bytes.size());
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(an http client that pipelines uploads but never reads is reset) {
+  // Large POST /echo requests pipelined without reading their responses:
+  // each holds up to a response of memory in the server.
+  constexpr size_t body_size = 512 * 1024;
+  if (!start("http", {"--write-timeout=1s"}))
+    return;
+  auto conn = connect_client(port, 4096);
+  if (!conn || !round_trip(conn.get()))
+    return;
+  CAF_REQUIRE(qt::set_nonblocking(conn.get()));
+  size_t requests = 0;
+  auto next_request = [&]() -> std::string {
+    if (requests == 64)
+      return {}; // 32 MiB: the server stopped reading long before
+    auto body = qt::pattern(requests++ * body_size, body_size);
+    return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+           + std::to_string(body_size) + "\r\n\r\n" + body;
+  };
+  auto sent = send_until_stuck(conn.get(), next_request, 500ms);
+  CAF_REQUIRE(sent.has_value());
+  CAF_MESSAGE("sent " << *sent << " bytes (" << requests
+                      << " requests started) without reading");
+  CAF_CHECK_LESS(requests, 64u);
+  if (!server().wait_stderr("write timeout: no output taken for", 1, 20s)) {
+    CAF_ERROR("no write timeout within 20 s");
+    return;
+  }
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_MESSAGE("read " << rest.bytes.size() << " bytes, then " << rest.ending());
+  CAF_CHECK_EQUAL(rest.ending(), "error: Connection reset by peer");
+  CAF_CHECK(rest.bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(a client that half closes and never reads is reset after the timeout) {
+  // A 100 KiB POST /echo and FIN in one go, never reading. The server has
+  // the whole request before it answers; the kernels take part of the
+  // answer, the server holds the rest (less than the 64 KiB at which it
+  // would stop reading), so it reads the FIN while output waits, and stays
+  // to let CAF write it ("flushing"). The write timeout must end that wait
+  // too. Small segments (MSS 536) keep the server's send buffer small:
+  // Linux sizes it from the segment size, on loopback 64 KiB otherwise.
+  constexpr size_t body_size = 100 * 1024;
+  if (!start("http", {"--write-timeout=1s"}))
+    return;
+  qt::unique_fd conn{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  CAF_REQUIRE(conn);
+  int rcvbuf = 4096;
+  int mss = 536;
+  CAF_REQUIRE_EQUAL(
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
+    0);
+  CAF_REQUIRE_EQUAL(
+    ::setsockopt(conn.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CAF_REQUIRE_EQUAL(
+    ::connect(conn.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  CAF_REQUIRE(qt::send_all(conn.get(), "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                       "Content-Length: "
+                                         + std::to_string(body_size)
+                                         + "\r\n\r\n"
+                                         + qt::pattern(0, body_size)));
+  CAF_REQUIRE_EQUAL(::shutdown(conn.get(), SHUT_WR), 0);
+  if (!server().wait_stderr(" bytes still to send\n")) {
+    CAF_ERROR("the server did not read the FIN while its output waited");
+    return;
+  }
+  if (!server().wait_stderr("write timeout: no output taken for", 1, 20s)) {
+    CAF_ERROR("no write timeout within 20 s");
+    return;
+  }
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_MESSAGE("read " << rest.bytes.size() << " bytes, then " << rest.ending());
+  CAF_CHECK_EQUAL(rest.ending(), "error: Connection reset by peer");
+  CAF_CHECK(rest.bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(a slow reader that keeps reading is not cut off by the write timeout) {
+  if (!start("echo", {"--write-timeout=1s"}))
+    return;
+  auto conn = connect_client(port, 4096);
+  if (!conn || !round_trip(conn.get()))
+    return;
+  auto fd = conn.get();
+  CAF_REQUIRE(qt::set_nonblocking(fd));
+  size_t offset = 0;
+  auto sent = send_until_stuck(fd, pattern_from(offset), 500ms);
+  CAF_REQUIRE(sent.has_value());
+  // Output waits in the server now. For 4 s (four write timeouts) the
+  // client reads only 4 KiB every 250 ms: each read within the timeout,
+  // and each frees enough of its receive buffer for the kernel to take
+  // more (a single byte would not: TCP opens a window only once a good
+  // part of the buffer is free).
+  std::string received;
+  auto t0 = steady::now();
+  char buf[4096];
+  while (since(t0) < 4s) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, 250) < 0 && errno != EINTR)
+      break;
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+      CAF_ERROR("the slow reader's connection ended after "
+                << since(t0).count()
+                << " ms: " << (n == 0 ? "EOF" : std::strerror(errno)));
+      return;
+    }
+    if (n > 0)
+      received.append(buf, static_cast<size_t>(n));
+    // The client's pace (what makes it slow), not a wait for an event.
+    std::this_thread::sleep_for(250ms);
+  }
+  CAF_MESSAGE("read " << received.size() << " bytes slowly in "
+                      << since(t0).count() << " ms");
+  CAF_CHECK_EQUAL(server().stderr_count("write timeout"), 0u);
+  // It reads the rest at full speed: every byte comes back, in order.
+  CAF_REQUIRE_EQUAL(::shutdown(fd, SHUT_WR), 0);
+  auto rest = qt::read_until_eof(fd);
+  CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
+  received += rest.bytes;
+  auto want = qt::pattern(0, *sent);
+  CAF_CHECK_EQUAL(received.size(), want.size());
+  CAF_CHECK_EQUAL(qt::first_difference(received, want), want.size());
+  CAF_CHECK_EQUAL(server().stderr_count("write timeout"), 0u);
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(an upload refused with 413 is cut off after the discard limit) {
+  if (!start("http", {}))
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  auto fd = conn.get();
+  // 100 MB announced: the server answers 413 at once and closes (FIN); the
+  // client uploads on without reading. The server discards 1 MiB, then
+  // reads no more and resets the connection a linger (1 s) later: the
+  // client's send fails after about the limit plus what the kernels buffer.
+  constexpr size_t announced = 100'000'000;
+  CAF_REQUIRE(qt::send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: "
+                                 + std::to_string(announced) + "\r\n\r\n"));
+  auto chunk = std::string(64 * 1024, 'u');
+  size_t sent = 0;
+  int error = 0;
+  auto t0 = steady::now();
+  // Upper bound: the whole body, or 20 s.
+  while (sent < announced && since(t0) < 20s) {
+    if (!qt::send_all(fd, chunk, 20s)) {
+      error = errno;
+      break;
+    }
+    sent += chunk.size();
+  }
+  CAF_MESSAGE("sent " << sent << " bytes of the body in " << since(t0).count()
+                      << " ms, then "
+                      << (error != 0 ? std::strerror(error) : "no error"));
+  CAF_CHECK(error == EPIPE || error == ECONNRESET);
+  // 1 MiB discarded, plus the kernels' buffers on both sides of loopback.
+  CAF_CHECK_LESS(sent, size_t{32} << 20);
+  CAF_CHECK(server().wait_stderr("bytes of unwanted input (the limit is "
+                                 "1048576): reading no more",
+                                 1, 5s));
+  CAF_CHECK(server().wait_stderr("closed after the discard limit", 1, 5s));
+  conn.reset();
   expect_nothing_leaked(2);
 }
 

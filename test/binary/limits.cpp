@@ -152,6 +152,26 @@ CAF_TEST(at a stop clients waiting in the backlog are served then closed) {
   }
 }
 
+CAF_TEST(the write timeout is an option with a checked value) {
+  // Listed with its default.
+  auto& help = run({"--help"});
+  CAF_CHECK_EQUAL(help.wait_exit(), 0);
+  auto text = help.stdout_text();
+  auto at = text.find("--write-timeout");
+  CAF_REQUIRE_NOT_EQUAL(at, std::string::npos);
+  auto line = text.substr(at, text.find('\n', at) - at);
+  CAF_CHECK(line.find("(default: 60s)") != std::string::npos);
+  // A negative value is a usage error naming the option.
+  auto& bad = run({"--protocol=echo", "--port=0", "--write-timeout=-1s"});
+  CAF_CHECK_EQUAL(describe_exit(bad.wait_exit()), describe_exit(2));
+  CAF_CHECK(bad.stderr_text().find("--write-timeout") != std::string::npos);
+  // 0s turns it off: the server runs.
+  auto port = start_echo({"--write-timeout=0s"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  CAF_REQUIRE(server().signal(SIGTERM));
+  CAF_CHECK_EQUAL(server().wait_exit(), 0);
+}
+
 CAF_TEST(max connections above the open file limit is capped) {
   auto port = start_echo({"--max-connections=1000000000"});
   CAF_REQUIRE_NOT_EQUAL(port, 0);

@@ -1,7 +1,9 @@
 // The graceful stop of the built binary over real loopback sockets: FIN
 // (never a reset) to idle clients and to a client still sending, the drain
 // timeout and the second signal (exit 3), and the listener refusing new
-// clients at once.
+// clients at once. A connection closed by force is reset (its client's read
+// fails, never a clean end first); one with nothing in flight is never
+// counted as forced, even when two signals come back to back.
 
 #define CAF_SUITE binary.shutdown
 
@@ -94,6 +96,38 @@ struct fixture : qt::binary_fixture {
     CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
     CAF_CHECK_EQUAL(rest.bytes, "");
     return conn;
+  }
+
+  /// Starts an HTTP server with `extra` options and a client whose request
+  /// `GET /delay/60000` is in flight: answered after a minute, long after
+  /// any stop of a test. Returns the client, or none after a failed check.
+  qt::unique_fd http_request_in_flight(const std::vector<std::string>& extra) {
+    auto port = start_http(extra);
+    if (port == 0)
+      return {};
+    auto conn = connect_client(port);
+    if (!conn)
+      return {};
+    if (!qt::send_all(conn.get(),
+                      "GET /delay/60000 HTTP/1.1\r\nHost: x\r\n\r\n")) {
+      CAF_ERROR("sending the request failed: " << std::strerror(errno));
+      return {};
+    }
+    return conn;
+  }
+
+  /// Checks that the client `fd`, owed an answer, reads a reset: no bytes,
+  /// then ECONNRESET; never a clean end-of-stream.
+  void expect_reset(int fd) {
+    auto rest = qt::read_until_eof(fd);
+    CAF_CHECK_EQUAL(rest.bytes.size(), 0u);
+    CAF_CHECK_EQUAL(rest.ending(), "error: Connection reset by peer");
+  }
+
+  /// Sends SIGTERM twice, back to back, as fast as one loop of kill(2) can.
+  void two_sigterms() {
+    for (int i = 0; i < 2; ++i)
+      CAF_CHECK(server().signal(SIGTERM));
   }
 
   /// Checks that standard error contains `text`.
@@ -291,6 +325,141 @@ CAF_TEST(a client that keeps its end open is closed after the linger) {
   expect_exit(0);
   expect_stderr("stopped: drained=1 forced=0 ");
   conn.reset();
+}
+
+CAF_TEST(a request cut off at the drain deadline gets a reset not an eof) {
+  auto conn = http_request_in_flight({"--drain-timeout=300ms"});
+  if (!conn)
+    return;
+  CAF_CHECK(server().signal(SIGTERM));
+  // Nothing of the answer came: the client must see that it was cut off.
+  expect_reset(conn.get());
+  expect_exit(3);
+  expect_stderr("stopped: drained=0 forced=1 ");
+}
+
+CAF_TEST(a request cut off by a second signal gets a reset not an eof) {
+  auto conn = http_request_in_flight({"--drain-timeout=60s"});
+  if (!conn)
+    return;
+  CAF_CHECK(server().signal(SIGTERM));
+  if (!await_stderr("stop requested"))
+    return;
+  CAF_CHECK(server().signal(SIGTERM));
+  expect_reset(conn.get());
+  expect_exit(3);
+  expect_stderr("SIGTERM received again");
+  expect_stderr("stopped: drained=0 forced=1 ");
+}
+
+CAF_TEST(an echo client owed output at the drain deadline gets a reset) {
+  auto port = start_echo({"--drain-timeout=300ms"});
+  if (port == 0)
+    return;
+  auto conn = stuck_client(port);
+  if (!conn)
+    return;
+  CAF_CHECK(server().signal(SIGTERM));
+  expect_exit(3);
+  // The echo in its receive buffer (the server holds the rest), then the
+  // reset: a clean end would claim the echo was complete.
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_MESSAGE("read " << rest.bytes.size() << " bytes, then " << rest.ending());
+  CAF_CHECK_EQUAL(rest.ending(), "error: Connection reset by peer");
+  expect_stderr("stopped: drained=0 forced=1 ");
+}
+
+CAF_TEST(a write timeout during the drain counts as forced and exits 3) {
+  // The drain would wait 20 s for the client that never reads; its write
+  // timeout ends it first, and it lost output: forced, exit 3.
+  auto port = start_echo({"--write-timeout=1s", "--drain-timeout=20s"});
+  if (port == 0)
+    return;
+  auto conn = stuck_client(port);
+  if (!conn)
+    return;
+  auto t0 = std::chrono::steady_clock::now();
+  CAF_CHECK(server().signal(SIGTERM));
+  expect_exit(3);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  CAF_MESSAGE("exit " << took.count() << " ms after SIGTERM");
+  CAF_CHECK_LESS(took.count(), 15'000);
+  expect_stderr("write timeout: no output taken for");
+  expect_stderr("counted as forced");
+  expect_stderr("stopped: drained=0 forced=1 ");
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_CHECK_EQUAL(rest.ending(), "error: Connection reset by peer");
+}
+
+CAF_TEST(two signals back to back never force an idle keep alive connection) {
+  // An idle keep-alive connection (one request answered) owes nothing: the
+  // second signal may reach the supervisor before the connection has taken
+  // its stop or before its `done` has arrived, but it must not count as
+  // forced. Many runs: the race is a matter of microseconds.
+  constexpr int runs = 50;
+  int clean = 0;
+  // Runs in which the server took the two signals as two (they may merge
+  // into one while the first is still pending).
+  int second_seen = 0;
+  for (int run = 1; run <= runs; ++run) {
+    auto port = start_http({});
+    if (port == 0)
+      return;
+    auto conn = connect_client(port);
+    if (!conn)
+      return;
+    CAF_REQUIRE(qt::send_all(conn.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto head = qt::read_through(conn.get(), "\r\n\r\n");
+    CAF_REQUIRE(head.bytes.find("Connection: keep-alive") != std::string::npos);
+    CAF_REQUIRE_EQUAL(qt::read_exactly(conn.get(), 15).ending(), "complete");
+    two_sigterms();
+    // The client gets a FIN, never a reset; it closes its end, so that a
+    // stop that took the two signals as one ends without waiting for the
+    // linger.
+    auto rest = qt::read_until_eof(conn.get());
+    conn.reset();
+    auto code = server().wait_exit();
+    if (server().stderr_count("SIGTERM received again") > 0)
+      ++second_seen;
+    if (code == 0 && rest.ending() == "clean EOF") {
+      ++clean;
+      continue;
+    }
+    CAF_ERROR("run " << run << ": " << qt::describe_exit(code)
+                     << ", the client read " << rest.ending()
+                     << "\n--- stderr ---\n"
+                     << server().stderr_text());
+    break;
+  }
+  CAF_MESSAGE(clean << " of " << runs << " runs exited 0; the second signal "
+                    << "counted in " << second_seen);
+  CAF_CHECK_EQUAL(clean, runs);
+}
+
+CAF_TEST(two signals back to back force a request in flight) {
+  constexpr int runs = 10;
+  int forced = 0;
+  for (int run = 1; run <= runs; ++run) {
+    // A short drain: should the two signals merge into one (a signal that
+    // is still pending when the second one comes), the deadline forces.
+    auto conn = http_request_in_flight({"--drain-timeout=1s"});
+    if (!conn)
+      return;
+    two_sigterms();
+    auto code = server().wait_exit();
+    auto rest = qt::read_until_eof(conn.get());
+    if (code == 3 && rest.ending() == "error: Connection reset by peer") {
+      ++forced;
+      continue;
+    }
+    CAF_ERROR("run " << run << ": " << qt::describe_exit(code)
+                     << ", the client read " << rest.bytes.size()
+                     << " bytes, then " << rest.ending() << "\n--- stderr ---\n"
+                     << server().stderr_text());
+    break;
+  }
+  CAF_CHECK_EQUAL(forced, runs);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
