@@ -70,6 +70,14 @@ public:
   /// while too much output waits to be sent.
   virtual void hold_input(bool hold) = 0;
 
+  /// The server's stop has reached this connection, but the behaviour may
+  /// still be getting bytes the client sent before it (they waited unread
+  /// in the kernel at the stop); `on_stop` follows once they are delivered.
+  /// A behaviour that marks its last response (HTTP's `Connection: close`)
+  /// holds back what would otherwise go out unmarked. It must not hold its
+  /// input on that account: `on_stop` comes only after those bytes are read.
+  virtual bool stop_requested() const = 0;
+
   /// This connection's actor, for other actors that push messages to it:
   /// `caf::anon_send(conn, deliver_atom_v, caf::make_message(...))` reaches
   /// `behaviour::on_message`.

@@ -374,6 +374,7 @@ bool connection_state::watch_flush_after_peer_close() {
 }
 
 void connection_state::on_stop() {
+  stop_requested_ = true;
   if (phase_ != phase::open || stop_pending_)
     return; // stop twice: harmless
   // Bytes the client sent before the stop may still wait in the kernel, not
@@ -622,6 +623,10 @@ void connection_state::flush_output() {
     output_full_ = true;
   update_reading();
   watch_output();
+}
+
+bool connection_state::stop_requested() const {
+  return stop_requested_;
 }
 
 void connection_state::hold_input(bool hold) {

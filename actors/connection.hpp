@@ -177,6 +177,8 @@ public:
 
   void hold_input(bool hold) override;
 
+  bool stop_requested() const override;
+
   connection_actor handle() const override;
 
   caf::actor_system& system() const override;
@@ -353,6 +355,8 @@ private:
   /// the behaviour hears of the stop once `unread_at_stop_` bytes are read.
   bool stop_pending_ = false;
   size_t unread_at_stop_ = 0;
+  /// `stop` arrived (`stop_requested`).
+  bool stop_requested_ = false;
   /// A duplicate descriptor this actor owns and closes (flushing phase).
   int owned_fd_ = -1;
   /// CAF's descriptor and its socket's inode, while flushing.

@@ -28,6 +28,8 @@ const char* reason(int status) {
       return "Request Timeout";
     case 413:
       return "Content Too Large";
+    case 414:
+      return "URI Too Long";
     case 417:
       return "Expectation Failed";
     case 431:
@@ -36,6 +38,8 @@ const char* reason(int status) {
       return "Not Implemented";
     case 503:
       return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "Unknown";
   }
@@ -59,6 +63,7 @@ const std::string& http_date() {
 
 using http::expectations_of;
 using http::parse_delay;
+using http::path_of;
 
 } // namespace
 
@@ -90,14 +95,22 @@ http_options http_behaviour::options_from(const caf::actor_system_config& cfg) {
 }
 
 void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
-  if (finished_ || !accepting_)
-    return; // nothing read now would be answered
+  pump(bytes, io);
+}
+
+void http_behaviour::parse(std::string_view bytes, connection_io& io) {
   // Scratch space of the thread (every broker of the event loop runs on its
   // one thread): no allocation per read, no memory kept per connection.
   thread_local std::vector<http::request> scratch;
   auto& requests = scratch;
   requests.clear();
-  auto failure = parser_.feed(bytes, requests);
+  // At most max_queued_requests wait for their responses: the parser stops
+  // before the request that would pass the bound and keeps the rest of the
+  // bytes (a pipelining client cannot make one read queue hundreds).
+  auto room = queue_.size() < max_queued_requests
+                ? max_queued_requests - queue_.size()
+                : 0;
+  auto failure = parser_.feed(bytes, requests, room);
   requests_seen_ += requests.size();
   // A request that came out settled any 100 Continue of its own; a head
   // awaiting its body now belongs to a later request.
@@ -108,16 +121,44 @@ void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
       break;
     serve(std::move(req), io);
   }
-  if (failure != 0 && accepting_)
+  if (failure != 0 && accepting_) {
     fail(failure);
-  else if (accepting_)
-    check_expectation();
-  write_ready(io);
+  } else if (accepting_) {
+    if (stopping_ && parser_.input_ended())
+      accepting_ = false; // every request begun before the stop is in
+    else
+      check_expectation();
+  }
+}
+
+void http_behaviour::pump(std::string_view bytes, connection_io& io) {
+  for (;;) {
+    if (!finished_ && accepting_ && (!bytes.empty() || parser_.unparsed() > 0)
+        && (queue_.size() < max_queued_requests || !bytes.empty())) {
+      parse(bytes, io);
+      bytes = {};
+    }
+    write_ready(io);
+    // Responses went out: parse on from the bytes kept, while there is room.
+    if (finished_ || !accepting_ || parser_.unparsed() == 0
+        || queue_.size() >= max_queued_requests)
+      break;
+  }
+  if (peer_finished_ && accepting_ && !finished_ && parser_.unparsed() == 0
+      && parser_.mid_request()) {
+    // The client half-closed: the request it began can never complete.
+    fail(400);
+    write_ready(io);
+  }
+  hold_if_backlogged(io);
   watch_header(io);
 }
 
 void http_behaviour::on_stop(connection_io& io) {
   stopping_ = true;
+  // Requests begun before the stop are answered, bytes kept unparsed
+  // included (they were received before it); nothing that begins after.
+  parser_.end_input();
   if (continue_ == interim::owed) {
     // The client holds the body back until a 100 Continue that is not
     // written yet. Asking for the body now would stretch the drain by an
@@ -125,12 +166,12 @@ void http_behaviour::on_stop(connection_io& io) {
     // as soon as the responses before it are out, and the client learns
     // that nothing was done.
     refuse(unavailable());
-  } else if (!parser_.mid_request()) {
+  } else if (parser_.input_ended()) {
     // A request half received at the stop is finished; nothing after it.
     // (One that was sent 100 Continue is half received: its body comes.)
     accepting_ = false;
   }
-  write_ready(io);
+  pump({}, io);
 }
 
 bool http_behaviour::idle() const {
@@ -148,7 +189,7 @@ void http_behaviour::on_timer(uint64_t token, connection_io& io) {
       break;
     }
   }
-  write_ready(io);
+  pump({}, io);
 }
 
 http_behaviour::exchange http_behaviour::route(const http::request& req,
@@ -157,7 +198,7 @@ http_behaviour::exchange http_behaviour::route(const http::request& req,
   ex.keep_alive = req.keep_alive;
   ex.head = req.method == "HEAD";
   ex.ready = true;
-  auto path = std::string_view{req.target}.substr(0, req.target.find('?'));
+  auto path = path_of(req.target);
   auto get_like = req.method == "GET" || ex.head;
   auto not_allowed = [&](const char* allow) {
     ex.status = 405;
@@ -219,9 +260,9 @@ void http_behaviour::serve(http::request req, connection_io& io) {
   ex.id = next_id_++;
   if (!ex.ready)
     io.start_timer(ex.delay, ex.id);
-  // Nothing after a response that closes the connection is answered, and
-  // after a stop nothing after the request that was half received.
-  if (ex.must_close || !ex.keep_alive || stopping_)
+  // Nothing after a response that closes the connection is answered. (After
+  // a stop, the parser ends the input: see parse.)
+  if (ex.must_close || !ex.keep_alive)
     accepting_ = false;
   queue_.push_back(std::move(ex));
 }
@@ -261,22 +302,22 @@ http_behaviour::exchange http_behaviour::unavailable() const {
   ex.body = "stopping: request not served\n";
   // A response to HEAD has no content (RFC 9110 9.3.2), whatever its
   // Content-Length says.
-  auto* head = parser_.awaiting_body();
-  ex.head = head != nullptr && head->method == "HEAD";
+  ex.head = parser_.head_request();
   return ex;
 }
 
 void http_behaviour::on_input_end(connection_io& io) {
-  if (accepting_ && !finished_ && parser_.mid_request()) {
-    fail(400);
-    write_ready(io);
-  }
+  // Requests in the bytes kept unparsed are answered first (pump).
+  peer_finished_ = true;
+  pump({}, io);
 }
 
 void http_behaviour::fail(int status) {
   exchange ex;
   ex.status = status;
   ex.body = std::string{reason(status)} + "\n";
+  // A response to HEAD has no content (RFC 9110 9.3.2): not even an error's.
+  ex.head = parser_.head_request();
   refuse(std::move(ex));
 }
 
@@ -325,7 +366,7 @@ void http_behaviour::on_header_timeout(uint64_t request, connection_io& io) {
     accepting_ = false;
     queue_.back().must_close = true;
   }
-  write_ready(io);
+  pump({}, io);
 }
 
 void http_behaviour::hold_if_backlogged(connection_io& io) {
@@ -334,8 +375,10 @@ void http_behaviour::hold_if_backlogged(connection_io& io) {
   size_t queued_bytes = 0;
   for (auto& ex : queue_)
     queued_bytes += ex.body.size();
-  input_held_
-    = queue_.size() >= max_queued_requests || queued_bytes > max_queued_bytes;
+  // Bytes kept unparsed (see parse) are more of the same: no more reading
+  // until they are parsed.
+  input_held_ = queue_.size() >= max_queued_requests
+                || queued_bytes > max_queued_bytes || parser_.unparsed() > 0;
   io.hold_input(input_held_);
 }
 
@@ -344,6 +387,14 @@ void http_behaviour::write_ready(connection_io& io) {
     auto& ex = queue_.front();
     auto last = ex.must_close || !ex.keep_alive
                 || (stopping_ && !accepting_ && queue_.size() == 1);
+    if (!last && queue_.size() == 1 && !stopping_ && io.stop_requested()) {
+      // The stop has reached the connection, but the behaviour is still
+      // getting bytes that were sent before it (on_stop follows). This may
+      // be the last response: written now, it would say keep-alive. It
+      // waits for on_stop (only this one: the queue must keep draining, or
+      // held input would keep the stop from ever beginning).
+      break;
+    }
     // Built in the thread's scratch string (see on_data), then copied once
     // into the connection's output.
     thread_local std::string scratch;
@@ -377,13 +428,12 @@ void http_behaviour::write_ready(connection_io& io) {
       return;
     }
   }
-  if (queue_.empty() && continue_ == interim::owed) {
+  if (queue_.empty() && continue_ == interim::owed && !io.stop_requested()) {
     // Every earlier response is out, and the body has not started (else
     // check_expectation would have settled it): the client may send it.
     io.write("HTTP/1.1 100 Continue\r\n\r\n");
     continue_ = interim::settled;
   }
-  hold_if_backlogged(io);
 }
 
 } // namespace quiesce::behaviours

@@ -154,6 +154,15 @@ private:
 
   void serve(http::request req, connection_io& io);
 
+  /// Parses `bytes` (after any kept unparsed) into requests and queues
+  /// them, at most up to `max_queued_requests` waiting.
+  void parse(std::string_view bytes, connection_io& io);
+
+  /// Parses `bytes`, writes what is ready, and parses on from the bytes
+  /// kept unparsed while the queue has room; then holds the input if
+  /// needed and watches the header timeout. Every event ends here.
+  void pump(std::string_view bytes, connection_io& io);
+
   /// Looks at the head of a request that waits for its body: owes it a 100
   /// Continue, or refuses it at once (see the file comment).
   void check_expectation();
@@ -206,6 +215,8 @@ private:
   bool accepting_ = true;
   /// The response that closes the connection has been written.
   bool finished_ = false;
+  /// The client half-closed (on_input_end).
+  bool peer_finished_ = false;
 
   /// Where the request being received stands with 100 Continue.
   enum class interim {

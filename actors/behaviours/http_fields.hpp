@@ -3,8 +3,8 @@
 /// @file
 /// Small parsers of request fields used by the HTTP behaviour (http.cpp),
 /// in a header of their own so that they can be tested and fuzzed
-/// (test/fuzz/fuzz_http_fields.cpp): the `<ms>` of `/delay/<ms>` and the
-/// `Expect` list.
+/// (test/fuzz/fuzz_http_fields.cpp): the path of a request target, the `<ms>`
+/// of `/delay/<ms>` and the `Expect` list.
 
 #include <algorithm>
 #include <cctype>
@@ -14,6 +14,23 @@
 #include "actors/behaviours/http_request_parser.hpp"
 
 namespace quiesce::http {
+
+/// The path of a request target, what the routes look at: the target up to
+/// its query (`?`) in origin-form (`/a/b?x` gives `/a/b`); in absolute-form
+/// (`http://host:port/a/b?x`, RFC 9112 3.2.2: a server must accept it) the
+/// path after the authority, `/` when there is none (`http://host?x`). Any
+/// other form (`*`, a CONNECT's `host:port`) comes back whole.
+inline std::string_view path_of(std::string_view target) {
+  auto path = target.substr(0, target.find('?'));
+  if (!path.empty() && path.front() == '/')
+    return path;
+  auto scheme_end = path.find("://");
+  if (scheme_end == std::string_view::npos)
+    return target;
+  auto slash = path.find('/', scheme_end + 3);
+  return slash == std::string_view::npos ? std::string_view{"/"}
+                                         : path.substr(slash);
+}
 
 /// Milliseconds of `/delay/<ms>`: decimal digits, nothing else. A value
 /// over `limit` comes out as `limit + 1` (so that any number of digits

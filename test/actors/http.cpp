@@ -249,15 +249,17 @@ CAF_TEST(a request split into single bytes is answered once) {
 CAF_TEST(POST echo echoes the body) {
   open();
   const std::string body{"binary\0\r\n\r\nGET / HTTP/1.1\r\n\r\n", 30};
-  auto head = "POST /echo HTTP/1.1\r\nContent-Length: "
+  auto head = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: "
               + std::to_string(body.size()) + "\r\n\r\n";
   // The header section and the body in separate writes.
   client_sends(hdl, head + body.substr(0, 9));
   CAF_CHECK_EQUAL(output(hdl), "");
   client_sends(hdl, body.substr(9));
   // A chunked body in the same connection.
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n");
+  client_sends(
+    hdl,
+    "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n");
   auto rs = responses(2);
   check(rs[0], "HTTP/1.1 200 OK", body, "keep-alive");
   CAF_CHECK_EQUAL(rs[0].header("Content-Type"), "application/octet-stream");
@@ -276,11 +278,12 @@ CAF_TEST(HEAD root has the headers of GET root but no body) {
 
 CAF_TEST(unknown paths get 404 and wrong methods 405 or 501) {
   open();
-  client_sends(hdl, get("/nope") + get("/delay/abc")
-                      + "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-                      + get("/echo") + "DELETE / HTTP/1.1\r\n\r\n"
-                      + "PUT /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
-                      + get_root);
+  client_sends(
+    hdl, get("/nope") + get("/delay/abc")
+           + "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n"
+           + get("/echo") + "DELETE / HTTP/1.1\r\nHost: test\r\n\r\n"
+           + "PUT /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 1\r\n\r\nx"
+           + get_root);
   auto rs = responses(7);
   check(rs[0], "HTTP/1.1 404 Not Found", "not found\n", "keep-alive");
   check(rs[1], "HTTP/1.1 404 Not Found", "not found\n", "keep-alive");
@@ -360,7 +363,8 @@ CAF_TEST(100 Continue is skipped once the body has started to arrive) {
 
 CAF_TEST(Expect 100 continue without a body gets just the response) {
   open();
-  client_sends(hdl, "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+  client_sends(hdl,
+               "GET / HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n\r\n");
   client_sends(hdl, expect_echo(0));
   auto rs = responses(2);
   check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
@@ -381,9 +385,10 @@ CAF_TEST(Expect 100 continue on a request that is not served closes) {
   open();
   // The final status instead of the 100, after the responses before it;
   // the body is not read.
-  client_sends(hdl, get_root
-                      + "POST /nope HTTP/1.1\r\nExpect: 100-continue\r\n"
-                        "Content-Length: 10\r\n\r\n");
+  client_sends(
+    hdl, get_root
+           + "POST /nope HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+             "Content-Length: 10\r\n\r\n");
   auto rs = responses(2);
   check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
   check(rs[1], "HTTP/1.1 404 Not Found", "not found\n", "close");
@@ -407,11 +412,13 @@ CAF_TEST(HTTP 1.0 ignores Expect) {
 
 CAF_TEST(an unknown expectation gets 417 and the connection stays open) {
   open();
-  client_sends(hdl, "GET / HTTP/1.1\r\nExpect: x-unknown\r\n\r\n");
+  client_sends(hdl,
+               "GET / HTTP/1.1\r\nHost: test\r\nExpect: x-unknown\r\n\r\n");
   // With a body: the client sends it without waiting, the server reads it.
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nExpect: x-unknown=1\r\n"
-                    "Content-Length: 3\r\n\r\nabc"
-                      + get_root);
+  client_sends(hdl,
+               "POST /echo HTTP/1.1\r\nHost: test\r\nExpect: x-unknown=1\r\n"
+               "Content-Length: 3\r\n\r\nabc"
+                 + get_root);
   auto rs = responses(3);
   check(rs[0], "HTTP/1.1 417 Expectation Failed",
         "only 100-continue can be expected\n", "keep-alive");
@@ -420,8 +427,9 @@ CAF_TEST(an unknown expectation gets 417 and the connection stays open) {
   check(rs[2], "HTTP/1.1 200 OK", hello, "keep-alive");
   CAF_CHECK_EQUAL(rec->done, 0);
   // With 100-continue as well, the body held back: 417 instead of the 100.
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
-                    "Expect: x-unknown\r\nContent-Length: 3\r\n\r\n");
+  client_sends(hdl,
+               "POST /echo HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+               "Expect: x-unknown\r\nContent-Length: 3\r\n\r\n");
   rs = responses(4);
   check(rs[3], "HTTP/1.1 417 Expectation Failed",
         "only 100-continue can be expected\n", "close");
@@ -470,7 +478,9 @@ CAF_TEST(a malformed request gets 400 and the connection closes) {
 
 CAF_TEST(a body over the limit gets 413 and the connection closes) {
   open();
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n");
+  client_sends(
+    hdl,
+    "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 1048577\r\n\r\n");
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 413 Content Too Large", "Content Too Large\n",
         "close");
@@ -480,8 +490,8 @@ CAF_TEST(a body over the limit gets 413 and the connection closes) {
 
 CAF_TEST(a header section over the limit gets 431 and the connection closes) {
   open();
-  client_sends(hdl, "GET / HTTP/1.1\r\nX-Fill: " + std::string(9000, 'a')
-                      + "\r\n\r\n");
+  client_sends(hdl, "GET / HTTP/1.1\r\nHost: test\r\nX-Fill: "
+                      + std::string(9000, 'a') + "\r\n\r\n");
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 431 Request Header Fields Too Large",
         "Request Header Fields Too Large\n", "close");
@@ -513,7 +523,8 @@ CAF_TEST(HTTP 1.0 with keep alive stays open) {
 CAF_TEST(bytes after a response with Connection close are not answered) {
   open();
   // A request pipelined behind the closing one, in the same write.
-  client_sends(hdl, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n" + get_root);
+  client_sends(hdl, "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+                      + get_root);
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 200 OK", hello, "close");
   CAF_CHECK_EQUAL(rec->done, 1);
@@ -523,8 +534,9 @@ CAF_TEST(bytes after a response with Connection close are not answered) {
 
 CAF_TEST(a delayed response with Connection close closes after the timer) {
   open();
-  client_sends(hdl, "GET /delay/50 HTTP/1.1\r\nConnection: close\r\n\r\n"
-                      + get_root);
+  client_sends(
+    hdl, "GET /delay/50 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+           + get_root);
   CAF_CHECK_EQUAL(rec->done, 0);
   fire_timer();
   auto rs = responses(1);
@@ -559,7 +571,9 @@ CAF_TEST(stop after a request and an empty line closes at once) {
   // Some clients send CRLF after a body; RFC 9112 2.2 says to ignore it. It
   // owes the client nothing.
   open();
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nab\r\n");
+  client_sends(
+    hdl,
+    "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab\r\n");
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 200 OK", "ab", "keep-alive");
   stop();
@@ -603,7 +617,8 @@ CAF_TEST(stop with a half received header section waits for the rest) {
 
 CAF_TEST(stop with a half received body waits for the rest) {
   open();
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc");
+  client_sends(
+    hdl, "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 6\r\n\r\nabc");
   stop();
   CAF_CHECK_EQUAL(rec->done, 0);
   CAF_CHECK_EQUAL(output(hdl), "");
@@ -637,7 +652,7 @@ CAF_TEST(stop after a delayed response with a request half received) {
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 200 OK", "delayed 100 ms\n", "keep-alive");
   CAF_CHECK_EQUAL(rec->done, 0);
-  client_sends(hdl, "TP/1.1\r\n\r\n");
+  client_sends(hdl, "TP/1.1\r\nHost: test\r\n\r\n");
   rs = responses(2);
   check(rs[1], "HTTP/1.1 200 OK", hello, "close");
   CAF_CHECK_EQUAL(rec->done, 1);
@@ -727,7 +742,7 @@ CAF_TEST(CONNECT gets 501 and the connection closes) {
 
 CAF_TEST(a request with Upgrade is answered as plain HTTP) {
   open();
-  client_sends(hdl, "GET / HTTP/1.1\r\nConnection: Upgrade\r\n"
+  client_sends(hdl, "GET / HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\n"
                     "Upgrade: websocket\r\n\r\n");
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
@@ -816,7 +831,8 @@ CAF_TEST(a request arriving in one piece starts no header timer) {
 
 CAF_TEST(the body is not timed by the header timeout) {
   open();
-  client_sends(hdl, "POST /echo HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc");
+  client_sends(
+    hdl, "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 6\r\n\r\nabc");
   CAF_CHECK(!sched.has_pending_timeout());
   sched.clock().current_time += std::chrono::minutes(5);
   client_sends(hdl, "def");
@@ -830,7 +846,7 @@ CAF_TEST(every request gets its own header timeout) {
   client_sends(hdl, "GET / HT");
   sched.clock().current_time += std::chrono::seconds(9);
   // The first request completes; the second begins 9 s in.
-  client_sends(hdl, "TP/1.1\r\n\r\nGET / HT");
+  client_sends(hdl, "TP/1.1\r\nHost: test\r\n\r\nGET / HT");
   fire_timer(); // the first request's timer: nothing to cut off
   {
     auto so_far = responses(1);

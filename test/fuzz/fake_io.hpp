@@ -35,6 +35,8 @@ public:
   size_t writes_after_close = 0;
   int closes = 0;
   bool held = false;
+  /// What stop_requested() says.
+  bool stop_was_requested = false;
   uint64_t now_ms = 0;
   std::vector<timer> timers;
 
@@ -57,6 +59,10 @@ public:
 
   void hold_input(bool hold) override {
     held = hold;
+  }
+
+  bool stop_requested() const override {
+    return stop_was_requested;
   }
 
   connection_actor handle() const override {
