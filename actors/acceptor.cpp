@@ -99,6 +99,11 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       // Refuse new clients now: the kernel stops listening at once. Clients
       // already in the backlog are taken first, or the shutdown resets them.
       if (auto fd = socket_ops::native_fd(self, s.hdl)) {
+        // Their stop comes from the supervisor, after their first read
+        // perhaps: they know of it from the start.
+        auto stopping = std::make_shared<connection_config>(*s.connection);
+        stopping->stopping = true;
+        s.connection = std::move(stopping);
         accept_backlog(self, *fd);
         socket_ops::stop_listening(*fd);
       }

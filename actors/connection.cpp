@@ -73,6 +73,7 @@ void connection_state::init(connection_actor::broker_pointer self,
   out_ = &self_->wr_buf(hdl_);
   cfg_ = std::move(cfg);
   behaviour_ = cfg_->make_behaviour();
+  stop_requested_ = cfg_->stopping;
   fd_ = socket_ops::native_fd(self_, hdl_);
   // Written bytes are confirmed by data_transferred_msg: the connection knows
   // when its output has left, which the close and the backpressure rely on.

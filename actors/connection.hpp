@@ -128,6 +128,11 @@ struct connection_config {
   /// and during a stop it counts as forced. The server sets it from
   /// `--write-timeout`; 60 s (nginx's `send_timeout`). Zero: never.
   caf::timespan write_timeout = std::chrono::seconds(60);
+  /// The server is stopping already: the acceptor takes the clients left in
+  /// the listen backlog at a stop, and their `stop` is on its way. Such a
+  /// connection says `stop_requested()` from the start, so that bytes it
+  /// reads before its `stop` arrives are treated as sent before the stop.
+  bool stopping = false;
 };
 
 /// One configuration for all connection actors of a server: each keeps a
