@@ -3,21 +3,28 @@
 /// @file
 /// The HTTP/1.1 protocol (and HTTP/1.0).
 ///
-/// Wire format: requests parsed by `http::request_parser` (http-parser);
-/// keep-alive and pipelining, responses strictly in request order, each with
-/// `Date` and `Content-Length`.
+/// Wire format: requests parsed by `http::request_parser` (Boost.Beast's
+/// parser, strict: its header states the rules); keep-alive and pipelining,
+/// responses strictly in request order, each with `Date` and
+/// `Content-Length`.
 ///
-/// Routes: `GET /` (a short text), `GET /delay/<ms>` (answered by a timer
-/// after `<ms>` milliseconds, no thread waits; at most `max_delay_ms`,
-/// 10^12 ms or about 31 years, the most the actor clock can add to its time
-/// without overflow: a larger number gets 400 `delay must be at most
-/// 1000000000000 ms`, and the connection stays open; a `<ms>` that is not a
-/// decimal number: 404), `POST /echo` (the request
-/// body), `HEAD` wherever `GET` is allowed. Another path: 404. A known
-/// method on a path that does not allow it: 405 with `Allow`. Any other
-/// method: 501. Malformed request: 400; header section over 8 KiB: 431; body
-/// over `max_body` (default 1 MiB; exactly 1 MiB is accepted): 413. These
-/// three close the connection after their response.
+/// Routes, by the path of the target (origin-form, or absolute-form
+/// `http://host/path`: RFC 9112 3.2.2): `GET /` (a short text), `GET
+/// /delay/<ms>` (answered by a timer after `<ms>` milliseconds, no thread
+/// waits; at most `max_delay_ms`, 10^12 ms or about 31 years, the most the
+/// actor clock can add to its time without overflow: a larger number gets
+/// 400 `delay must be at most 1000000000000 ms`, and the connection stays
+/// open; a `<ms>` that is not a decimal number: 404), `POST /echo` (the
+/// request body), `HEAD` wherever `GET` is allowed. Another path: 404. A
+/// known method on a path that does not allow it: 405 with `Allow`. Any
+/// other method (any token): 501, the connection stays open; CONNECT: 501
+/// and close. What the parser refuses closes the connection after its
+/// response: malformed or ambiguous framing 400, a body over `max_body`
+/// (default 1 MiB; exactly 1 MiB is accepted) 413, a request line over
+/// 8 KiB 414, a header section over 8 KiB 431, a transfer coding other than
+/// chunked 501, an HTTP version other than 1.0 and 1.1 505. No response to
+/// a HEAD carries a body, an error's neither (its Content-Length is the
+/// body's a GET would get).
 ///
 /// `Expect` (RFC 9110 10.1.1), HTTP/1.1 only (HTTP/1.0 ignores it):
 /// - `100-continue` on a request whose body has not started to arrive when
@@ -54,22 +61,29 @@
 /// `Connection: close` (the client asked for it, HTTP/1.0 without
 /// keep-alive, an error above, or a stop).
 ///
-/// Backpressure: while 32 requests or 1 MiB of responses wait behind one
-/// that is not ready yet, the connection stops reading (the client waits).
+/// Backpressure: at most 32 requests wait for their responses. Parsing stops
+/// before the request that would be the 33rd; the rest of the read is kept
+/// unparsed (at most one read and a header section) and the connection stops
+/// reading (the client waits in TCP flow control) until the queue drains,
+/// then parsing resumes from the kept bytes. The same hold while 1 MiB of
+/// responses wait behind one that is not ready yet.
 ///
-/// On `stop`: requests already received are answered in order; a request
-/// half received at the stop is finished if the rest arrives (before the
-/// drain deadline). The last response carries `Connection: close`, then the
-/// connection sends FIN. Nothing else is read. Idle keep-alive connections
-/// and connections that have sent nothing close at once. No 100 Continue is
-/// written after a stop: a request that waits for one (at the stop, or
-/// when its header section completes during the drain) is answered 503 with
-/// `Connection: close` after the responses before it, its body unread. The
-/// drain does not wait for an upload that has not started (nor, if the
-/// client never sends it, until its deadline), and the client learns that
-/// the request was not served, so that it may retry elsewhere. A request
-/// that was sent its 100 before the stop is half received: its body is read
-/// and it is answered.
+/// On `stop`: requests already received are answered in order (those in
+/// bytes kept unparsed too); a request half received at the stop is finished
+/// if the rest arrives (before the drain deadline). While the stop has
+/// reached the connection but bytes sent before it are still being
+/// delivered (`connection_io::stop_requested`, before `on_stop`), the last
+/// response waits, so that it can carry the `Connection: close`. The last
+/// response carries `Connection: close`, then the connection sends FIN. Nothing
+/// else is read. Idle keep-alive connections and connections that have sent
+/// nothing close at once. No 100 Continue is written after a stop: a request
+/// that waits for one (at the stop, or when its header section completes during
+/// the drain) is answered 503 with `Connection: close` after the responses
+/// before it, its body unread. The drain does not wait for an upload that has
+/// not started (nor, if the client never sends it, until its deadline), and the
+/// client learns that the request was not served, so that it may retry
+/// elsewhere. A request that was sent its 100 before the stop is half received:
+/// its body is read and it is answered.
 
 #include <chrono>
 #include <cstddef>

@@ -731,7 +731,8 @@ CAF_TEST(stop after 100 Continue reads the body and answers) {
   CAF_CHECK_EQUAL(rec->done, 1);
 }
 
-// -- requests that end HTTP for http_parser -----------------------------------
+// -- CONNECT and Upgrade: quiesce upgrades nothing
+// -------------------------------
 
 CAF_TEST(CONNECT gets 501 and the connection closes) {
   open();

@@ -1,12 +1,14 @@
 // libFuzzer target: the HTTP behaviour (actors/behaviours/http.cpp) end to
 // end, through a fake connection_io with a virtual clock: no actor system.
 //
-// Input: byte 0 seeds the piece sizes, byte 1 the events (when the stop
-// comes, how often timers fire, the body limit); the rest is what the
-// client sends. The harness delivers the bytes in pieces, respects
-// hold_input (it fires timers instead of delivering while input is held),
-// fires timers earliest first between pieces, stops the behaviour at some
-// point, then drains every timer and sends more data after the stop.
+// Input: byte 0 seeds the piece sizes (and how long before on_stop the stop
+// reaches the connection: stop_requested() with bytes still to deliver), byte
+// 1 the events (when the stop comes, how often timers fire, the body limit);
+// the rest is what the client sends. The harness delivers the bytes in
+// pieces, respects hold_input (it fires timers instead of delivering while
+// input is held), fires timers earliest first between pieces, stops the
+// behaviour at some point, then drains every timer and sends more data after
+// the stop.
 //
 // Invariants:
 // - every write is one complete response: `HTTP/1.1 100 Continue` and
@@ -18,8 +20,8 @@
 //   request a second parser (fed the same bytes) sees, so a POST /echo
 //   answered 200 carries that request's body and a /delay/<ms> answered 200
 //   says `delayed <ms> ms`;
-// - no 100 Continue after the stop, never two without a final response in
-//   between;
+// - no 100 Continue after the stop (nor once it was requested), never two
+//   without a final response in between;
 // - a `Connection: close` response is the last write and close() follows it
 //   at once; close() only after one (or from a header read timeout, which
 //   closes without a response when only blank lines came); nothing written
@@ -31,7 +33,8 @@
 // - input is never held while no timer is pending (that would hang the
 //   connection), and held input is released once the timers have fired;
 // - after the stop and every timer, with the input complete, the last
-//   response written after the stop (if any) carries `Connection: close`.
+//   response written after the stop was requested (if any) carries
+//   `Connection: close`.
 
 #include "actors/behaviours/http.hpp"
 
@@ -42,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "actors/behaviours/http_fields.hpp"
 #include "actors/behaviours/http_request_parser.hpp"
 #include "test/fuzz/fake_io.hpp"
 
@@ -68,6 +72,8 @@ const char* reason(int status) {
       return "Request Timeout";
     case 413:
       return "Content Too Large";
+    case 414:
+      return "URI Too Long";
     case 417:
       return "Expectation Failed";
     case 431:
@@ -76,6 +82,8 @@ const char* reason(int status) {
       return "Not Implemented";
     case 503:
       return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return nullptr;
   }
@@ -117,9 +125,11 @@ struct run {
   std::vector<response> responses;
   size_t checked_writes = 0;
   bool stopped = false;
+  /// The stop reached the connection (stop_requested) before on_stop.
+  bool stop_requested = false;
   /// A 100 Continue was written since the last final response.
   bool continue_pending = false;
-  /// Final responses written after the stop.
+  /// Final responses written after the stop was requested.
   size_t finals_after_stop = 0;
   /// `io.out.size()` when the behaviour was first idle after the stop.
   std::optional<size_t> idle_after_stop_at;
@@ -146,7 +156,11 @@ struct run {
   void check_final(std::string_view w) {
     auto index = responses.size();
     auto* req = request_for(index);
-    auto head = req != nullptr && req->method == "HEAD";
+    // An error about the request being received (its head not complete, or
+    // refused) answers a HEAD without a body too.
+    auto head = req != nullptr
+                  ? req->method == "HEAD"
+                  : index == shadow_requests.size() && shadow.head_request();
     auto line_end = w.find("\r\n");
     FUZZ_CHECK(line_end != std::string_view::npos);
     auto line = w.substr(0, line_end);
@@ -215,8 +229,7 @@ struct run {
                                                 + std::to_string(length));
     // Responses in request order, with the right content.
     if (req != nullptr && status == 200 && index < shadow_requests.size()) {
-      auto path
-        = std::string_view{req->target}.substr(0, req->target.find('?'));
+      auto path = quiesce::http::path_of(req->target);
       if (path == "/echo" && !head)
         FUZZ_CHECK_MSG(r.body == req->body,
                        "echo body of request " + std::to_string(index));
@@ -229,7 +242,7 @@ struct run {
                          + " for " + req->target);
       }
     }
-    if (stopped)
+    if (stopped || stop_requested)
       ++finals_after_stop;
     continue_pending = false;
     responses.push_back(std::move(r));
@@ -248,7 +261,8 @@ struct run {
       begin = end;
       if (w.substr(0, 12) == "HTTP/1.1 100") {
         FUZZ_CHECK_MSG(w == "HTTP/1.1 100 Continue\r\n\r\n", std::string{w});
-        FUZZ_CHECK_MSG(!stopped, "100 Continue after the stop");
+        FUZZ_CHECK_MSG(!stopped && !stop_requested,
+                       "100 Continue after the stop");
         FUZZ_CHECK_MSG(!continue_pending, "two 100 Continue");
         continue_pending = true;
       } else {
@@ -286,8 +300,16 @@ struct run {
     check();
   }
 
+  /// The stop reaches the connection while bytes sent before it are still
+  /// unread: on_stop comes later (stop()).
+  void request_stop() {
+    stop_requested = true;
+    io.stop_was_requested = true;
+  }
+
   void stop() {
     stopped = true;
+    io.stop_was_requested = true;
     b.on_stop(io);
     check();
   }
@@ -336,11 +358,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     = (events & 0x80) != 0 ? SIZE_MAX : static_cast<size_t>(events & 0x0f);
   // Timers fire between pieces: none, sometimes, or always.
   auto timer_mode = (events >> 6) & 1 ? 2u : (split >> 2) % 2;
+  // The stop reaches the connection this many pieces before on_stop (bytes
+  // sent before the stop still unread), 0: together.
+  auto requested_before = static_cast<size_t>((split >> 3) % 4);
 
   FUZZ_CHECK_MSG(r.b.idle(), "busy before any input");
   size_t pos = 0;
   size_t pieces = 0;
   while (pos < input.size()) {
+    if (stop_at != SIZE_MAX && pieces + requested_before >= stop_at
+        && !r.stop_requested && !r.stopped)
+      r.request_stop();
     if (pieces == stop_at && !r.stopped)
       r.stop();
     // Held input: the framework reads nothing until the behaviour lets go;

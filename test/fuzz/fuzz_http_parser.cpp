@@ -1,10 +1,12 @@
 // libFuzzer target: http::request_parser, differential. The input is fed
 // whole, then again in pieces whose sizes come from the input's first bytes,
-// then one byte at a time for short inputs; every way must give the same
-// requests, the same failure, the same mid_request() and awaiting_body().
-// Invariants on top: the limits (header section 8 KiB, body 1 MiB, the
-// codes 400/413/431 only), a failure is sticky, and a feed after it adds no
-// request.
+// then in pieces with a bound on the requests each feed may produce (the
+// rest kept unparsed and resumed, as the HTTP behaviour does with its
+// pipeline bound), then one byte at a time for short inputs; every way must
+// give the same requests, the same failure, the same mid_request() and
+// awaiting_body(). Invariants on top: the limits (header section 8 KiB,
+// body 1 MiB, the codes 400/413/414/431/501/505 only), a failure is sticky,
+// and a feed after it adds no request.
 
 #include "actors/behaviours/http_request_parser.hpp"
 
@@ -51,39 +53,62 @@ std::string describe(const request& x) {
 void check_request(const request& r) {
   FUZZ_CHECK(!r.method.empty());
   FUZZ_CHECK(r.body.size() <= request_parser::default_max_body_bytes);
+  FUZZ_CHECK(r.version_major == 1
+             && (r.version_minor == 0 || r.version_minor == 1));
   // The request line is part of the header section: it cannot exceed it.
   FUZZ_CHECK(r.target.size() <= request_parser::default_max_header_bytes);
-  size_t header_bytes = r.target.size();
-  bool chunked = false;
+  size_t header_bytes = r.method.size() + r.target.size();
+  size_t hosts = 0;
   for (auto& [field, value] : r.headers) {
     FUZZ_CHECK(!field.empty());
     header_bytes += field.size() + value.size();
-    if (field.size() == 17) {
-      std::string lower;
-      for (auto c : field)
-        lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      chunked = chunked || lower == "transfer-encoding";
+    std::string lower;
+    for (auto c : field)
+      lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    hosts += lower == "host" ? 1 : 0;
+    // No field value keeps a control character, CR or LF.
+    for (auto c : value) {
+      auto u = static_cast<unsigned char>(c);
+      FUZZ_CHECK_MSG((u >= 0x20 || u == '\t') && u != 0x7f, value);
     }
   }
-  // Without a trailer section (only a chunked body has one), every field
-  // came from the header section: within its 8 KiB limit.
-  if (!chunked)
-    FUZZ_CHECK_MSG(header_bytes <= request_parser::default_max_header_bytes,
-                   std::to_string(header_bytes));
+  // Trailer fields are dropped: every field came from the header section,
+  // within its 8 KiB limit.
+  FUZZ_CHECK_MSG(header_bytes <= request_parser::default_max_header_bytes,
+                 std::to_string(header_bytes));
+  FUZZ_CHECK(hosts <= 1);
+  if (r.version_minor == 1)
+    FUZZ_CHECK(hosts == 1);
 }
 
 /// Feeds `pieces` to a new parser and checks what must hold after every feed.
-outcome feed(const std::vector<std::string_view>& pieces) {
+/// With `max_requests`, each feed produces at most that many requests; the
+/// rest is resumed (`feed({})`) before the next piece.
+outcome feed(const std::vector<std::string_view>& pieces,
+             size_t max_requests = request_parser::no_limit) {
   request_parser parser;
   outcome result;
   size_t fed = 0;
   for (auto piece : pieces) {
     auto before = result.status;
     auto count = result.requests.size();
-    result.status = parser.feed(piece, result.requests);
+    result.status = parser.feed(piece, result.requests, max_requests);
+    FUZZ_CHECK(result.requests.size() - count <= max_requests);
+    while (parser.unparsed() > 0 && result.status == 0) {
+      FUZZ_CHECK(parser.mid_request());
+      FUZZ_CHECK(!parser.in_header_section());
+      auto resumed = result.requests.size();
+      result.status = parser.feed({}, result.requests, max_requests);
+      FUZZ_CHECK(result.requests.size() - resumed <= max_requests);
+      FUZZ_CHECK_MSG(result.requests.size() > resumed || result.status != 0
+                       || parser.unparsed() == 0,
+                     "no progress on the bytes kept");
+    }
     fed += piece.size();
     FUZZ_CHECK_MSG(result.status == 0 || result.status == 400
-                     || result.status == 413 || result.status == 431,
+                     || result.status == 413 || result.status == 414
+                     || result.status == 431 || result.status == 501
+                     || result.status == 505,
                    std::to_string(result.status));
     FUZZ_CHECK(parser.failure() == result.status);
     if (before != 0) {
@@ -96,9 +121,9 @@ outcome feed(const std::vector<std::string_view>& pieces) {
       FUZZ_CHECK(parser.mid_request());
       FUZZ_CHECK(head->body.empty());
     }
-    // A header section within 8 KiB never gets 431: a 431 needs more than
-    // 8 KiB of input.
-    if (result.status == 431)
+    // A header section within 8 KiB never gets 414 or 431: they need more
+    // than 8 KiB of input.
+    if (result.status == 431 || result.status == 414)
       FUZZ_CHECK(fed > request_parser::default_max_header_bytes);
     for (size_t i = count; i < result.requests.size(); ++i)
       check_request(result.requests[i]);
@@ -152,6 +177,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pos += n;
     }
     check_same(feed(pieces), whole, "pieces");
+  }
+  // Pieces as above, with a bound of 1 to 4 requests per feed.
+  if (size >= 1) {
+    std::vector<std::string_view> pieces;
+    size_t pos = 0;
+    size_t k = 0;
+    auto sizes = input.substr(0, 8);
+    while (pos < input.size()) {
+      auto n = 1 + static_cast<unsigned char>(sizes[k++ % sizes.size()]) % 211;
+      pieces.push_back(input.substr(pos, n));
+      pos += n;
+    }
+    check_same(feed(pieces, 1 + data[size - 1] % 4), whole, "bounded");
   }
   // Two pieces, split at a position taken from the first two bytes.
   if (size >= 2) {
