@@ -16,76 +16,20 @@
 #include "caf/test/unit_test.hpp"
 
 #include <csignal>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "support/binary_fixture.hpp"
+#include "support/http_responses.hpp"
 
 namespace qt = quiesce::test;
 
+using qt::parse_responses;
+using qt::response;
+
 namespace {
-
-/// One response as the client reads it.
-struct response {
-  std::string status_line;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-
-  /// The value of the first field named `name` (exact case, as the server
-  /// writes it), or "(none)".
-  std::string header(std::string_view name) const {
-    for (auto& [key, value] : headers)
-      if (key == name)
-        return value;
-    return "(none)";
-  }
-};
-
-/// Splits a stream into responses: each needs a `Content-Length`; the
-/// responses to the requests flagged in `head` have no body. Bytes that do
-/// not form a response end up in `rest`.
-std::vector<response> parse_stream(std::string_view bytes,
-                                   const std::vector<bool>& head,
-                                   std::string& rest) {
-  std::vector<response> result;
-  for (;;) {
-    auto end = bytes.find("\r\n\r\n");
-    if (end == std::string_view::npos)
-      break;
-    response r;
-    auto section = bytes.substr(0, end + 2);
-    auto eol = section.find("\r\n");
-    r.status_line = std::string{section.substr(0, eol)};
-    section.remove_prefix(eol + 2);
-    while (!section.empty()) {
-      eol = section.find("\r\n");
-      auto line = section.substr(0, eol);
-      section.remove_prefix(eol + 2);
-      auto colon = line.find(": ");
-      if (colon == std::string_view::npos)
-        break;
-      r.headers.emplace_back(std::string{line.substr(0, colon)},
-                             std::string{line.substr(colon + 2)});
-    }
-    auto length = r.header("Content-Length");
-    if (length.empty()
-        || length.find_first_not_of("0123456789") != std::string::npos)
-      break;
-    size_t size = std::strtoull(length.c_str(), nullptr, 10);
-    if (result.size() < head.size() && head[result.size()])
-      size = 0;
-    if (bytes.size() < end + 4 + size)
-      break;
-    r.body = std::string{bytes.substr(end + 4, size)};
-    bytes.remove_prefix(end + 4 + size);
-    result.push_back(std::move(r));
-  }
-  rest = std::string{bytes};
-  return result;
-}
 
 /// `GET <target>` with a Host and `fields`.
 std::string get(std::string_view target, std::string_view fields = "") {
@@ -131,7 +75,7 @@ struct fixture : qt::binary_fixture {
     if (all.ending() != "clean EOF")
       CAF_ERROR(c.name << ": the stream ended with " << all.ending());
     std::string rest;
-    auto rs = parse_stream(all.bytes, c.head, rest);
+    auto rs = parse_responses(all.bytes, c.head, rest);
     if (!rest.empty())
       CAF_ERROR(c.name << ": " << rest.size() << " bytes after the responses: "
                        << rest.substr(0, 200));
@@ -386,7 +330,7 @@ CAF_TEST(a long pipeline behind a delay is answered in order) {
   auto all = qt::read_until_eof(conn.get());
   CAF_CHECK_EQUAL(all.ending(), "clean EOF");
   std::string rest;
-  auto rs = parse_stream(all.bytes, {}, rest);
+  auto rs = parse_responses(all.bytes, {}, rest);
   CAF_CHECK_EQUAL(rest, "");
   CAF_REQUIRE_EQUAL(rs.size(), 1002u);
   CAF_CHECK_EQUAL(rs[0].body, "delayed 200 ms\n");
@@ -424,7 +368,7 @@ CAF_TEST(a request taken from the backlog at a stop gets connection close) {
     auto all = qt::read_until_eof(fd->get());
     CAF_CHECK_EQUAL(all.ending(), "clean EOF");
     std::string rest;
-    auto rs = parse_stream(all.bytes, {}, rest);
+    auto rs = parse_responses(all.bytes, {}, rest);
     CAF_CHECK_EQUAL(rest, "");
     CAF_REQUIRE_EQUAL(rs.size(), 1u);
     CAF_CHECK_EQUAL(rs[0].status_line, ok);
