@@ -269,8 +269,24 @@ struct request_parser::impl {
 
   // -- input ------------------------------------------------------------------
 
-  /// Bytes received and not consumed yet, from the first one not consumed.
+  /// Bytes received and not consumed yet: `buf` from `buf_start` on (the
+  /// bytes before it are consumed; erased only when more are appended, so
+  /// that resuming from kept bytes request by request moves nothing).
   std::string buf;
+  size_t buf_start = 0;
+
+  size_t kept() const noexcept {
+    return buf.size() - buf_start;
+  }
+
+  /// Drops every byte kept and frees the buffer.
+  void drop_kept() {
+    if (buf.capacity() > std::string{}.capacity())
+      std::string{}.swap(buf);
+    else
+      buf.clear();
+    buf_start = 0;
+  }
   /// `buf` holds bytes not looked at because `feed` reached `max_requests`.
   bool capped = false;
   /// Bytes fed so far, and the stream offset of the first byte not consumed.
@@ -756,27 +772,29 @@ int request_parser::feed(std::string_view bytes, std::vector<request>& out,
     return 0;
   st.capped = false;
   size_t used = 0;
-  if (st.buf.empty()) {
+  if (st.kept() == 0) {
     // The common case: straight from the caller's bytes, no copy.
     used = st.parse(bytes.data(), bytes.size(), out, max_requests);
-    if (st.failure == 0 && !st.ended)
+    if (st.failure == 0 && !st.ended && used < bytes.size())
       st.buf.assign(bytes.data() + used, bytes.size() - used);
   } else {
-    st.buf.append(bytes.data(), bytes.size());
-    used = st.parse(st.buf.data(), st.buf.size(), out, max_requests);
-    st.buf.erase(0, used);
+    if (!bytes.empty()) {
+      st.buf.erase(0, st.buf_start);
+      st.buf_start = 0;
+      st.buf.append(bytes.data(), bytes.size());
+    }
+    used = st.parse(st.buf.data() + st.buf_start, st.kept(), out, max_requests);
+    st.buf_start += used;
   }
   st.consumed += used;
   failure_ = st.failure;
-  if (failure_ != 0 || st.ended)
-    st.buf.clear();
-  if (st.buf.empty() && st.buf.capacity() > 15)
-    std::string{}.swap(st.buf); // an idle connection keeps no buffer
+  if (failure_ != 0 || st.ended || st.kept() == 0)
+    st.drop_kept(); // (an idle connection keeps no buffer)
   return failure_;
 }
 
 size_t request_parser::unparsed() const noexcept {
-  return impl_->capped ? impl_->buf.size() : 0;
+  return impl_->capped ? impl_->kept() : 0;
 }
 
 void request_parser::end_input() {
@@ -784,8 +802,7 @@ void request_parser::end_input() {
   st.end_mark = std::min(st.end_mark, st.fed);
   if (failure_ == 0 && !st.ended && !mid_request()) {
     st.ended = true;
-    st.buf.clear();
-    std::string{}.swap(st.buf);
+    st.drop_kept();
   }
 }
 
@@ -799,7 +816,7 @@ bool request_parser::mid_request() const noexcept {
   // are no request (RFC 9112 2.2 lets a server ignore them).
   return failure_ == 0 && !st.ended
          && (st.in_body || st.ls != line_state::start
-             || (st.capped && !st.buf.empty()));
+             || (st.capped && st.kept() > 0));
 }
 
 bool request_parser::in_header_section() const noexcept {

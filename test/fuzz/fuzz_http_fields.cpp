@@ -4,6 +4,8 @@
 // - parse_delay (`/delay/<ms>`): true exactly for a non-empty run of decimal
 //   digits; the value is the number, or limit + 1 when it is larger (any
 //   number of digits, no overflow).
+// - path_of (the path of a request target): against a reference that cuts
+//   the target with std::string operations.
 // - expectations_of (`Expect`): HTTP/1.1 and later only; wants_continue iff
 //   some comma-separated member of some `Expect` field (name in any case) is
 //   `100-continue` in any case once spaces and tabs around it are trimmed;
@@ -66,6 +68,23 @@ void check_delay(std::string_view text, uint64_t limit) {
   }
 }
 
+/// The reference for path_of: a target is cut into scheme, authority, path
+/// and query with std::string operations, the way RFC 3986 appendix B's
+/// regular expression does.
+std::string reference_path(const std::string& target) {
+  if (!target.empty() && target[0] == '/')
+    return target.substr(0, target.find('?'));
+  auto query = target.find('?');
+  auto scheme = target.find("://");
+  if (scheme == std::string::npos || scheme > query)
+    return target;
+  auto after = target.substr(scheme + 3, query == std::string::npos
+                                           ? std::string::npos
+                                           : query - scheme - 3);
+  auto slash = after.find('/');
+  return slash == std::string::npos ? "/" : after.substr(slash);
+}
+
 quiesce::http::expectations
 reference_expectations(const quiesce::http::request& req) {
   quiesce::http::expectations result;
@@ -109,6 +128,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_delay(rest, 1000000000000ull);
   // The text after "/delay/" in a target, as route() passes it.
   check_delay(rest.substr(0, rest.find('?')), 1000000000000ull);
+
+  // The path the routes look at.
+  FUZZ_CHECK_MSG(std::string{quiesce::http::path_of(rest)}
+                   == reference_path(std::string{rest}),
+                 std::string{rest});
 
   quiesce::http::request req;
   req.version_major = (ctl >> 3) % 3;
