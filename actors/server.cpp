@@ -206,8 +206,8 @@ private:
   std::thread thread_;
 };
 
-/// Waits for SIGINT/SIGTERM (blocked in every thread) and reports each one to
-/// `main_actor`. SIGUSR2 with `quit_` set ends it.
+/// Waits for the signals of `server_signals()` (blocked in every thread) and
+/// reports each one to `main_actor`. SIGUSR2 with `quit_` set ends it.
 class signal_thread {
 public:
   signal_thread(const sigset_t& set, caf::actor main_actor) {
@@ -260,6 +260,13 @@ void favour_io_thread(caf::io::middleman& mm) {
   });
 }
 
+/// "SIGTERM" for SIGTERM, and so on.
+std::string signal_name(int sig) {
+  if (auto* abbrev = ::sigabbrev_np(sig))
+    return std::string{"SIG"} + abbrev;
+  return "signal " + std::to_string(sig);
+}
+
 /// Runs the server until it has stopped; returns the exit code.
 int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
           listener& lst, behaviour_factory factory, size_t max_connections) {
@@ -305,7 +312,23 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   std::optional<shutdown_report> report;
   self->receive_while([&] { return !supervisor_gone; })(
     [&](signal_atom, int sig) {
-      auto name = std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"};
+      auto name = signal_name(sig);
+      if (sig == SIGHUP) {
+        // A closing terminal, or an operator asking for a reload: one
+        // process has nothing to reload (workers bring that), so it goes on.
+        log::warning("main", name
+                               + " received: this process has nothing to "
+                                 "reload; ignored");
+        return;
+      }
+      if (sig == SIGUSR1) {
+        // nginx reopens its log files on USR1; quiesce writes to standard
+        // error and has none to reopen. Never a reason to stop.
+        log::warning("main", name
+                               + " received: ignored (the log goes to "
+                                 "standard error: no file to reopen)");
+        return;
+      }
       // Act first, then log: the stop must not wait for standard error.
       if (++signals_seen == 1) {
         self->send(sup, stop_atom_v);
@@ -334,9 +357,8 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
 sigset_t server_signals() {
   sigset_t result;
   sigemptyset(&result);
-  sigaddset(&result, SIGINT);
-  sigaddset(&result, SIGTERM);
-  sigaddset(&result, SIGUSR2);
+  for (auto sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2})
+    sigaddset(&result, sig);
   return result;
 }
 

@@ -16,11 +16,20 @@
 ///     }
 
 #include <csignal>
+#include <string>
+#include <vector>
 
 namespace quiesce {
 
-/// The signals a server takes with sigwait: SIGINT and SIGTERM (stop), and
-/// SIGUSR2 (the wake-up of its signal thread).
+/// The signals a server takes with sigwait, so that none of them has its
+/// default action (most kill the process on the spot):
+/// - SIGTERM, SIGINT, SIGQUIT: a graceful stop; a second one (any of the
+///   three) forces it;
+/// - SIGHUP: a reload where there is something to reload; one process has
+///   nothing, so it logs a warning and goes on;
+/// - SIGUSR1: logged and ignored (no log file to reopen: the log goes to
+///   standard error);
+/// - SIGUSR2: the wake-up of its signal thread.
 sigset_t server_signals();
 
 /// Blocks `server_signals()` in the calling thread. `run_server` does it

@@ -9,10 +9,12 @@
 
 namespace {
 
-/// Blocks the stop signals as early as user code can run: before static
-/// constructors (ours and the libraries'), so that a SIGTERM during start-up
-/// waits, pending, for the signal thread instead of killing the process. Only
-/// the dynamic loader's own work comes before this.
+/// Blocks the server's signals (`quiesce::server_signals()`: TERM, INT,
+/// QUIT, HUP, USR1, USR2) as early as user code can run: before static
+/// constructors (ours and the libraries'), so that one arriving during
+/// start-up waits, pending, for the signal thread instead of taking its
+/// default action (for all of them: killing the process). Only the dynamic
+/// loader's own work comes before this.
 void block_stop_signals(int, char**, char**) {
   auto signals = quiesce::server_signals();
   sigprocmask(SIG_BLOCK, &signals, nullptr);

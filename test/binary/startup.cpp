@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "caf/test/unit_test.hpp"
 
 #include "support/binary_fixture.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace quiesce::test;
 
@@ -36,58 +38,43 @@ std::vector<std::string> list_dir(const std::string& path) {
   return result;
 }
 
-/// A temporary directory, removed with everything in it.
-class temp_dir {
-public:
-  temp_dir() {
-    char tmpl[] = "/tmp/quiesce-test-XXXXXX";
-    if (auto* p = ::mkdtemp(tmpl))
-      path_ = p;
-  }
-
-  ~temp_dir() {
-    for (auto& f : files_)
-      ::unlink(f.c_str());
-    if (!path_.empty())
-      ::rmdir(path_.c_str());
-  }
-
-  bool ok() const {
-    return !path_.empty();
-  }
-
-  std::string file(const std::string& name) {
-    files_.push_back(path_ + "/" + name);
-    return files_.back();
-  }
-
-private:
-  std::string path_;
-  std::vector<std::string> files_;
-};
-
-bool write_file(const std::string& path, const std::string& text) {
-  auto* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr)
-    return false;
-  auto ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  return std::fclose(f) == 0 && ok;
-}
-
-/// Whether process `pid` blocks SIGINT and SIGTERM now (the `SigBlk` mask
-/// of /proc/<pid>/status): the binary blocks them before any code of its
-/// own runs, right after the dynamic loader. False if it cannot be read.
-bool blocks_stop_signals(pid_t pid) {
+/// The signals process `pid` blocks now (the `SigBlk` mask of
+/// /proc/<pid>/status), a bit per signal as `signal_bit` makes them; 0 if it
+/// cannot be read.
+uint64_t blocked_signals(pid_t pid) {
   std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
   std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("SigBlk:", 0) != 0)
-      continue;
-    auto mask = std::strtoull(line.c_str() + 7, nullptr, 16);
-    auto bit = [](int sig) { return 1ull << (sig - 1); };
-    return (mask & bit(SIGINT)) != 0 && (mask & bit(SIGTERM)) != 0;
-  }
-  return false;
+  while (std::getline(in, line))
+    if (line.rfind("SigBlk:", 0) == 0)
+      return std::strtoull(line.c_str() + 7, nullptr, 16);
+  return 0;
+}
+
+uint64_t signal_bit(int sig) {
+  return uint64_t{1} << (sig - 1);
+}
+
+/// Whether process `pid` blocks SIGINT and SIGTERM now: the binary blocks
+/// its signals before any code of its own runs, right after the dynamic
+/// loader, all in one call. False if it cannot be read.
+bool blocks_stop_signals(pid_t pid) {
+  auto mask = blocked_signals(pid);
+  return (mask & signal_bit(SIGINT)) != 0 && (mask & signal_bit(SIGTERM)) != 0;
+}
+
+/// Waits until `srv` blocks its signals (or has exited); false if it did
+/// not within the watchdog.
+bool await_blocked(process& srv) {
+  auto deadline = std::chrono::steady_clock::now() + default_timeout;
+  while (!blocks_stop_signals(srv.pid()) && !srv.exited()
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  return blocks_stop_signals(srv.pid());
+}
+
+/// "SIGHUP" for SIGHUP, as the server names signals in its log.
+std::string signal_name(int sig) {
+  return std::string{"SIG"} + ::sigabbrev_np(sig);
 }
 
 struct fixture : binary_fixture {
@@ -121,6 +108,30 @@ struct fixture : binary_fixture {
               == static_cast<ssize_t>(text.size());
     writer_.reset();
     return ok;
+  }
+
+  /// Checks what the echo server `srv` that got `sig` during its start-up
+  /// does with it: SIGQUIT stops it cleanly (exit 0); SIGHUP and SIGUSR1
+  /// are logged, and it serves until a SIGTERM. False after a failed check.
+  bool check_taken_at_start(process& srv, int sig) {
+    auto name = signal_name(sig);
+    if (sig == SIGQUIT) {
+      auto code = srv.wait_exit();
+      CAF_CHECK_EQUAL(describe_exit(code), describe_exit(0));
+      CAF_CHECK_EQUAL(srv.stderr_count("SIGQUIT received: stopping"), 1u);
+      CAF_CHECK_EQUAL(srv.stderr_count("stopped: drained=0 forced=0"), 1u);
+      return code == 0;
+    }
+    auto port = srv.wait_listening();
+    if (!port || !srv.wait_stderr(name + " received")) {
+      CAF_ERROR(name << " during start-up: " << describe_exit(srv.wait_exit()));
+      return false;
+    }
+    if (!expect_echo_then_clean_stop(srv, *port, "still here"))
+      return false;
+    CAF_CHECK_EQUAL(srv.stderr_count(name + " received"), 1u);
+    CAF_CHECK_EQUAL(srv.stderr_count("SIGTERM received: stopping"), 1u);
+    return true;
   }
 
 private:
@@ -197,10 +208,7 @@ CAF_TEST(sigterm as early as possible after exec ends the process cleanly) {
     auto& srv = run({"--protocol=echo", "--port=0",
                      i % 2 == 0 ? "--log-level=info" : "--log-level=debug"});
     CAF_REQUIRE(srv.started());
-    auto deadline = std::chrono::steady_clock::now() + default_timeout;
-    while (!blocks_stop_signals(srv.pid()) && !srv.exited()
-           && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
+    await_blocked(srv);
     CAF_REQUIRE(srv.signal(i % 3 == 2 ? SIGINT : SIGTERM));
     auto code = srv.wait_exit();
     if (code != 0) {
@@ -208,6 +216,47 @@ CAF_TEST(sigterm as early as possible after exec ends the process cleanly) {
       break;
     }
     CAF_CHECK_EQUAL(srv.stderr_count("stopped: drained=0 forced=0"), 1u);
+  }
+}
+
+CAF_TEST(sigquit sighup and sigusr1 during start up are taken cleanly) {
+  // Held at its config file (see start_held), each signal lands before the
+  // `listening on` line: SIGQUIT stops the server cleanly, SIGHUP and
+  // SIGUSR1 are logged and it serves. None takes its default action (which
+  // for all three is to kill the process).
+  for (int sig : {SIGQUIT, SIGHUP, SIGUSR1}) {
+    temp_dir dir;
+    CAF_REQUIRE(dir.ok());
+    auto* srv = start_held(dir);
+    CAF_REQUIRE(srv != nullptr);
+    CAF_REQUIRE(srv->signal(sig));
+    CAF_REQUIRE(release());
+    if (!check_taken_at_start(*srv, sig))
+      break;
+  }
+}
+
+CAF_TEST(sigquit sighup and sigusr1 as early as possible after exec) {
+  // As the SIGTERM test above: right after the dynamic loader, many times,
+  // so that each signal lands anywhere in start-up. The binary blocks all
+  // its signals in one call, so the mask shows them all once it shows
+  // SIGTERM.
+  constexpr int runs = 30;
+  const int sigs[] = {SIGQUIT, SIGHUP, SIGUSR1};
+  for (int i = 0; i < runs; ++i) {
+    auto sig = sigs[i % 3];
+    auto& srv = run({"--protocol=echo", "--port=0"});
+    CAF_REQUIRE(srv.started());
+    await_blocked(srv);
+    if ((blocked_signals(srv.pid()) & signal_bit(sig)) == 0) {
+      CAF_ERROR("run " << i << ": " << signal_name(sig) << " is not blocked");
+      break;
+    }
+    CAF_REQUIRE(srv.signal(sig));
+    if (!check_taken_at_start(srv, sig)) {
+      CAF_ERROR("run " << i << " failed");
+      break;
+    }
   }
 }
 
@@ -242,14 +291,7 @@ CAF_TEST(the config file sets options and the command line wins) {
   auto port = srv.wait_listening();
   CAF_REQUIRE(port);
   CAF_CHECK(srv.stdout_text().find("protocol=echo") != std::string::npos);
-  auto conn = connect_loopback(*port);
-  CAF_REQUIRE(conn.fd);
-  CAF_REQUIRE(send_all(conn.fd.get(), "ini"));
-  CAF_CHECK_EQUAL(read_exactly(conn.fd.get(), 3).bytes, "ini");
-  CAF_REQUIRE(srv.signal(SIGTERM));
-  CAF_CHECK_EQUAL(read_until_eof(conn.fd.get()).ending(), "clean EOF");
-  conn.fd.reset();
-  CAF_CHECK_EQUAL(srv.wait_exit(), 0);
+  expect_echo_then_clean_stop(srv, *port, "ini");
   CAF_CHECK(srv.stderr_text().find("drain timeout 250.0ms")
             != std::string::npos);
 }

@@ -5,6 +5,7 @@
 /// test fails, reports what each started process wrote (its standard error
 /// has the server's side of the story).
 
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -143,6 +144,27 @@ public:
       fds.push_back(std::move(fd));
     }
     return fds;
+  }
+
+  /// Checks that the echo server `srv`, listening on `port`, echoes `text`
+  /// over a new connection, and that SIGTERM then ends it cleanly: the
+  /// client reads a clean EOF, the exit code is 0. False after a failed
+  /// check.
+  bool expect_echo_then_clean_stop(process& srv, uint16_t port,
+                                   const std::string& text) {
+    auto conn = connect_loopback(port);
+    CAF_CHECK_EQUAL(conn.error, 0);
+    if (!conn.fd || !send_all(conn.fd.get(), text)) {
+      CAF_ERROR("no echo round trip with the server on port " << port);
+      return false;
+    }
+    CAF_CHECK_EQUAL(read_exactly(conn.fd.get(), text.size()).bytes, text);
+    CAF_CHECK(srv.signal(SIGTERM));
+    CAF_CHECK_EQUAL(read_until_eof(conn.fd.get()).ending(), "clean EOF");
+    conn.fd.reset();
+    auto code = srv.wait_exit();
+    CAF_CHECK_EQUAL(describe_exit(code), describe_exit(0));
+    return code == 0;
   }
 
   /// Waits for the server's exit and checks its code. Compares the
