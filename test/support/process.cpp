@@ -198,6 +198,13 @@ process::process(const std::string& program,
       if (sig != SIGKILL && sig != SIGSTOP)
         ::sigaction(sig, &default_action, nullptr);
     ::sigprocmask(SIG_SETMASK, &no_signals, nullptr);
+    if (options.working_directory
+        && ::chdir(options.working_directory->c_str()) != 0) {
+      int err = errno; // reported as a failed exec
+      auto ignored = ::write(exec_write.get(), &err, sizeof(err));
+      static_cast<void>(ignored);
+      ::_exit(127);
+    }
     if (options.open_files) {
       rlimit lim{};
       lim.rlim_cur = static_cast<rlim_t>(*options.open_files);
@@ -386,9 +393,13 @@ int process::wait_exit(milliseconds timeout) {
 
 // -- clients ------------------------------------------------------------------
 
-connect_result connect_loopback(uint16_t port, int receive_buffer) {
+namespace {
+
+/// Connects a new socket of `family` to `addr` with a blocking connect.
+connect_result connect_to(int family, const sockaddr* addr, socklen_t len,
+                          int receive_buffer) {
   connect_result result;
-  unique_fd fd{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  unique_fd fd{::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   if (!fd) {
     result.error = errno;
     return result;
@@ -400,18 +411,32 @@ connect_result connect_loopback(uint16_t port, int receive_buffer) {
     result.error = errno;
     return result;
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr),
-                sizeof(addr))
-      != 0) {
+  if (::connect(fd.get(), addr, len) != 0) {
     result.error = errno;
     return result;
   }
   result.fd = std::move(fd);
   return result;
+}
+
+} // namespace
+
+connect_result connect_loopback(uint16_t port, int receive_buffer) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return connect_to(AF_INET, reinterpret_cast<const sockaddr*>(&addr),
+                    sizeof(addr), receive_buffer);
+}
+
+connect_result connect_loopback_v6(uint16_t port) {
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_port = htons(port);
+  addr.sin6_addr = in6addr_loopback;
+  return connect_to(AF_INET6, reinterpret_cast<const sockaddr*>(&addr),
+                    sizeof(addr), 0);
 }
 
 bool set_nonblocking(int fd) {

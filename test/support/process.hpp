@@ -80,6 +80,9 @@ struct process_options {
   /// program cannot raise it (an unprivileged process cannot raise its hard
   /// limit), so it runs with at most this many descriptors.
   std::optional<uint64_t> open_files;
+  /// The child's working directory (where the server looks for
+  /// caf-application.ini); the test's own if not set.
+  std::optional<std::string> working_directory = std::nullopt;
 };
 
 /// A child process running a program with its output captured.
@@ -185,6 +188,9 @@ struct connect_result {
 /// it and turns off autotuning), which bounds what the socket accepts
 /// while the test does not read.
 connect_result connect_loopback(uint16_t port, int receive_buffer = 0);
+
+/// Connects to [::1]:`port` (IPv6 loopback) with a blocking connect.
+connect_result connect_loopback_v6(uint16_t port);
 
 /// Switches `fd` to non-blocking mode; false on error.
 bool set_nonblocking(int fd);
