@@ -37,8 +37,36 @@ std::string requested(const std::string& host, uint16_t port) {
 
 } // namespace
 
-listener open_listener(const std::string& host, uint16_t port) {
+std::optional<std::string> host_address(std::string_view text) {
+  if (text.empty())
+    return std::nullopt;
+  if (text.front() != '[') {
+    if (text.find_first_of("[]") != std::string_view::npos)
+      return std::nullopt;
+    return std::string{text};
+  }
+  if (text.size() < 3 || text.back() != ']')
+    return std::nullopt;
+  std::string inner{text.substr(1, text.size() - 2)};
+  // An IPv6 address, scope (fe80::1%eth0) allowed, and nothing else.
+  addrinfo hints{};
+  hints.ai_family = AF_INET6;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(inner.c_str(), nullptr, &hints, &found) != 0)
+    return std::nullopt;
+  ::freeaddrinfo(found);
+  return inner;
+}
+
+listener open_listener(const std::string& text, uint16_t port) {
   listener result;
+  auto address = host_address(text);
+  if (!address) {
+    result.error = "cannot listen on '" + text + "': not an address";
+    return result;
+  }
+  const auto& host = *address;
   auto fail = [&](const std::string& what, int err) {
     result.error = "cannot listen on " + requested(host, port) + ": " + what
                    + ": " + std::strerror(err);

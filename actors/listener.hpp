@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace quiesce {
 
@@ -26,8 +28,14 @@ struct listener {
 /// Listen backlog asked of the kernel (it caps it at net.core.somaxconn).
 constexpr int listen_backlog = 4096;
 
+/// The address to resolve for `--host=text`: `text` itself, or the IPv6
+/// address inside brackets (`[::1]` -> `::1`, the form the `listening on`
+/// line prints). Nothing for an empty text or a malformed bracketed one
+/// (`[::1`, `[127.0.0.1]`, `[]`).
+std::optional<std::string> host_address(std::string_view text);
+
 /// Opens a TCP socket listening on `host`:`port` (SO_REUSEADDR, non-blocking,
-/// close-on-exec).
+/// close-on-exec). `host` may be in brackets (see `host_address`).
 listener open_listener(const std::string& host, uint16_t port);
 
 /// Descriptors kept back from connections for the process itself (stdio,

@@ -15,24 +15,26 @@
 #include <stdexcept>
 #include <pthread.h>
 #include <sched.h>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include "caf/actor_system.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/io/middleman.hpp"
 #include "caf/io/network/multiplexer.hpp"
-#include "caf/pec.hpp"
 #include "caf/send.hpp"
-#include "caf/sec.hpp"
 #include "caf/scoped_actor.hpp"
 
 #include "actors/acceptor.hpp"
 #include "actors/behaviours/registry.hpp"
+#include "actors/config_file.hpp"
 #include "actors/listener.hpp"
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
+#include "actors/options.hpp"
 #include "actors/supervisor.hpp"
 
 namespace quiesce {
@@ -93,7 +95,13 @@ public:
     set("middleman.max-consecutive-reads", 1);
     // As many workers as CPUs this process may run on (taskset, cpusets),
     // not as the machine has: the I/O thread needs the CPU more.
-    set("scheduler.max-threads", usable_cpus());
+    set("scheduler.max-threads",
+        std::min(usable_cpus(), options::max_scheduler_threads));
+  }
+
+  /// Every option, CAF's included (what the rules of options.hpp check).
+  const caf::config_option_set& options() const {
+    return custom_options_;
   }
 
   static size_t usable_cpus() {
@@ -136,42 +144,42 @@ public:
   }
 };
 
-/// Turns CAF's parser errors into a sentence that names the argument.
-std::string describe_parse_error(const config& cfg, const caf::error& err) {
-  // CAF 0.17 puts the offending argument into the error's context as
-  // `"argument" = "--port=70000"`.
-  auto text = to_string(err);
-  std::string arg;
-  const std::string key = "\"argument\" = \"";
-  if (auto i = text.find(key); i != std::string::npos) {
-    auto first = i + key.size();
-    arg = text.substr(first, text.find('"', first) - first);
-  }
-  if (err.category() == caf::atom("system")
-      && err.code() == static_cast<uint8_t>(caf::sec::cannot_open_file)
-      && err.context().match_element<std::string>(0))
-    return "cannot open the config file '"
-           + err.context().get_as<std::string>(0) + "'";
-  if (err.category() != caf::atom("parser") || arg.empty())
-    return cfg.render(err);
-  switch (static_cast<caf::pec>(err.code())) {
-    case caf::pec::not_an_option:
-      return "unknown option '" + arg + "'";
-    case caf::pec::integer_overflow:
-    case caf::pec::integer_underflow:
-    case caf::pec::timespan_overflow:
-      return "value out of range in '" + arg + "'";
-    case caf::pec::missing_argument:
-      return "missing value in '" + arg + "'";
-    default:
-      return "bad value in '" + arg + "' ("
-             + to_string(static_cast<caf::pec>(err.code())) + ")";
-  }
-}
-
 int usage_error(const std::string& what) {
   std::cerr << "quiesce: " << what << " (see --help)" << std::endl;
   return exit_usage;
+}
+
+/// Parses the command line and the config file into `cfg` and checks every
+/// value (options.hpp). Returns the exit code if the process ends here: a
+/// usage error, or the help text or the configuration printed.
+std::optional<int> configure(config& cfg, int argc, char** argv) {
+  std::vector<std::string> args{argv + 1, argv + argc};
+  // The config file is read and checked first, with the rules of the command
+  // line; CAF then reads the same text, which holds no surprise for it.
+  config_file file;
+  if (!options::wants_help(args)) {
+    if (auto err = read_config_file(cfg.options(), args, file); !err.empty())
+      return usage_error(err);
+    if (file.found) {
+      auto err = check_config_file(cfg.options(), file.path, file.text);
+      if (!err.empty())
+        return usage_error(err);
+    }
+  }
+  std::istringstream ini{file.text};
+  if (auto err = cfg.parse(args, ini))
+    return usage_error(options::describe_parse_error(cfg, err));
+  if (cfg.cli_helptext_printed) {
+    if (!caf::get_or(cfg.content, "dump-config", false))
+      std::cout << cfg.protocol_help() << std::flush;
+    return exit_clean;
+  }
+  if (!cfg.remainder.empty())
+    return usage_error("unexpected argument '" + cfg.remainder.front() + "'");
+  if (auto err = options::check_command_line(cfg.options(), cfg.content, args);
+      !err.empty())
+    return usage_error(err);
+  return std::nullopt;
 }
 
 /// Ends the process if the actor system does not shut down in time.
@@ -375,23 +383,14 @@ int run_server(int argc, char** argv) {
   auto signals = server_signals();
   std::signal(SIGPIPE, SIG_IGN);
   config cfg;
-  if (auto err = cfg.parse(argc, argv))
-    return usage_error(describe_parse_error(cfg, err));
-  if (cfg.cli_helptext_printed) {
-    std::cout << cfg.protocol_help() << std::flush;
-    return exit_clean;
-  }
-  if (!cfg.remainder.empty())
-    return usage_error("unexpected argument '" + cfg.remainder.front() + "'");
-  log::level lvl;
-  if (!log::parse_level(cfg.log_level, lvl))
-    return usage_error("bad --log-level '" + cfg.log_level
-                       + "': use debug, info, warning, error or off");
+  if (auto code = configure(cfg, argc, argv))
+    return *code;
+  log::level lvl = log::level::info;
+  log::parse_level(cfg.log_level, lvl); // checked by its rule
   log::set_threshold(lvl);
   auto proto = behaviours::find(cfg.protocol);
-  if (proto == nullptr)
-    return usage_error("unknown --protocol '" + cfg.protocol + "': known are "
-                       + config::known_protocols());
+  if (proto == nullptr) // checked by its rule; a registry change since?
+    return usage_error("unknown --protocol '" + cfg.protocol + "'");
   behaviour_factory factory;
   try {
     factory = proto->make(cfg);
@@ -400,14 +399,6 @@ int run_server(int argc, char** argv) {
     // cannot use.
     return usage_error(err.what());
   }
-  if (cfg.drain_timeout <= caf::timespan{0})
-    return usage_error("bad --drain-timeout: it must be greater than zero");
-  if (cfg.idle_timeout < caf::timespan{0})
-    return usage_error("bad --idle-timeout: it must not be negative (0s: "
-                       "never)");
-  if (cfg.write_timeout < caf::timespan{0})
-    return usage_error("bad --write-timeout: it must not be negative (0s: "
-                       "never)");
   auto fd_limit = raise_fd_limit();
   auto max_connections = max_connections_for(fd_limit);
   if (cfg.max_connections > max_connections)
@@ -437,6 +428,14 @@ int run_server(int argc, char** argv) {
   // nobody reads must not keep the process alive.
   log::flush(std::chrono::seconds(1));
   return code;
+}
+
+std::vector<std::string> server_option_names() {
+  config cfg;
+  std::vector<std::string> result;
+  for (auto& opt : cfg.options())
+    result.push_back(options::name_of(opt));
+  return result;
 }
 
 } // namespace quiesce

@@ -3,8 +3,9 @@
 /// @file
 /// A whole quiesce server process, for `main`: the binary's contract
 /// (options, the `listening on` line, signals, exit codes; see the README)
-/// in one call. It parses the command line and `caf-application.ini`, opens
-/// the listening socket, starts the supervisor and turns SIGTERM/SIGINT into
+/// in one call. It parses the command line and `caf-application.ini` and
+/// checks every value (options.hpp, config_file.hpp), opens the listening
+/// socket, starts the supervisor and turns SIGTERM/SIGINT/SIGQUIT into
 /// `stop` and a second one into `force`; the actors do the rest.
 ///
 /// A server binary of its own (with its own protocols registered through
@@ -40,5 +41,10 @@ void block_server_signals();
 /// Runs the server until it has stopped; returns the exit code: 0 clean
 /// stop, 3 some connections closed by force, 1 cannot run, 2 usage error.
 int run_server(int argc, char** argv);
+
+/// The name of every option `run_server` declares, CAF's included, as on the
+/// command line (`port`, `http.max-body`, `scheduler.max-threads`): each
+/// must have a rule in options.hpp.
+std::vector<std::string> server_option_names();
 
 } // namespace quiesce

@@ -1,15 +1,18 @@
-// The command line of the built binary: --help, usage errors (exit 2) and a
-// port that is taken (exit 1).
+// The command line of the built binary: --help, usage errors (exit 2) with
+// the ranges of its options, the forms of --host, and a port that is taken
+// (exit 1).
 
 #define CAF_SUITE binary.cli
 
 #include "caf/test/unit_test.hpp"
 
+#include <csignal>
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
 
 #include "support/binary_fixture.hpp"
+#include "support/temp_dir.hpp"
 
 using quiesce::test::binary_fixture;
 using quiesce::test::describe_exit;
@@ -113,6 +116,98 @@ CAF_TEST(a header timeout that is no duration is a usage error) {
 
 CAF_TEST(a port out of range is a usage error) {
   expect_usage_error(*this, {"--protocol=echo", "--port=70000"}, "port");
+}
+
+CAF_TEST(scheduler max threads zero is a usage error) {
+  // CAF divides by it (SIGFPE, nothing on standard error).
+  expect_usage_error(*this, {"--port=0", "--scheduler.max-threads=0"},
+                     "'--scheduler.max-threads=0' (must be an integer from 1 "
+                     "to 256)");
+}
+
+CAF_TEST(middleman max consecutive reads zero is a usage error) {
+  // CAF would never read a socket: a server that never answers.
+  expect_usage_error(*this, {"--port=0", "--middleman.max-consecutive-reads=0"},
+                     "'--middleman.max-consecutive-reads=0' (must be an "
+                     "integer from 1 to 1000)");
+}
+
+CAF_TEST(a duration that overflows is a usage error not a wrapped value) {
+  // CAF's parser makes about 801h of 1000000000h, without a word.
+  expect_usage_error(*this, {"--port=0", "--drain-timeout=1000000000h"},
+                     "'--drain-timeout=1000000000h' (must be a duration "
+                     "greater than 0s and at most 24h)");
+  // Close to the largest timespan: adding it to the clock overflows.
+  expect_usage_error(*this, {"--port=0", "--drain-timeout=2562047h"},
+                     "'--drain-timeout=2562047h'");
+  expect_usage_error(*this, {"--port=0", "--idle-timeout=100000h"},
+                     "'--idle-timeout=100000h' (must be a duration from 0s to "
+                     "24h; 0s: never)");
+  expect_usage_error(*this, {"--port=0", "--http.header-timeout=25h"},
+                     "'--http.header-timeout=25h'");
+}
+
+CAF_TEST(timeouts of a day are accepted) {
+  auto port = start_http(
+    {"--drain-timeout=24h", "--idle-timeout=24h", "--http.header-timeout=24h"});
+  if (port == 0)
+    return;
+  auto conn = connect_client(port);
+  CAF_REQUIRE(conn);
+  CAF_REQUIRE(
+    quiesce::test::send_all(conn.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto head = quiesce::test::read_through(conn.get(), "\r\n\r\n");
+  CAF_CHECK_EQUAL(head.bytes.substr(0, 15), "HTTP/1.1 200 OK");
+  // An idle keep-alive connection closes at once at the stop.
+  CAF_REQUIRE(server().signal(SIGTERM));
+  CAF_CHECK_NOT_EQUAL(quiesce::test::read_until_eof(conn.get()).ending(),
+                      "timeout");
+  expect_exit(0);
+}
+
+CAF_TEST(a body limit over 1 GiB is a usage error) {
+  expect_usage_error(*this, {"--port=0", "--http.max-body=1073741825"},
+                     "'--http.max-body=1073741825' (must be an integer from 0 "
+                     "to 1073741824)");
+}
+
+CAF_TEST(an empty or malformed host is a usage error naming it) {
+  for (auto host : {"[::1", "[127.0.0.1]", "[]", "::1]", "[::1]:80", ""})
+    expect_usage_error(*this, {"--port=0", std::string{"--host="} + host},
+                       std::string{"'--host="} + host + "'");
+}
+
+CAF_TEST(an ipv6 host in brackets is served over ipv6) {
+  // The form the server prints in its `listening on` line.
+  for (auto host : {"[::1]", "::1"}) {
+    auto& srv
+      = run({"--protocol=echo", std::string{"--host="} + host, "--port=0"});
+    auto port = srv.wait_listening();
+    CAF_REQUIRE(port);
+    CAF_CHECK_EQUAL(srv.stdout_text().substr(0, 19), "listening on [::1]:");
+    auto conn = quiesce::test::connect_loopback_v6(*port);
+    CAF_REQUIRE(conn.fd);
+    CAF_REQUIRE(quiesce::test::send_all(conn.fd.get(), "over ipv6"));
+    CAF_CHECK_EQUAL(quiesce::test::read_exactly(conn.fd.get(), 9).bytes,
+                    "over ipv6");
+    CAF_REQUIRE(srv.signal(SIGTERM));
+    CAF_CHECK_EQUAL(quiesce::test::read_until_eof(conn.fd.get()).ending(),
+                    "clean EOF");
+    CAF_CHECK_EQUAL(describe_exit(srv.wait_exit()), describe_exit(0));
+  }
+}
+
+CAF_TEST(help works even with a broken config file) {
+  quiesce::test::temp_dir dir;
+  CAF_REQUIRE(dir.ok());
+  CAF_REQUIRE(quiesce::test::write_file(dir.file("caf-application.ini"),
+                                        "[global\nport=-1\n"));
+  quiesce::test::process_options opts;
+  opts.working_directory = dir.path();
+  auto& proc = run({"--help"}, opts);
+  CAF_CHECK_EQUAL(describe_exit(proc.wait_exit()), describe_exit(0));
+  CAF_CHECK(
+    contains(line_with(proc.stdout_text(), "--port="), "(default: 8080)"));
 }
 
 CAF_TEST(a port in use means the server cannot run) {

@@ -1,0 +1,281 @@
+#include "actors/config_file.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <tuple>
+#include <unistd.h>
+#include <utility>
+
+#include "caf/config_option.hpp"
+#include "caf/detail/ini_consumer.hpp"
+#include "caf/detail/parser/read_ini.hpp"
+#include "caf/parser_state.hpp"
+#include "caf/pec.hpp"
+
+#include "actors/options.hpp"
+
+namespace quiesce {
+
+namespace {
+
+/// CAF's default config file, read from the working directory.
+constexpr const char* default_config_file = "caf-application.ini";
+
+using text_state = caf::parser_state<const char*, const char*>;
+
+/// Where the entries of a parse go, and where the parser is.
+struct parse_context {
+  const char* begin = nullptr;
+  const text_state* ps = nullptr;
+  std::vector<config_entry> entries;
+};
+
+/// Line and column (from 1) of `pos` in the text from `begin`. Counted here:
+/// CAF's parser state counts a line break as the first character of the
+/// next line, and misses one at the very start.
+std::pair<int, int> position(const char* begin, const char* pos) {
+  int line = 1;
+  auto line_begin = begin;
+  for (auto i = begin; i < pos; ++i) {
+    if (*i == '\n') {
+      ++line;
+      line_begin = i + 1;
+    }
+  }
+  return {line, static_cast<int>(pos - line_begin) + 1};
+}
+
+/// Takes the keys and values of one section (or of a map value) from CAF's
+/// INI parser, with the line of each key and the text of each value. The
+/// parser calls it as it calls CAF's own consumers.
+class section_consumer : public caf::detail::abstract_ini_consumer {
+public:
+  /// A section of the file (`value_map` false), or a map that is the value
+  /// of a key in `outer` (`value_map` true).
+  section_consumer(parse_context& ctx, std::string category,
+                   section_consumer* outer, bool value_map)
+      : abstract_ini_consumer(outer), ctx_(ctx), category_(std::move(category)),
+        outer_(outer), value_map_(value_map) {
+    // nop
+  }
+
+  void key(std::string name) {
+    key_ = std::move(name);
+    // At the `=` (or the `{` of a map): the value's text follows.
+    value_begin_ = ctx_.ps->i;
+    line_ = position(ctx_.begin, value_begin_).first;
+  }
+
+  void value_impl(caf::config_value&& x) override {
+    if (value_map_) {
+      map_.emplace(key_, std::move(x));
+      return;
+    }
+    config_entry entry;
+    entry.category = category_;
+    entry.key = key_;
+    entry.line = line_;
+    auto scalar = !caf::holds_alternative<caf::config_value::list>(x)
+                  && !caf::holds_alternative<caf::config_value::dictionary>(x);
+    if (scalar && value_begin_ != nullptr && ctx_.ps->i > value_begin_) {
+      std::string_view raw{value_begin_ + 1,
+                           static_cast<size_t>(ctx_.ps->i - value_begin_ - 1)};
+      auto first = raw.find_first_not_of(" \t");
+      auto last = raw.find_last_not_of(" \t\n");
+      if (first != std::string_view::npos)
+        entry.raw = std::string{raw.substr(first, last - first + 1)};
+    }
+    entry.value = std::move(x);
+    ctx_.entries.push_back(std::move(entry));
+  }
+
+  /// A map after `key`: in the global section a section of its own (as
+  /// `stream { ... }`), elsewhere the key's value.
+  section_consumer begin_map() {
+    if (!value_map_ && category_ == "global")
+      return section_consumer{ctx_, key_, this, false};
+    return section_consumer{ctx_, category_, this, true};
+  }
+
+  void end_map() {
+    if (value_map_ && outer_ != nullptr)
+      outer_->value_impl(caf::config_value{std::move(map_)});
+  }
+
+private:
+  parse_context& ctx_;
+  std::string category_;
+  section_consumer* outer_;
+  bool value_map_;
+  std::string key_;
+  int line_ = 0;
+  const char* value_begin_ = nullptr;
+  caf::config_value::dictionary map_;
+};
+
+/// The top level of the file: sections.
+class file_consumer {
+public:
+  explicit file_consumer(parse_context& ctx) : ctx_(ctx) {
+    // nop
+  }
+
+  void key(std::string name) {
+    section_ = std::move(name);
+  }
+
+  section_consumer begin_map() {
+    return section_consumer{ctx_, section_, nullptr, false};
+  }
+
+private:
+  parse_context& ctx_;
+  std::string section_;
+};
+
+std::string humanize(caf::pec code) {
+  auto text = to_string(code);
+  std::replace(text.begin(), text.end(), '_', ' ');
+  return text;
+}
+
+/// Reads all of `path`; false with `errno` set on failure.
+bool read_all(const std::string& path, std::string& out) {
+  auto fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  char buf[4096];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      out.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      ::close(fd);
+      return true;
+    } else if (errno != EINTR) {
+      auto err = errno;
+      ::close(fd);
+      errno = err;
+      return false;
+    }
+  }
+}
+
+/// A hint for an unknown key: the spelling with dashes, or that the section
+/// does not exist.
+std::string unknown_hint(const caf::config_option_set& opts,
+                         const config_entry& entry) {
+  auto dashed = entry.key;
+  std::replace(dashed.begin(), dashed.end(), '_', '-');
+  if (dashed != entry.key
+      && opts.qualified_name_lookup(entry.category, dashed) != nullptr)
+    return " (did you mean " + dashed + "?)";
+  auto known = std::any_of(opts.begin(), opts.end(), [&](auto& opt) {
+    return opt.category() == entry.category;
+  });
+  if (!known)
+    return " (there is no section [" + entry.category + "])";
+  return {};
+}
+
+} // namespace
+
+std::string read_config_file(const caf::config_option_set& opts,
+                             const std::vector<std::string>& args,
+                             config_file& out) {
+  out = config_file{};
+  out.path = default_config_file;
+  bool named = false;
+  if (auto* opt = opts.qualified_name_lookup("global.config-file")) {
+    auto [i, value] = caf::find_by_long_name(*opt, args.begin(), args.end());
+    if (i != args.end()) {
+      if (value.empty())
+        return "missing value in '" + *i + "'";
+      auto parsed = opt->parse(value);
+      auto* path = parsed ? caf::get_if<std::string>(&*parsed) : nullptr;
+      if (path == nullptr)
+        return "bad value in '" + *i + "'";
+      out.path = *path;
+      named = true;
+    }
+  }
+  if (read_all(out.path, out.text)) {
+    out.found = true;
+    return {};
+  }
+  if (errno == ENOENT && !named)
+    return {};
+  if (errno == ENOENT)
+    return "cannot open the config file '" + out.path + "'";
+  return "cannot read the config file '" + out.path
+         + "': " + std::strerror(errno);
+}
+
+config_parse_result parse_config_text(std::string_view text) {
+  config_parse_result result;
+  parse_context ctx;
+  text_state ps{text.data(), text.data() + text.size()};
+  ctx.begin = text.data();
+  ctx.ps = &ps;
+  file_consumer consumer{ctx};
+  caf::detail::parser::read_ini(ps, consumer);
+  if (ps.code > caf::pec::trailing_character || ps.i != ps.e) {
+    result.ok = false;
+    std::tie(result.line, result.column) = position(text.data(), ps.i);
+    auto code = ps.code > caf::pec::trailing_character
+                  ? ps.code
+                  : caf::pec::unexpected_character;
+    result.error = humanize(code);
+    if (code == caf::pec::unexpected_character && ps.i != ps.e) {
+      result.error += " '" + std::string(1, *ps.i) + "'";
+      if (std::isalpha(static_cast<unsigned char>(*ps.i)))
+        result.error += "; a string is written in double quotes, an atom in "
+                        "single quotes";
+    }
+    return result;
+  }
+  result.entries = std::move(ctx.entries);
+  return result;
+}
+
+std::string check_config_file(const caf::config_option_set& opts,
+                              const std::string& path, std::string_view text) {
+  auto parsed = parse_config_text(text);
+  if (!parsed.ok)
+    return "syntax error in " + path + " line " + std::to_string(parsed.line)
+           + " column " + std::to_string(parsed.column) + " (" + parsed.error
+           + ")";
+  std::map<std::string, int> seen;
+  for (auto& entry : parsed.entries) {
+    auto name = entry.category == "global" ? entry.key
+                                           : entry.category + "." + entry.key;
+    auto where = path + " line " + std::to_string(entry.line);
+    auto value = entry.raw.empty() ? to_string(entry.value) : entry.raw;
+    auto* opt = opts.qualified_name_lookup(entry.category, entry.key);
+    if (opt == nullptr)
+      return "unknown option in " + where + ": " + name
+             + unknown_hint(opts, entry);
+    if (auto [i, added] = seen.emplace(name, entry.line); !added)
+      return "option given twice in " + where + ": " + name + " (first on line "
+             + std::to_string(i->second) + ")";
+    if (opt->check(entry.value)) {
+      std::string type{opt->type_name().begin(), opt->type_name().end()};
+      if (type == "atom")
+        type += ", a word in single quotes";
+      return "bad value in " + where + ": " + name + " = " + value
+             + " (expected " + type + ")";
+    }
+    auto what = options::judge(*opt, entry.value, entry.raw,
+                               options::origin::config_file);
+    if (!what.ok())
+      return options::describe(what,
+                               "in " + where + ": " + name + " = " + value);
+  }
+  return {};
+}
+
+} // namespace quiesce

@@ -1,0 +1,415 @@
+#include "actors/options.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "caf/actor_system_config.hpp"
+#include "caf/atom.hpp"
+#include "caf/pec.hpp"
+#include "caf/sec.hpp"
+
+#include "actors/behaviours/registry.hpp"
+#include "actors/listener.hpp"
+#include "actors/log.hpp"
+
+namespace quiesce::options {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t int64_max = std::numeric_limits<int64_t>::max();
+
+/// A check and the phrase that says what it allows.
+struct value_test {
+  std::function<bool(const caf::config_value&, std::string_view)> accepts;
+  std::string text;
+};
+
+template <class T>
+std::optional<T> value_as(const caf::config_value& x) {
+  if (auto ptr = caf::get_if<T>(&x))
+    return T{*ptr};
+  return std::nullopt;
+}
+
+/// "24h", "10ms", "0s": the largest unit that renders `x` exactly.
+std::string render(caf::timespan x) {
+  const std::pair<caf::timespan, const char*> units[]
+    = {{1h, "h"}, {1min, "min"}, {1s, "s"}, {1ms, "ms"}, {1us, "us"}};
+  if (x == caf::timespan{0})
+    return "0s";
+  for (auto& [unit, name] : units)
+    if (x.count() % unit.count() == 0)
+      return std::to_string(x.count() / unit.count()) + name;
+  return std::to_string(x.count()) + "ns";
+}
+
+value_test integer(int64_t lo, int64_t hi) {
+  auto text = hi == int64_max ? "an integer of at least " + std::to_string(lo)
+                              : "an integer from " + std::to_string(lo) + " to "
+                                  + std::to_string(hi);
+  return {[lo, hi](const caf::config_value& x, std::string_view) {
+            auto n = value_as<int64_t>(x);
+            return n && *n >= lo && *n <= hi;
+          },
+          std::move(text)};
+}
+
+/// Durations between `lo` and `hi`, judged by the text as written when it is
+/// known: CAF's parser turns `1000000000h` into about 801h without a word.
+value_test duration(caf::timespan lo, caf::timespan hi, std::string note = {}) {
+  auto text = lo == caf::timespan{1}
+                ? "a duration greater than 0s and at most " + render(hi)
+                : "a duration from " + render(lo) + " to " + render(hi);
+  if (!note.empty())
+    text += "; " + note;
+  return {[lo, hi](const caf::config_value& x, std::string_view raw) {
+            caf::timespan d{0};
+            if (!raw.empty()) {
+              if (!parse_duration(raw, d))
+                return false;
+            } else if (auto parsed = value_as<caf::timespan>(x)) {
+              d = *parsed;
+            } else {
+              return false;
+            }
+            return d >= lo && d <= hi;
+          },
+          std::move(text)};
+}
+
+/// One of `names`, as strings (`as_atoms` false) or atoms.
+value_test one_of(std::vector<std::string> names, bool as_atoms) {
+  std::string text = "one of";
+  for (size_t i = 0; i < names.size(); ++i) {
+    text += i == 0 ? " " : ", ";
+    text += as_atoms ? "'" + names[i] + "'" : names[i];
+  }
+  return {[names = std::move(names), as_atoms](const caf::config_value& x,
+                                               std::string_view) {
+            std::string given;
+            if (as_atoms) {
+              auto atm = value_as<caf::atom_value>(x);
+              if (!atm)
+                return false;
+              given = to_string(*atm);
+            } else if (auto str = value_as<std::string>(x)) {
+              given = *str;
+            } else {
+              return false;
+            }
+            return std::find(names.begin(), names.end(), given) != names.end();
+          },
+          std::move(text)};
+}
+
+/// Any value of the option's type.
+value_test any(std::string text) {
+  return {[](const caf::config_value&, std::string_view) { return true; },
+          std::move(text)};
+}
+
+rule checked(std::string name, value_test test) {
+  return {std::move(name), rule_kind::check, std::move(test.accepts),
+          std::move(test.text)};
+}
+
+rule refused(std::string name, std::string why) {
+  return {std::move(name), rule_kind::refuse, nullptr, std::move(why)};
+}
+
+rule command_line_only(std::string name) {
+  return {std::move(name), rule_kind::command_line_only, nullptr,
+          "only on the command line"};
+}
+
+std::vector<rule> make_rules() {
+  const std::string logger
+    = "CAF's logger is compiled out of Debian's libcaf; quiesce has its own: "
+      "--log-level";
+  const std::string basp = "quiesce makes no CAF network (BASP) connections";
+  const std::string streams = "quiesce uses no CAF streams";
+  const std::string profiler
+    = "CAF's profiler times every actor run and writes a file without bound; "
+      "profile quiesce with perf instead";
+  const std::string openssl
+    = "CAF's OpenSSL module is not loaded: quiesce serves plain TCP";
+  auto host_form = [](const caf::config_value& x, std::string_view) {
+    auto str = value_as<std::string>(x);
+    return str && host_address(*str).has_value();
+  };
+  auto log_level = [](const caf::config_value& x, std::string_view) {
+    log::level ignored;
+    auto str = value_as<std::string>(x);
+    return str && log::parse_level(*str, ignored);
+  };
+  // clang-format off
+  return {
+    // -- CAF's own global options ---------------------------------------------
+    command_line_only("help"),
+    command_line_only("long-help"),
+    command_line_only("dump-config"),
+    command_line_only("config-file"),
+    // -- quiesce ---------------------------------------------------------------
+    checked("host", {host_form, "an address or a host name, an IPv6 address "
+                                "bare as ::1 or in brackets as [::1]"}),
+    checked("port", any("a port from 0 to 65535 (0 picks a free one)")),
+    checked("protocol", one_of(behaviours::names(), false)),
+    checked("drain-timeout", duration(1ns, max_timeout)),
+    checked("max-connections",
+            any("0 or more; 0, or more than the open-file limit allows: "
+                "derived from that limit")),
+    checked("idle-timeout", duration(0s, max_timeout, "0s: never")),
+    checked("write-timeout", duration(0s, max_timeout, "0s: never")),
+    checked("log-level", {log_level, "one of debug, info, warning, error, "
+                                     "off"}),
+    checked("http.max-body", integer(0, max_http_body)),
+    checked("http.header-timeout", duration(0s, max_timeout, "0s: no limit")),
+    // -- CAF: scheduler --------------------------------------------------------
+    // 'testing' is CAF's test coordinator, which runs nothing by itself.
+    checked("scheduler.policy", one_of({"stealing", "sharing"}, true)),
+    // 0 divides by zero in the work-stealing policy (SIGFPE).
+    checked("scheduler.max-threads",
+            integer(1, static_cast<int64_t>(max_scheduler_threads))),
+    // 0: an actor that may handle no message is resumed again and again.
+    checked("scheduler.max-throughput", integer(1, int64_max)),
+    refused("scheduler.enable-profiling", profiler),
+    refused("scheduler.profiling-resolution", profiler),
+    refused("scheduler.profiling-output-file", profiler),
+    // -- CAF: work stealing (how idle scheduler threads look for work) ---------
+    // Poll attempts run back to back: a huge count is an endless spin.
+    checked("work-stealing.aggressive-poll-attempts", integer(0, 10000)),
+    // Steal intervals are divisors (i % interval): 0 is SIGFPE.
+    checked("work-stealing.aggressive-steal-interval", integer(1, int64_max)),
+    checked("work-stealing.moderate-poll-attempts", integer(0, 10000)),
+    checked("work-stealing.moderate-steal-interval", integer(1, int64_max)),
+    // A worker in this phase sees a new job only between two sleeps.
+    checked("work-stealing.moderate-sleep-duration", duration(0s, 10ms)),
+    checked("work-stealing.relaxed-steal-interval", integer(1, int64_max)),
+    // 0 (or close to it) turns the idle wait into a spin.
+    checked("work-stealing.relaxed-sleep-duration", duration(1ms, 10s)),
+    // -- CAF: middleman (the I/O layer) ----------------------------------------
+    // 'testing' is CAF's fake multiplexer; 'asio' is not built in.
+    checked("middleman.network-backend", one_of({"default"}, true)),
+    refused("middleman.app-identifiers", basp),
+    refused("middleman.app-identifier", basp),
+    refused("middleman.enable-automatic-connections",
+            basp + " (it would open a second listening port)"),
+    // 0 never reads a socket: no request is ever answered, a core spins.
+    // More lets one client hold the one I/O thread longer per turn.
+    checked("middleman.max-consecutive-reads", integer(1, 1000)),
+    refused("middleman.heartbeat-interval", basp),
+    refused("middleman.connection-timeout", basp),
+    checked("middleman.attach-utility-actors", any("a flag")),
+    refused("middleman.manual-multiplexing",
+            "it stops CAF's I/O thread: nothing would be served"),
+    refused("middleman.workers", basp),
+    // -- CAF: modules that quiesce does not load -------------------------------
+    refused("opencl.device-ids", "CAF's OpenCL module is not loaded"),
+    refused("openssl.certificate", openssl),
+    refused("openssl.key", openssl),
+    refused("openssl.passphrase", openssl),
+    refused("openssl.capath", openssl),
+    refused("openssl.cafile", openssl),
+    // -- CAF: streams (every actor's constructor reads them; 0 for both
+    //    max-batch-delay and credit-round-interval is SIGFPE) ----------------
+    refused("stream.desired-batch-complexity", streams),
+    refused("stream.max-batch-delay", streams),
+    refused("stream.credit-round-interval", streams),
+    // -- CAF: logger -----------------------------------------------------------
+    refused("logger.verbosity", logger),
+    refused("logger.file-name", logger),
+    refused("logger.file-format", logger),
+    refused("logger.file-verbosity", logger),
+    refused("logger.console", logger),
+    refused("logger.console-format", logger),
+    refused("logger.console-verbosity", logger),
+    refused("logger.component-blacklist", logger),
+    refused("logger.inline-output", logger),
+  };
+  // clang-format on
+}
+
+} // namespace
+
+const std::vector<rule>& rules() {
+  // Built on first use: after a server binary has registered its protocols.
+  static const std::vector<rule> table = make_rules();
+  return table;
+}
+
+const rule* find_rule(std::string_view name) {
+  for (auto& x : rules())
+    if (x.name == name)
+      return &x;
+  return nullptr;
+}
+
+std::string name_of(const caf::config_option& opt) {
+  std::string result;
+  if (opt.category() != "global") {
+    result.assign(opt.category().begin(), opt.category().end());
+    result += '.';
+  }
+  result.append(opt.long_name().begin(), opt.long_name().end());
+  return result;
+}
+
+verdict judge(const caf::config_option& opt, const caf::config_value& value,
+              std::string_view raw, origin from) {
+  auto* x = find_rule(name_of(opt));
+  if (x == nullptr)
+    return {};
+  switch (x->kind) {
+    case rule_kind::refuse:
+      return {x->kind, x->text};
+    case rule_kind::command_line_only:
+      if (from == origin::command_line)
+        return {};
+      return {x->kind, x->text};
+    case rule_kind::check:
+      break;
+  }
+  if (x->accepts(value, raw))
+    return {};
+  return {x->kind, "must be " + x->text};
+}
+
+std::string describe(const verdict& what, const std::string& subject) {
+  switch (what.kind) {
+    case rule_kind::refuse:
+      return "unsupported option " + subject + " (" + what.text + ")";
+    case rule_kind::command_line_only:
+      return "option only for the command line " + subject;
+    case rule_kind::check:
+      break;
+  }
+  return "bad value " + subject + " (" + what.text + ")";
+}
+
+std::string check_command_line(const caf::config_option_set& opts,
+                               const caf::settings& content,
+                               const std::vector<std::string>& args) {
+  struct given {
+    const caf::config_option* opt;
+    std::string arg;
+    std::string raw;
+  };
+  // The last occurrence of each option is the one in `content`.
+  std::map<std::string, given> last;
+  for (auto& arg : args) {
+    std::string_view body{arg};
+    if (body.substr(0, 2) != "--") {
+      if (body.substr(0, 1) == "-")
+        continue; // a short option (-h)
+      break;      // the remainder: CAF stops parsing here
+    }
+    body.remove_prefix(2);
+    if (body.substr(0, 4) == "caf#")
+      body.remove_prefix(4);
+    auto eq = body.find('=');
+    auto name = body.substr(0, eq);
+    auto raw
+      = eq == std::string_view::npos ? std::string_view{} : body.substr(eq + 1);
+    auto* opt = opts.cli_long_name_lookup({name.data(), name.size()});
+    if (opt == nullptr)
+      continue; // CAF's parser has refused it already
+    last[name_of(*opt)] = given{opt, arg, std::string{raw}};
+  }
+  for (auto& [name, x] : last) {
+    auto* value = caf::get_if(&content, name);
+    if (value == nullptr)
+      continue;
+    auto what = judge(*x.opt, *value, x.raw, origin::command_line);
+    if (!what.ok())
+      return describe(what, "in '" + x.arg + "'");
+  }
+  return {};
+}
+
+std::string describe_parse_error(const caf::actor_system_config& cfg,
+                                 const caf::error& err) {
+  // CAF 0.17 puts the offending argument into the error's context as
+  // `"argument" = "--port=70000"`.
+  auto text = to_string(err);
+  std::string arg;
+  const std::string key = "\"argument\" = \"";
+  if (auto i = text.find(key); i != std::string::npos) {
+    auto first = i + key.size();
+    arg = text.substr(first, text.find('"', first) - first);
+  }
+  if (err.category() == caf::atom("system")
+      && err.code() == static_cast<uint8_t>(caf::sec::cannot_open_file)
+      && err.context().match_element<std::string>(0))
+    return "cannot open the config file '"
+           + err.context().get_as<std::string>(0) + "'";
+  if (err.category() != caf::atom("parser") || arg.empty())
+    return cfg.render(err);
+  switch (static_cast<caf::pec>(err.code())) {
+    case caf::pec::not_an_option:
+      return "unknown option '" + arg + "'";
+    case caf::pec::integer_overflow:
+    case caf::pec::integer_underflow:
+    case caf::pec::timespan_overflow:
+      return "value out of range in '" + arg + "'";
+    case caf::pec::missing_argument:
+      return "missing value in '" + arg + "'";
+    default:
+      return "bad value in '" + arg + "' ("
+             + to_string(static_cast<caf::pec>(err.code())) + ")";
+  }
+}
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (auto& arg : args) {
+    if (arg == "--help" || arg == "-h" || arg == "-?" || arg == "--long-help")
+      return true;
+    if (arg.empty() || arg.front() != '-')
+      break; // the remainder
+  }
+  return false;
+}
+
+bool parse_duration(std::string_view text, caf::timespan& out) {
+  bool negative = false;
+  if (!text.empty() && (text.front() == '+' || text.front() == '-')) {
+    negative = text.front() == '-';
+    text.remove_prefix(1);
+  }
+  uint64_t count = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    auto digit = static_cast<uint64_t>(text[i] - '0');
+    if (count > (std::numeric_limits<uint64_t>::max() - digit) / 10)
+      return false;
+    count = count * 10 + digit;
+  }
+  if (i == 0)
+    return false;
+  const std::pair<std::string_view, uint64_t> units[]
+    = {{"ns", 1},
+       {"us", 1'000},
+       {"ms", 1'000'000},
+       {"s", 1'000'000'000},
+       {"min", 60'000'000'000},
+       {"h", 3'600'000'000'000}};
+  auto unit = text.substr(i);
+  for (auto& [suffix, factor] : units) {
+    if (unit != suffix)
+      continue;
+    auto limit = static_cast<uint64_t>(int64_max);
+    if (count > limit / factor)
+      return false;
+    auto ns = static_cast<int64_t>(count * factor);
+    out = caf::timespan{negative ? -ns : ns};
+    return true;
+  }
+  return false;
+}
+
+} // namespace quiesce::options
