@@ -29,7 +29,11 @@ using text_state = caf::parser_state<const char*, const char*>;
 
 /// Where the entries of a parse go, and where the parser is.
 struct parse_context {
+  /// The text the parser reads.
   const char* begin = nullptr;
+  /// The text as written: the same length, the same positions (see
+  /// `defuse_durations`).
+  const char* original = nullptr;
   const text_state* ps = nullptr;
   std::vector<config_entry> entries;
 };
@@ -82,7 +86,8 @@ public:
     auto scalar = !caf::holds_alternative<caf::config_value::list>(x)
                   && !caf::holds_alternative<caf::config_value::dictionary>(x);
     if (scalar && value_begin_ != nullptr && ctx_.ps->i > value_begin_) {
-      std::string_view raw{value_begin_ + 1,
+      // The text as written, from the original at the same position.
+      std::string_view raw{ctx_.original + (value_begin_ - ctx_.begin) + 1,
                            static_cast<size_t>(ctx_.ps->i - value_begin_ - 1)};
       auto first = raw.find_first_not_of(" \t");
       auto last = raw.find_last_not_of(" \t\n");
@@ -141,6 +146,61 @@ std::string humanize(caf::pec code) {
   auto text = to_string(code);
   std::replace(text.begin(), text.end(), '_', ' ');
   return text;
+}
+
+bool is_word_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'
+         || c == '.';
+}
+
+bool is_digit(char c) {
+  return std::isdigit(static_cast<unsigned char>(c)) != 0;
+}
+
+/// Replaces the digits of every duration in `text` that does not fit in a
+/// timespan (`1000000000h`) with zeros, outside strings, atoms and comments.
+/// CAF's parser multiplies such a count by its unit with signed overflow
+/// (undefined behaviour); the parser then reads `0000000000h`, and the
+/// entry's raw text (taken from the original) still says what was written,
+/// which the rules judge. Returns the offset of the first one replaced, or
+/// npos.
+size_t defuse_durations(std::string& text) {
+  auto first = std::string::npos;
+  size_t i = 0;
+  auto skip_to = [&](char end) {
+    for (++i; i < text.size() && text[i] != end; ++i)
+      if (end == '"' && text[i] == '\\')
+        ++i;
+  };
+  while (i < text.size()) {
+    auto c = text[i];
+    if (c == ';') {
+      skip_to('\n');
+    } else if (c == '"' || c == '\'') {
+      skip_to(c);
+    } else if (is_digit(c)
+               && (i == 0 || !is_word_char(text[i - 1])
+                   || text[i - 1] == '-')) {
+      // A number and its unit: digits, then letters.
+      auto end = i;
+      while (end < text.size() && is_digit(text[end]))
+        ++end;
+      while (end < text.size()
+             && std::isalpha(static_cast<unsigned char>(text[end])))
+        ++end;
+      auto token = std::string_view{text}.substr(i, end - i);
+      if (options::duration_overflows(token)) {
+        if (first == std::string::npos)
+          first = i;
+        for (auto j = i; j < end && is_digit(text[j]); ++j)
+          text[j] = '0';
+      }
+      i = end;
+      continue;
+    }
+    ++i;
+  }
+  return first;
 }
 
 /// Reads all of `path`; false with `errno` set on failure.
@@ -217,15 +277,22 @@ std::string read_config_file(const caf::config_option_set& opts,
 
 config_parse_result parse_config_text(std::string_view text) {
   config_parse_result result;
+  std::string defused{text};
+  if (auto pos = defuse_durations(defused); pos != std::string::npos) {
+    result.overflow = true;
+    std::tie(result.overflow_line, result.overflow_column)
+      = position(text.data(), text.data() + pos);
+  }
   parse_context ctx;
-  text_state ps{text.data(), text.data() + text.size()};
-  ctx.begin = text.data();
+  text_state ps{defused.data(), defused.data() + defused.size()};
+  ctx.begin = defused.data();
+  ctx.original = text.data();
   ctx.ps = &ps;
   file_consumer consumer{ctx};
   caf::detail::parser::read_ini(ps, consumer);
   if (ps.code > caf::pec::trailing_character || ps.i != ps.e) {
     result.ok = false;
-    std::tie(result.line, result.column) = position(text.data(), ps.i);
+    std::tie(result.line, result.column) = position(defused.data(), ps.i);
     auto code = ps.code > caf::pec::trailing_character
                   ? ps.code
                   : caf::pec::unexpected_character;
@@ -275,6 +342,12 @@ std::string check_config_file(const caf::config_option_set& opts,
       return options::describe(what,
                                "in " + where + ": " + name + " = " + value);
   }
+  // A duration too large that no check above caught (say, in a list).
+  if (parsed.overflow)
+    return "bad value in " + path + " line "
+           + std::to_string(parsed.overflow_line) + " column "
+           + std::to_string(parsed.overflow_column)
+           + " (a duration of more than 2562047h)";
   return {};
 }
 

@@ -59,6 +59,12 @@ struct config_parse_result {
   int line = 0;
   int column = 0;
   std::string error;
+  /// Whether the text has a duration too large for a timespan (parsed as 0
+  /// and left to the checks, which see the entry's raw text), and where
+  /// the first one is.
+  bool overflow = false;
+  int overflow_line = 0;
+  int overflow_column = 0;
 };
 
 /// Parses `text` with CAF's own INI grammar (so that what passes here reads

@@ -263,8 +263,13 @@ std::string name_of(const caf::config_option& opt) {
 verdict judge(const caf::config_option& opt, const caf::config_value& value,
               std::string_view raw, origin from) {
   auto* x = find_rule(name_of(opt));
-  if (x == nullptr)
+  if (x == nullptr) {
+    // No rule (a protocol of a server binary of its own): a duration must
+    // still be one that CAF's parser did not wrap around.
+    if (caf::holds_alternative<caf::timespan>(value) && duration_overflows(raw))
+      return {rule_kind::check, "must be a duration of at most 2562047h"};
     return {};
+  }
   switch (x->kind) {
     case rule_kind::refuse:
       return {x->kind, x->text};
@@ -292,22 +297,26 @@ std::string describe(const verdict& what, const std::string& subject) {
   return "bad value " + subject + " (" + what.text + ")";
 }
 
-std::string check_command_line(const caf::config_option_set& opts,
-                               const caf::settings& content,
-                               const std::vector<std::string>& args) {
-  struct given {
-    const caf::config_option* opt;
-    std::string arg;
-    std::string raw;
-  };
-  // The last occurrence of each option is the one in `content`.
-  std::map<std::string, given> last;
+namespace {
+
+/// An option on the command line: `--NAME=RAW` (or a flag `--NAME`).
+struct argument {
+  const caf::config_option* opt;
+  const std::string* arg;
+  std::string_view raw;
+};
+
+/// The options of `args` that `opts` knows, in order, up to the remainder
+/// (where CAF's parser stops).
+std::vector<argument> arguments(const caf::config_option_set& opts,
+                                const std::vector<std::string>& args) {
+  std::vector<argument> result;
   for (auto& arg : args) {
     std::string_view body{arg};
     if (body.substr(0, 2) != "--") {
       if (body.substr(0, 1) == "-")
         continue; // a short option (-h)
-      break;      // the remainder: CAF stops parsing here
+      break;      // the remainder
     }
     body.remove_prefix(2);
     if (body.substr(0, 4) == "caf#")
@@ -316,18 +325,41 @@ std::string check_command_line(const caf::config_option_set& opts,
     auto name = body.substr(0, eq);
     auto raw
       = eq == std::string_view::npos ? std::string_view{} : body.substr(eq + 1);
-    auto* opt = opts.cli_long_name_lookup({name.data(), name.size()});
-    if (opt == nullptr)
-      continue; // CAF's parser has refused it already
-    last[name_of(*opt)] = given{opt, arg, std::string{raw}};
+    if (auto* opt = opts.cli_long_name_lookup({name.data(), name.size()}))
+      result.push_back({opt, &arg, raw});
   }
+  return result;
+}
+
+} // namespace
+
+std::string check_durations(const caf::config_option_set& opts,
+                            const std::vector<std::string>& args) {
+  for (auto& x : arguments(opts, args)) {
+    if (x.opt->type_name() != "timespan" || !duration_overflows(x.raw))
+      continue;
+    auto what = judge(*x.opt, caf::config_value{caf::timespan{0}}, x.raw,
+                      origin::command_line);
+    if (!what.ok())
+      return describe(what, "in '" + *x.arg + "'");
+  }
+  return {};
+}
+
+std::string check_command_line(const caf::config_option_set& opts,
+                               const caf::settings& content,
+                               const std::vector<std::string>& args) {
+  // The last occurrence of each option is the one in `content`.
+  std::map<std::string, argument> last;
+  for (auto& x : arguments(opts, args))
+    last.insert_or_assign(name_of(*x.opt), x);
   for (auto& [name, x] : last) {
     auto* value = caf::get_if(&content, name);
     if (value == nullptr)
       continue;
     auto what = judge(*x.opt, *value, x.raw, origin::command_line);
     if (!what.ok())
-      return describe(what, "in '" + x.arg + "'");
+      return describe(what, "in '" + *x.arg + "'");
   }
   return {};
 }
@@ -375,22 +407,28 @@ bool wants_help(const std::vector<std::string>& args) {
   return false;
 }
 
-bool parse_duration(std::string_view text, caf::timespan& out) {
+namespace {
+
+enum class duration_text { ok, overflow, malformed };
+
+duration_text read_duration(std::string_view text, caf::timespan& out) {
   bool negative = false;
   if (!text.empty() && (text.front() == '+' || text.front() == '-')) {
     negative = text.front() == '-';
     text.remove_prefix(1);
   }
   uint64_t count = 0;
+  bool too_big = false;
   size_t i = 0;
   for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
     auto digit = static_cast<uint64_t>(text[i] - '0');
     if (count > (std::numeric_limits<uint64_t>::max() - digit) / 10)
-      return false;
-    count = count * 10 + digit;
+      too_big = true;
+    else
+      count = count * 10 + digit;
   }
   if (i == 0)
-    return false;
+    return duration_text::malformed;
   const std::pair<std::string_view, uint64_t> units[]
     = {{"ns", 1},
        {"us", 1'000},
@@ -398,18 +436,27 @@ bool parse_duration(std::string_view text, caf::timespan& out) {
        {"s", 1'000'000'000},
        {"min", 60'000'000'000},
        {"h", 3'600'000'000'000}};
-  auto unit = text.substr(i);
   for (auto& [suffix, factor] : units) {
-    if (unit != suffix)
+    if (text.substr(i) != suffix)
       continue;
-    auto limit = static_cast<uint64_t>(int64_max);
-    if (count > limit / factor)
-      return false;
+    if (too_big || count > static_cast<uint64_t>(int64_max) / factor)
+      return duration_text::overflow;
     auto ns = static_cast<int64_t>(count * factor);
     out = caf::timespan{negative ? -ns : ns};
-    return true;
+    return duration_text::ok;
   }
-  return false;
+  return duration_text::malformed;
+}
+
+} // namespace
+
+bool parse_duration(std::string_view text, caf::timespan& out) {
+  return read_duration(text, out) == duration_text::ok;
+}
+
+bool duration_overflows(std::string_view text) {
+  caf::timespan ignored;
+  return read_duration(text, ignored) == duration_text::overflow;
 }
 
 } // namespace quiesce::options

@@ -107,12 +107,24 @@ verdict judge(const caf::config_option& opt, const caf::config_value& value,
 /// (CAF's logger is ...)".
 std::string describe(const verdict& what, const std::string& subject);
 
+/// Checks the durations of the command line `args` before CAF's parser
+/// sees them: a duration too large for a timespan (`1000000000h`) is
+/// signed overflow in CAF's parser (undefined behaviour; in practice a
+/// value wrapped around). Returns an empty string or the sentence for a
+/// usage error, naming the argument.
+std::string check_durations(const caf::config_option_set& opts,
+                            const std::vector<std::string>& args);
+
 /// Checks the options the command line `args` set, with their values as
 /// parsed into `content` (the last of an option given twice counts). Returns
 /// an empty string or the sentence for a usage error, naming the argument.
 std::string check_command_line(const caf::config_option_set& opts,
                                const caf::settings& content,
                                const std::vector<std::string>& args);
+
+/// Whether `text` is a duration as CAF writes them whose value does not fit
+/// in a timespan (beyond about 2562047h): CAF's parser would overflow.
+bool duration_overflows(std::string_view text);
 
 /// Turns an error of CAF's `actor_system_config::parse` into a sentence
 /// that names the argument ("unknown option '--bogus=1'").

@@ -156,6 +156,8 @@ std::optional<int> configure(config& cfg, int argc, char** argv) {
   std::vector<std::string> args{argv + 1, argv + argc};
   // The config file is read and checked first, with the rules of the command
   // line; CAF then reads the same text, which holds no surprise for it.
+  if (auto err = options::check_durations(cfg.options(), args); !err.empty())
+    return usage_error(err);
   config_file file;
   if (!options::wants_help(args)) {
     if (auto err = read_config_file(cfg.options(), args, file); !err.empty())
@@ -170,7 +172,10 @@ std::optional<int> configure(config& cfg, int argc, char** argv) {
   if (auto err = cfg.parse(args, ini))
     return usage_error(options::describe_parse_error(cfg, err));
   if (cfg.cli_helptext_printed) {
-    if (!caf::get_or(cfg.content, "dump-config", false))
+    // --help shows the global category only; --long-help (and the dump)
+    // has every category, the protocols' included.
+    if (!caf::get_or(cfg.content, "dump-config", false)
+        && !caf::get_or(cfg.content, "long-help", false))
       std::cout << cfg.protocol_help() << std::flush;
     return exit_clean;
   }

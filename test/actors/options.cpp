@@ -100,6 +100,31 @@ CAF_TEST(config text entries carry their line and their text) {
   CAF_CHECK_EQUAL(body.line, 12);
 }
 
+CAF_TEST(config text durations too large are parsed as zero and kept as text) {
+  // CAF's parser would multiply 1000000000 by an hour in nanoseconds:
+  // signed overflow. The parser gets zeros; the entry keeps what was
+  // written, for the rules.
+  auto res
+    = parse_config_text("[global]\nhost = \"1000000000h\" ; 9999999999999h\n"
+                        "drain-timeout = 1000000000h\n"
+                        "[x]\ny = [5s, -99999999999h]\n");
+  CAF_REQUIRE(res.ok);
+  CAF_CHECK(res.overflow);
+  CAF_CHECK_EQUAL(res.overflow_line, 3);
+  CAF_CHECK_EQUAL(res.overflow_column, 17);
+  CAF_REQUIRE_EQUAL(res.entries.size(), 3u);
+  // Not in a string.
+  CAF_CHECK_EQUAL(res.entries[0].raw, "\"1000000000h\"");
+  auto& drain = res.entries[1];
+  CAF_CHECK_EQUAL(drain.raw, "1000000000h");
+  auto value = caf::get_if<caf::timespan>(&drain.value);
+  CAF_REQUIRE(value);
+  CAF_CHECK_EQUAL(value->count(), 0);
+  CAF_CHECK(options::duration_overflows(drain.raw));
+  CAF_CHECK(!options::duration_overflows("2562047h"));
+  CAF_CHECK(!options::duration_overflows("5x"));
+}
+
 CAF_TEST(config text syntax errors carry their line and column) {
   auto res = parse_config_text("[global]\n\nport = \"x\n");
   CAF_CHECK(!res.ok);

@@ -71,6 +71,19 @@ CAF_TEST(help lists every option with its default) {
     contains(line_with(out, "--http.header-timeout="), "(default: 10s)"));
 }
 
+CAF_TEST(long help and the config dump list each option once) {
+  // --help adds the protocols' options (CAF leaves them to --long-help);
+  // --long-help and --dump-config have them already.
+  auto& help = run({"--long-help"});
+  CAF_CHECK_EQUAL(describe_exit(help.wait_exit()), describe_exit(0));
+  CAF_CHECK_EQUAL(
+    quiesce::test::count_occurrences(help.stdout_text(), "--http.max-body="),
+    1u);
+  auto& dump = run({"--dump-config"});
+  CAF_CHECK_EQUAL(describe_exit(dump.wait_exit()), describe_exit(0));
+  CAF_CHECK(!contains(dump.stdout_text(), "protocol options"));
+}
+
 CAF_TEST(an unknown option is a usage error) {
   expect_usage_error(*this, {"--protocol=echo", "--port=0", "--bogus=1"},
                      "--bogus");

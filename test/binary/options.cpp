@@ -75,7 +75,8 @@ struct fixture : qt::binary_fixture {
   /// SIGTERM, each within `case_limit`. Returns what happened, for the log.
   std::string check_case(const std::string& name, const std::string& value) {
     auto arg = "--" + name + "=" + value;
-    auto& srv = run({"--protocol=http", "--host=127.0.0.1", "--port=0", arg});
+    auto& srv = run({"--protocol=http", "--host=127.0.0.1", "--port=0",
+                     "--log-level=debug", arg});
     auto port = srv.wait_listening(case_limit);
     if (!port) {
       auto code = srv.wait_exit(case_limit);
@@ -102,6 +103,10 @@ struct fixture : qt::binary_fixture {
     if (!ok || resp.bytes.rfind("HTTP/1.1 200 OK", 0) != 0)
       CAF_ERROR(arg << ": no answer (" << resp.ending() << ")");
     conn.fd.reset();
+    // Once the connection is gone, so that the stop finds none (a drain
+    // timeout of 1ns would rightly force one still open: exit 3).
+    if (!srv.wait_stderr(" actor ended", 1, case_limit))
+      CAF_ERROR(arg << ": the connection never ended");
     srv.signal(SIGTERM);
     auto code = srv.wait_exit(case_limit);
     if (code != 0)
