@@ -72,7 +72,8 @@ public:
 
   /// The server's stop has reached this connection, but the behaviour may
   /// still be getting bytes the client sent before it (they waited unread
-  /// in the kernel at the stop); `on_stop` follows once they are delivered.
+  /// in the kernel at the stop); `on_stop` follows once they are delivered
+  /// (and always follows: also on a connection that winds down on its own).
   /// A behaviour that marks its last response (HTTP's `Connection: close`)
   /// holds back what would otherwise go out unmarked. It must not hold its
   /// input on that account: `on_stop` comes only after those bytes are read.

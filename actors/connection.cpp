@@ -219,11 +219,11 @@ void connection_state::on_data(caf::io::new_data_msg& msg) {
       // The bytes that waited in the kernel at the stop have been read.
       unread_at_stop_ -= std::min(unread_at_stop_, size);
       if (unread_at_stop_ == 0) {
-        if (phase_ == phase::open) {
+        if (phase_ == phase::open)
           begin_stop();
-          return;
-        }
-        stop_pending_ = false; // the behaviour closed on its own meanwhile
+        else
+          tell_stop(); // the behaviour closed on its own meanwhile
+        return;
       }
     }
     close_if_drained();
@@ -376,8 +376,18 @@ bool connection_state::watch_flush_after_peer_close() {
 
 void connection_state::on_stop() {
   stop_requested_ = true;
-  if (phase_ != phase::open || stop_pending_)
+  if (stop_pending_ || stop_told_)
     return; // stop twice: harmless
+  if (phase_ == phase::stopping) {
+    // Winding down already (the behaviour's own close, or a peer that
+    // half-closed while work is in flight): nothing more is read, but the
+    // behaviour still hears of the stop, once. Else `stop_requested` would
+    // hold its last answer back until the drain deadline.
+    tell_stop();
+    return;
+  }
+  if (phase_ != phase::open)
+    return;
   // Bytes the client sent before the stop may still wait in the kernel, not
   // yet read by the event loop: they were sent before the stop and count as
   // in flight. The behaviour gets them before it hears of the stop.
@@ -392,8 +402,13 @@ void connection_state::on_stop() {
 }
 
 void connection_state::begin_stop() {
-  stop_pending_ = false;
   phase_ = phase::stopping;
+  tell_stop();
+}
+
+void connection_state::tell_stop() {
+  stop_pending_ = false;
+  stop_told_ = true;
   behaviour_->on_stop(*this);
   flush_output();
   close_if_drained();

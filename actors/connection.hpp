@@ -10,7 +10,9 @@
 ///   without bound) and resumes once they have gone.
 /// - `stop`: bytes the client sent before the stop but still unread in the
 ///   kernel go to the behaviour first (they are in flight, not idle); then
-///   the behaviour's `on_stop` runs. As soon as the behaviour is idle
+///   the behaviour's `on_stop` runs (at once on a connection that winds down
+///   already: after the behaviour's own close, or answering a peer that
+///   half-closed; it reads nothing more). As soon as the behaviour is idle
 ///   and every written byte has left (the kernel has it), the actor sends FIN
 ///   (shutdown of the write side) and `done` to the supervisor: nothing is
 ///   owed any more. It then lingers: it reads and discards input until the
@@ -297,6 +299,11 @@ private:
   /// Tells the behaviour of the stop and winds down.
   void begin_stop();
 
+  /// Runs the behaviour's `on_stop` (once per connection: also when the
+  /// connection is winding down already, see on_stop), then flushes and
+  /// closes if drained.
+  void tell_stop();
+
   void begin_linger();
 
   void arm_linger_timer(caf::timespan delay);
@@ -362,6 +369,8 @@ private:
   size_t unread_at_stop_ = 0;
   /// `stop` arrived (`stop_requested`).
   bool stop_requested_ = false;
+  /// The behaviour's `on_stop` has run (once).
+  bool stop_told_ = false;
   /// A duplicate descriptor this actor owns and closes (flushing phase).
   int owned_fd_ = -1;
   /// CAF's descriptor and its socket's inode, while flushing.

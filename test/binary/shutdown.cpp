@@ -327,6 +327,42 @@ CAF_TEST(a client that keeps its end open is closed after the linger) {
   conn.reset();
 }
 
+CAF_TEST(a half closed client with a request in flight at a stop gets it) {
+  // The client sends its request and its FIN at once (HTTP/1.0-style
+  // clients, `nc -N`); the server answers half-closed peers through a
+  // write-only duplicate, which winds the connection down before any stop.
+  // A stop then must not hold the answer back: it goes out, marked as the
+  // last one, then the FIN, and the stop ends well before its deadline.
+  auto port = start_http({"--log-level=debug", "--drain-timeout=6s"});
+  if (port == 0)
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  CAF_REQUIRE(
+    qt::send_all(conn.get(), "GET /delay/2000 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CAF_REQUIRE_EQUAL(::shutdown(conn.get(), SHUT_WR), 0);
+  if (!server().wait_stderr("peer sent FIN; answering what is in flight")) {
+    CAF_ERROR("the server did not take the client's FIN");
+    return;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  CAF_CHECK(server().signal(SIGTERM));
+  auto rest = qt::read_until_eof(conn.get());
+  CAF_CHECK_EQUAL(rest.ending(), "clean EOF");
+  CAF_CHECK_EQUAL(rest.bytes.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  CAF_CHECK_NOT_EQUAL(rest.bytes.find("\r\nConnection: close\r\n"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(rest.bytes.find("\r\n\r\ndelayed 2000 ms\n"),
+                      std::string::npos);
+  expect_exit(0);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  CAF_MESSAGE("exit " << took.count() << " ms after SIGTERM");
+  CAF_CHECK_LESS(took.count(), 5'000);
+  expect_stderr("stopped: drained=1 forced=0 ");
+}
+
 CAF_TEST(a request cut off at the drain deadline gets a reset not an eof) {
   auto conn = http_request_in_flight({"--drain-timeout=300ms"});
   if (!conn)
