@@ -132,6 +132,13 @@ void http_behaviour::parse(std::string_view bytes, connection_io& io) {
 }
 
 void http_behaviour::pump(std::string_view bytes, connection_io& io) {
+  if (!bytes.empty() && (finished_ || !accepting_)) {
+    // Nothing read now is answered: a response that closes the connection
+    // (an error, a stop's last request) waits behind one that is not ready,
+    // and the client sends on (an upload refused with 413). Dropped, but
+    // bounded (hold_if_backlogged).
+    dropped_ += bytes.size();
+  }
   for (;;) {
     if (!finished_ && accepting_ && (!bytes.empty() || parser_.unparsed() > 0)
         && (queue_.size() < max_queued_requests || !bytes.empty())) {
@@ -378,7 +385,8 @@ void http_behaviour::hold_if_backlogged(connection_io& io) {
   // Bytes kept unparsed (see parse) are more of the same: no more reading
   // until they are parsed.
   input_held_ = queue_.size() >= max_queued_requests
-                || queued_bytes > max_queued_bytes || parser_.unparsed() > 0;
+                || queued_bytes > max_queued_bytes || parser_.unparsed() > 0
+                || dropped_ > max_dropped_bytes;
   io.hold_input(input_held_);
 }
 

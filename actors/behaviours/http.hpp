@@ -66,7 +66,11 @@
 /// unparsed (at most one read and a header section) and the connection stops
 /// reading (the client waits in TCP flow control) until the queue drains,
 /// then parsing resumes from the kept bytes. The same hold while 1 MiB of
-/// responses wait behind one that is not ready yet.
+/// responses wait behind one that is not ready yet, and once 1 MiB of input
+/// has been dropped because nothing more is answered (a response that
+/// closes the connection, or a stop's last request, waits behind one that
+/// is not ready): the connection's own discard limit takes over once the
+/// last response is out.
 ///
 /// On `stop`: requests already received are answered in order (those in
 /// bytes kept unparsed too); a request half received at the stop is finished
@@ -208,6 +212,8 @@ private:
   static constexpr size_t max_queued_requests = 32;
   /// Response bytes waiting in the queue before input is held.
   static constexpr size_t max_queued_bytes = 1024 * 1024;
+  /// Input dropped while nothing more is answered before input is held.
+  static constexpr size_t max_dropped_bytes = 1024 * 1024;
 
   http::request_parser parser_;
   caf::timespan header_timeout_;
@@ -217,6 +223,8 @@ private:
   uint64_t watched_request_ = UINT64_MAX;
   /// The input is held (hold_if_backlogged).
   bool input_held_ = false;
+  /// Input read while nothing more is answered, dropped (see pump).
+  size_t dropped_ = 0;
   /// Responses owed, in request order. A vector, not a deque: libstdc++'s
   /// deque allocates 576 bytes up front, which every idle connection would
   /// keep; this queue holds a handful of entries at most (see

@@ -1163,6 +1163,34 @@ CAF_TEST(one read of a long pipeline queues at most 32 requests) {
   CAF_CHECK(b.idle());
 }
 
+CAF_TEST(input dropped behind a closing response is held past 1 MiB) {
+  // L11 behind a delay: the 413 of an upload waits for the answer before
+  // it, the connection still serves, and the upload goes on. Nothing of it
+  // is answered: past 1 MiB the input is held, not read without bound.
+  fuzz::fake_io io;
+  behaviours::http_behaviour b;
+  b.on_data(get("/delay/100")
+              + "POST /echo HTTP/1.1\r\nHost: test\r\n"
+                "Content-Length: 100000000\r\n\r\n",
+            io);
+  CAF_CHECK(!io.held);
+  const std::string chunk(64 * 1024, 'u');
+  for (size_t n = 0; n <= 1024 * 1024 && !io.held; n += chunk.size())
+    b.on_data(chunk, io);
+  CAF_CHECK(io.held);
+  CAF_CHECK_EQUAL(io.out, "");
+  while (io.fire_next(b))
+    ; // repeat
+  std::string rest;
+  auto rs = parse_responses(io.out, {}, rest);
+  CAF_CHECK_EQUAL(rest, "");
+  CAF_REQUIRE_EQUAL(rs.size(), 2u);
+  CAF_CHECK_EQUAL(rs[0].body, "delayed 100 ms\n");
+  CAF_CHECK_EQUAL(rs[1].status_line, "HTTP/1.1 413 Content Too Large");
+  CAF_CHECK_EQUAL(rs[1].header("Connection"), "close");
+  CAF_CHECK_EQUAL(io.closes, 1);
+}
+
 CAF_TEST(requests kept unparsed are answered before a half close ends them) {
   fuzz::fake_io io;
   behaviours::http_behaviour b;

@@ -635,6 +635,43 @@ CAF_TEST(input discarded while the last answer waits stops at the limit) {
   expect_nothing_leaked(2);
 }
 
+CAF_TEST(an upload refused behind a pending answer is not read without bound) {
+  // The 413 of the upload waits behind the answer to a delayed request:
+  // the connection is still serving, so the input goes to the behaviour,
+  // which answers none of it. Past 1 MiB it must stop reading (upper bound
+  // of the client's flood: 256 MiB), and once both answers are out, the
+  // connection's own discard limit ends it.
+  if (!start("http", {}))
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  auto fd = conn.get();
+  CAF_REQUIRE(qt::send_all(fd, get("/delay/1500")
+                                 + "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 100000000\r\n\r\n"));
+  CAF_REQUIRE(qt::set_nonblocking(fd));
+  size_t junk = 0;
+  auto next_junk = [&junk]() -> std::string {
+    if (junk >= size_t{256} << 20)
+      return {};
+    junk += 64 * 1024;
+    return std::string(64 * 1024, 'u');
+  };
+  auto sent = send_until_stuck(fd, next_junk, 500ms);
+  CAF_REQUIRE(sent.has_value());
+  CAF_MESSAGE("the server stopped reading after " << *sent << " bytes");
+  // 1 MiB dropped, plus what the kernels buffer on both sides.
+  CAF_CHECK_LESS(*sent, size_t{32} << 20);
+  // Both answers, in order, then the end (a reset once the discard limit
+  // has cut the input off).
+  auto rest = qt::read_until_eof(fd);
+  CAF_CHECK_EQUAL(status_line(rest.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK(contains(rest.bytes, "\r\n\r\ndelayed 1500 ms\nHTTP/1.1 413 "));
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
 CAF_TEST(an upload refused with 413 is cut off after the discard limit) {
   if (!start("http", {}))
     return;
