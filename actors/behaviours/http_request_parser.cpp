@@ -122,6 +122,22 @@ void for_each_member(std::string_view list, F fn) {
   }
 }
 
+/// Whether `text` has an LF without a CR before it, or a CR followed by
+/// anything but LF (a CR at the end may still get its LF). An LF at the
+/// very start counts as bare only if `at_start` (else `text` continues
+/// bytes looked at before, and its first byte is the one before the new
+/// ones).
+bool has_bare_line_break(std::string_view text, bool at_start) {
+  for (auto i = text.find_first_of("\r\n"); i != std::string_view::npos;
+       i = text.find_first_of("\r\n", i + 1)) {
+    auto bare = text[i] == '\n' ? (i == 0 ? at_start : text[i - 1] != '\r')
+                                : i + 1 < text.size() && text[i + 1] != '\n';
+    if (bare)
+      return true;
+  }
+  return false;
+}
+
 /// The request-target forms of RFC 9112 3.2 this server accepts.
 bool valid_target(std::string_view method, std::string_view target) {
   if (method == "CONNECT")
@@ -318,6 +334,9 @@ struct request_parser::impl {
   bool complete = false;
   /// The last `put` parsed a chunk-size line.
   bool chunk_line = false;
+  /// Bytes of a chunk-size line or trailer section not complete yet that
+  /// have been looked at for bare line breaks (parse_body).
+  size_t line_checked = 0;
   /// The status of a failure found by a callback (Beast only has error
   /// codes).
   int callback_status = 0;
@@ -367,6 +386,7 @@ struct request_parser::impl {
     head = false;
     body_started = false;
     complete = false;
+    line_checked = 0;
     callback_status = 0;
     hosts = 0;
     has_content_length = false;
@@ -615,13 +635,26 @@ size_t request_parser::impl::parse_body(const char* p, size_t n) {
   error_code ec;
   auto used = beast->put(boost::asio::const_buffer{p, given}, ec);
   if (ec == bhttp::error::need_more) {
+    // Beast waits for the CR LF that ends a chunk-size line (or for the
+    // empty line that ends the trailer section) before it looks at the
+    // line: a bare LF or CR already here fails now, not when (if ever) the
+    // rest comes.
+    // (Only the bytes new since the last look, and the one before them:
+    // a line trickling in is not scanned again and again.)
+    std::string_view region{p, given};
+    auto from = std::min(line_checked, given);
+    from = from > 0 ? from - 1 : 0;
+    line_checked = given;
+    if (has_bare_line_break(region.substr(from), from == 0)) {
+      fail(bad_request);
+      return 0;
+    }
     if (given < line_limit)
       return 0; // wait for the rest
     // Too long. With a line complete (after the CR LF that ends the
     // previous chunk), Beast waits for the end of the trailer section.
-    std::string_view region{p, given};
-    auto from = region.substr(0, 2) == "\r\n" ? 2 : 0;
-    fail(region.find("\r\n", from) != std::string_view::npos
+    auto line_begin = region.substr(0, 2) == "\r\n" ? 2 : 0;
+    fail(region.find("\r\n", line_begin) != std::string_view::npos
            ? header_fields_too_large
            : bad_request);
     return 0;
@@ -630,6 +663,7 @@ size_t request_parser::impl::parse_body(const char* p, size_t n) {
     fail(callback_status != 0 ? callback_status : bad_request);
     return 0;
   }
+  line_checked = 0; // Beast consumed: the next line begins after it
   if (chunk_line) {
     std::string_view line{p, used};
     if (line.substr(0, 2) == "\r\n")

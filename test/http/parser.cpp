@@ -516,6 +516,25 @@ CAF_TEST(request smuggling inputs get 400 in every split) {
     check_refused(c);
 }
 
+CAF_TEST(a bare LF or CR in chunk framing fails before its line ends) {
+  // Beast looks for the CR LF that ends a chunk-size line (or the empty
+  // line that ends the trailer section) before it checks the line: a bare
+  // LF or CR already received is 400 at once, not a wait for bytes that
+  // may never come (the body has no timeout).
+  const std::vector<refused_case> cases = {
+    {"a bare LF in a chunk extension", chunked_post + "2;a\n", 400},
+    {"a bare LF after a chunk size", chunked_post + "2\n", 400},
+    {"a bare CR in a chunk extension", chunked_post + "2;a\rb", 400},
+    {"a bare LF in the trailer section",
+     chunked_post + "2\r\nAB\r\n0\r\nX: y\n", 400},
+    {"an empty line with a bare LF ending the trailer section",
+     chunked_post + "0\r\nX: y\r\n\n", 400},
+    {"a bare CR in the trailer section", chunked_post + "0\r\nX: y\rZ", 400},
+  };
+  for (auto& c : cases)
+    check_refused(c);
+}
+
 CAF_TEST(transfer codings and lengths that frame ambiguously get 400) {
   const std::string te_post = "POST /echo HTTP/1.1\r\nHost: x\r\n";
   const std::string body = "3\r\nabc\r\n0\r\n\r\n";
