@@ -37,25 +37,40 @@ std::string requested(const std::string& host, uint16_t port) {
 
 } // namespace
 
+namespace {
+
+/// An IPv6 address, scope (fe80::1%eth0) allowed, and nothing else.
+bool is_ipv6_address(const std::string& text) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET6;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(text.c_str(), nullptr, &hints, &found) != 0)
+    return false;
+  ::freeaddrinfo(found);
+  return true;
+}
+
+} // namespace
+
 std::optional<std::string> host_address(std::string_view text) {
   if (text.empty())
     return std::nullopt;
   if (text.front() != '[') {
     if (text.find_first_of("[]") != std::string_view::npos)
       return std::nullopt;
-    return std::string{text};
+    std::string host{text};
+    // No host name has a colon: with one, it is a bare IPv6 address or a
+    // mistake (`127.0.0.1:80`), never a name to look up.
+    if (host.find(':') != std::string::npos && !is_ipv6_address(host))
+      return std::nullopt;
+    return host;
   }
   if (text.size() < 3 || text.back() != ']')
     return std::nullopt;
   std::string inner{text.substr(1, text.size() - 2)};
-  // An IPv6 address, scope (fe80::1%eth0) allowed, and nothing else.
-  addrinfo hints{};
-  hints.ai_family = AF_INET6;
-  hints.ai_flags = AI_NUMERICHOST;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(inner.c_str(), nullptr, &hints, &found) != 0)
+  if (!is_ipv6_address(inner))
     return std::nullopt;
-  ::freeaddrinfo(found);
   return inner;
 }
 

@@ -30,8 +30,9 @@ constexpr int listen_backlog = 4096;
 
 /// The address to resolve for `--host=text`: `text` itself, or the IPv6
 /// address inside brackets (`[::1]` -> `::1`, the form the `listening on`
-/// line prints). Nothing for an empty text or a malformed bracketed one
-/// (`[::1`, `[127.0.0.1]`, `[]`).
+/// line prints). Nothing for an empty text, a malformed bracketed one
+/// (`[::1`, `[127.0.0.1]`, `[]`), or one with a colon that is no IPv6
+/// address (`127.0.0.1:80`: no host name has one).
 std::optional<std::string> host_address(std::string_view text);
 
 /// Opens a TCP socket listening on `host`:`port` (SO_REUSEADDR, non-blocking,

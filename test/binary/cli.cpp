@@ -190,6 +190,15 @@ CAF_TEST(an empty or malformed host is a usage error naming it) {
                        std::string{"'--host="} + host + "'");
 }
 
+CAF_TEST(a host with a port
+         or a colon that is no ipv6 address is a usage error) {
+  // No host name has a colon: `--host=127.0.0.1:80` is a usage error
+  // naming it, not a failed name lookup (exit 1) of "[127.0.0.1:80]".
+  for (auto host : {"127.0.0.1:80", "localhost:8080", "http://x", "::1::2"})
+    expect_usage_error(*this, {"--port=0", std::string{"--host="} + host},
+                       std::string{"bad value in '--host="} + host + "'");
+}
+
 CAF_TEST(an ipv6 host in brackets is served over ipv6) {
   // The form the server prints in its `listening on` line.
   for (auto host : {"[::1]", "::1"}) {
