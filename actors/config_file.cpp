@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
@@ -298,10 +299,24 @@ config_parse_result parse_config_text(std::string_view text) {
                   : caf::pec::unexpected_character;
     result.error = humanize(code);
     if (code == caf::pec::unexpected_character && ps.i != ps.e) {
-      result.error += " '" + std::string(1, *ps.i) + "'";
-      if (std::isalpha(static_cast<unsigned char>(*ps.i)))
-        result.error += "; a string is written in double quotes, an atom in "
-                        "single quotes";
+      auto c = static_cast<unsigned char>(*ps.i);
+      if (c == '\r') {
+        result.error = "unexpected carriage return (CR): lines must end in "
+                       "LF alone";
+      } else if (c < 0x20 || c >= 0x7f) {
+        // Never the raw byte: a control character, or one byte of a UTF-8
+        // character, on standard error.
+        char hex[8];
+        std::snprintf(hex, sizeof(hex), "0x%02X", c);
+        result.error = std::string{"unexpected byte "} + hex;
+        if (c >= 0x80)
+          result.error += " (outside strings and comments the file is ASCII)";
+      } else {
+        result.error += " '" + std::string(1, *ps.i) + "'";
+        if (std::isalpha(c))
+          result.error += "; a string is written in double quotes, an atom "
+                          "in single quotes";
+      }
     }
     return result;
   }

@@ -135,3 +135,24 @@ CAF_TEST(config text syntax errors carry their line and column) {
   CAF_CHECK_EQUAL(res.line, 2);
   CAF_CHECK_EQUAL(res.error, "fractional timespan");
 }
+
+CAF_TEST(config text syntax errors show an unexpected byte readably) {
+  // A CR (a file with Windows line endings), a NUL, a byte of a UTF-8
+  // character (a key may not have one, a BOM is three of them): never the
+  // raw byte on standard error.
+  auto res = parse_config_text("[global]\r\nport = 0\r\n");
+  CAF_CHECK(!res.ok);
+  CAF_CHECK_EQUAL(res.line, 1);
+  CAF_CHECK_EQUAL(res.column, 9);
+  CAF_CHECK_EQUAL(res.error, "unexpected carriage return (CR): lines must "
+                             "end in LF alone");
+  res = parse_config_text(std::string{"port=0\0\n", 8});
+  CAF_CHECK_EQUAL(res.error, "unexpected byte 0x00");
+  res = parse_config_text("p\xc3\xb6rt=1\n");
+  CAF_CHECK_EQUAL(res.column, 2);
+  CAF_CHECK_EQUAL(res.error, "unexpected byte 0xC3 (outside strings and "
+                             "comments the file is ASCII)");
+  res = parse_config_text("\xef\xbb\xbfport=0\n");
+  CAF_CHECK_EQUAL(res.error, "unexpected byte 0xEF (outside strings and "
+                             "comments the file is ASCII)");
+}
