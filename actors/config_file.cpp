@@ -204,7 +204,13 @@ size_t defuse_durations(std::string& text) {
   return first;
 }
 
-/// Reads all of `path`; false with `errno` set on failure.
+/// The largest config file read: a file of quiesce's few dozen options is
+/// a few KiB, and one that never ends (`/dev/zero`, a FIFO) must not take
+/// all the memory there is.
+constexpr size_t max_config_file = size_t{1} << 20;
+
+/// Reads all of `path`; false with `errno` set on failure (EFBIG: more than
+/// `max_config_file` bytes).
 bool read_all(const std::string& path, std::string& out) {
   auto fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -212,6 +218,11 @@ bool read_all(const std::string& path, std::string& out) {
   char buf[4096];
   for (;;) {
     auto n = ::read(fd, buf, sizeof(buf));
+    if (n > 0 && out.size() + static_cast<size_t>(n) > max_config_file) {
+      ::close(fd);
+      errno = EFBIG;
+      return false;
+    }
     if (n > 0) {
       out.append(buf, static_cast<size_t>(n));
     } else if (n == 0) {
@@ -272,6 +283,8 @@ std::string read_config_file(const caf::config_option_set& opts,
     return {};
   if (errno == ENOENT)
     return "cannot open the config file '" + out.path + "'";
+  if (errno == EFBIG)
+    return "cannot read the config file '" + out.path + "': larger than 1 MiB";
   return "cannot read the config file '" + out.path
          + "': " + std::strerror(errno);
 }

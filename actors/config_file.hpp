@@ -33,7 +33,8 @@ struct config_file {
 /// Finds the config file that `args` ask for (the first `--config-file=F`,
 /// as CAF takes it, else caf-application.ini) and reads it into `out`. A
 /// missing caf-application.ini is no file; a missing named file, or one that
-/// cannot be read, is an error. Returns an empty string or the sentence for
+/// cannot be read or is larger than 1 MiB (`/dev/zero` would never end), is
+/// an error. Returns an empty string or the sentence for
 /// a usage error.
 std::string read_config_file(const caf::config_option_set& opts,
                              const std::vector<std::string>& args,

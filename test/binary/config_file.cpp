@@ -185,4 +185,15 @@ CAF_TEST(a config file that cannot be read is a usage error) {
   ::rmdir(sub.c_str());
 }
 
+CAF_TEST(a config file over 1 MiB is refused without reading it all) {
+  // Read whole before CAF sees it: without a bound, a named file that never
+  // ends (--config-file=/dev/zero, a FIFO) takes all the memory there is.
+  // 2 MiB of comments, valid text: refused for its size alone.
+  std::string text;
+  while (text.size() < (size_t{2} << 20))
+    text += "; " + std::string(77, 'c') + "\n";
+  expect_file_refused(text, "cannot read the config file "
+                            "'caf-application.ini': larger than 1 MiB");
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
