@@ -154,6 +154,16 @@ auto pattern_from(size_t& offset) {
   };
 }
 
+/// Junk, 64 KiB at a time, up to `limit` bytes in all (`made` counts them).
+auto junk_up_to(size_t& made, size_t limit) {
+  return [&made, limit]() -> std::string {
+    if (made >= limit)
+      return {};
+    made += 64 * 1024;
+    return std::string(64 * 1024, 'j');
+  };
+}
+
 constexpr std::string_view opened = " opened\n";
 constexpr std::string_view ended = " actor ended\n";
 
@@ -613,13 +623,8 @@ CAF_TEST(input discarded while the last answer waits stops at the limit) {
   CAF_REQUIRE(qt::send_all(conn.get(), post_echo(100 * 1024, true)));
   CAF_REQUIRE(qt::set_nonblocking(conn.get()));
   size_t junk = 0;
-  auto next_junk = [&junk]() -> std::string {
-    if (junk >= size_t{64} << 20)
-      return {};
-    junk += 64 * 1024;
-    return std::string(64 * 1024, 'j');
-  };
-  auto sent = send_until_stuck(conn.get(), next_junk, 500ms);
+  auto sent
+    = send_until_stuck(conn.get(), junk_up_to(junk, size_t{64} << 20), 500ms);
   CAF_REQUIRE(sent.has_value());
   CAF_MESSAGE("the server stopped reading after " << *sent << " bytes");
   // 1 MiB discarded, plus what the kernels buffer on both sides.
@@ -652,13 +657,7 @@ CAF_TEST(an upload refused behind a pending answer is not read without bound) {
                                    "Content-Length: 100000000\r\n\r\n"));
   CAF_REQUIRE(qt::set_nonblocking(fd));
   size_t junk = 0;
-  auto next_junk = [&junk]() -> std::string {
-    if (junk >= size_t{256} << 20)
-      return {};
-    junk += 64 * 1024;
-    return std::string(64 * 1024, 'u');
-  };
-  auto sent = send_until_stuck(fd, next_junk, 500ms);
+  auto sent = send_until_stuck(fd, junk_up_to(junk, size_t{256} << 20), 500ms);
   CAF_REQUIRE(sent.has_value());
   CAF_MESSAGE("the server stopped reading after " << *sent << " bytes");
   // 1 MiB dropped, plus what the kernels buffer on both sides.
