@@ -601,12 +601,16 @@ size_t request_parser::impl::scan_header(const char* q, size_t n) {
   }
   scanned = end;
   if (end == limit) {
-    // The limit is reached and the section has not ended.
+    // The limit is reached and the section has not ended. The request line
+    // is too long (414) only if it alone has reached the limit: empty lines
+    // before it use up the same budget, and with them a short request line
+    // leaves the section, not the line, over the limit (431).
     auto in_request_line
       = ls == line_state::method || ls == line_state::target_begin
         || ls == line_state::target || ls == line_state::version
         || ls == line_state::line_lf;
-    fail(in_request_line ? uri_too_long : header_fields_too_large);
+    fail(in_request_line && blank_bytes == 0 ? uri_too_long
+                                             : header_fields_too_large);
   }
   return 0;
 }

@@ -16,8 +16,9 @@
 ///   spaces, in origin-form (`/path?query`), absolute-form
 ///   (`scheme://authority[/path][?query]`), `*` (OPTIONS only) or any form
 ///   for CONNECT; else 400. `HTTP/<digit>.<digit>` other than 1.0 and 1.1:
-///   505; any other version text: 400. A request line over the header limit:
-///   414.
+///   505; any other version text: 400. A request line over the header limit
+///   by itself: 414 (with empty lines before it that bring the section over
+///   the limit: 431, below).
 /// - empty lines (CRLF) before a request line are ignored (RFC 9112 2.2);
 ///   they count towards the header limit.
 /// - every line ends in CRLF: a bare LF or a CR not followed by LF is 400.

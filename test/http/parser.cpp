@@ -750,6 +750,34 @@ CAF_TEST(a request line over 8 KiB gets 414 and a header section 431) {
                  longer + "\r\nHost: x\r\n\r\n", 414});
 }
 
+CAF_TEST(empty lines that use up the limit before a short request line 431) {
+  // The empty lines before a request count towards the header section's
+  // limit, not the request line's: 4095 of them leave 2 bytes for a request
+  // line of 16. The section is over the limit (431), the request line is not
+  // (414 used to come from where the limit was reached).
+  std::string blank;
+  for (int i = 0; i < 4095; ++i)
+    blank += "\r\n";
+  CAF_REQUIRE_EQUAL(blank.size(), max_header - 2);
+  check_refused({"4095 empty lines and a short request",
+                 blank + "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 431});
+  // The limit reached at the method's first byte, or between the request
+  // line's CR and its LF: the same.
+  check_refused(
+    {"4096 empty lines and a request", blank + "\r\n" + get("/"), 431});
+  auto up_to_cr = blank.substr(0, max_header - 16);
+  CAF_REQUIRE_EQUAL(std::string{"GET /a HTTP/1.1\r"}.size(), 16u);
+  check_refused({"empty lines up to the request line's CR",
+                 up_to_cr + "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 431});
+  // 2 bytes fewer of empty lines, and the whole section fits.
+  auto fits = blank.substr(0, max_header - 28) + get("/");
+  CAF_REQUIRE_EQUAL(fits.size(), max_header - 1);
+  auto whole = feed_whole(fits);
+  CAF_CHECK_EQUAL(whole.status, 0);
+  CAF_CHECK_EQUAL(whole.requests.size(), 1u);
+  CAF_CHECK_EQUAL(feed_whole("\r\n" + fits).status, 431);
+}
+
 CAF_TEST(the header limit applies to each pipelined request on its own) {
   auto one = header_section_of(max_header);
   auto input = one + one + one;
