@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -158,15 +159,26 @@ bool is_digit(char c) {
   return std::isdigit(static_cast<unsigned char>(c)) != 0;
 }
 
-/// Replaces the digits of every duration in `text` that does not fit in a
-/// timespan (`1000000000h`) with zeros, outside strings, atoms and comments.
-/// CAF's parser multiplies such a count by its unit with signed overflow
-/// (undefined behaviour); the parser then reads `0000000000h`, and the
-/// entry's raw text (taken from the original) still says what was written,
-/// which the rules judge. Returns the offset of the first one replaced, or
-/// npos.
-size_t defuse_durations(std::string& text) {
-  auto first = std::string::npos;
+/// Where `defuse_numbers` changed the text first, or npos.
+struct defused {
+  /// A duration that does not fit in a timespan.
+  size_t overflow = std::string::npos;
+  /// A number with a leading zero.
+  size_t leading_zero = std::string::npos;
+};
+
+/// Replaces with zeros, outside strings, atoms and comments, the digits of
+/// - every duration in `text` that does not fit in a timespan
+///   (`1000000000h`): CAF's parser multiplies such a count by its unit with
+///   signed overflow (undefined behaviour);
+/// - every number with a leading zero (`010`, `08080`, `010ms`): CAF reads
+///   it as octal, or fails on its first 8 or 9 with a syntax error about
+///   the next character.
+/// The parser then reads `0000000000h` or `00000`, and the entry's raw text
+/// (taken from the original) still says what was written, which the rules
+/// judge (options::judge_text).
+defused defuse_numbers(std::string& text) {
+  defused result;
   size_t i = 0;
   auto skip_to = [&](char end) {
     for (++i; i < text.size() && text[i] != end; ++i)
@@ -183,25 +195,28 @@ size_t defuse_durations(std::string& text) {
                && (i == 0 || !is_word_char(text[i - 1])
                    || text[i - 1] == '-')) {
       // A number and its unit: digits, then letters.
-      auto end = i;
-      while (end < text.size() && is_digit(text[end]))
-        ++end;
+      auto digits_end = i;
+      while (digits_end < text.size() && is_digit(text[digits_end]))
+        ++digits_end;
+      auto end = digits_end;
       while (end < text.size()
              && std::isalpha(static_cast<unsigned char>(text[end])))
         ++end;
       auto token = std::string_view{text}.substr(i, end - i);
-      if (options::duration_overflows(token)) {
-        if (first == std::string::npos)
-          first = i;
-        for (auto j = i; j < end && is_digit(text[j]); ++j)
-          text[j] = '0';
+      auto* first = &result.overflow;
+      if (!options::duration_overflows(token))
+        first = digits_end - i > 1 && c == '0' ? &result.leading_zero : nullptr;
+      if (first != nullptr) {
+        *first = std::min(*first, i);
+        std::fill(text.begin() + static_cast<std::ptrdiff_t>(i),
+                  text.begin() + static_cast<std::ptrdiff_t>(digits_end), '0');
       }
       i = end;
       continue;
     }
     ++i;
   }
-  return first;
+  return result;
 }
 
 /// The largest config file read: a file of quiesce's few dozen options is
@@ -292,10 +307,16 @@ std::string read_config_file(const caf::config_option_set& opts,
 config_parse_result parse_config_text(std::string_view text) {
   config_parse_result result;
   std::string defused{text};
-  if (auto pos = defuse_durations(defused); pos != std::string::npos) {
+  auto changed = defuse_numbers(defused);
+  if (changed.overflow != std::string::npos) {
     result.overflow = true;
     std::tie(result.overflow_line, result.overflow_column)
-      = position(text.data(), text.data() + pos);
+      = position(text.data(), text.data() + changed.overflow);
+  }
+  if (changed.leading_zero != std::string::npos) {
+    result.leading_zero = true;
+    std::tie(result.leading_zero_line, result.leading_zero_column)
+      = position(text.data(), text.data() + changed.leading_zero);
   }
   parse_context ctx;
   text_state ps{defused.data(), defused.data() + defused.size()};
@@ -370,12 +391,19 @@ std::string check_config_file(const caf::config_option_set& opts,
       return options::describe(what,
                                "in " + where + ": " + name + " = " + value);
   }
-  // A duration too large that no check above caught (say, in a list).
+  // A duration too large, or a number with a leading zero, that no check
+  // above caught (say, in a list).
   if (parsed.overflow)
     return "bad value in " + path + " line "
            + std::to_string(parsed.overflow_line) + " column "
            + std::to_string(parsed.overflow_column)
            + " (a duration of more than 2562047h)";
+  if (parsed.leading_zero)
+    return "bad value in " + path + " line "
+           + std::to_string(parsed.leading_zero_line) + " column "
+           + std::to_string(parsed.leading_zero_column)
+           + " (a number with a leading zero: numbers are decimal, without "
+             "one)";
   return {};
 }
 

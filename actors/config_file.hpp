@@ -66,6 +66,13 @@ struct config_parse_result {
   bool overflow = false;
   int overflow_line = 0;
   int overflow_column = 0;
+  /// Whether the text has a number with a leading zero (`010`, `08080`,
+  /// `010ms`: parsed as zero and left to the checks, which see the entry's
+  /// raw text; CAF would read octal, or fail on an 8 or 9 with a syntax
+  /// error about the next character), and where the first one is.
+  bool leading_zero = false;
+  int leading_zero_line = 0;
+  int leading_zero_column = 0;
 };
 
 /// Parses `text` with CAF's own INI grammar (so that what passes here reads

@@ -260,12 +260,78 @@ std::string name_of(const caf::config_option& opt) {
   return result;
 }
 
+namespace {
+
+/// What kind of number an option takes, by CAF's name of its type.
+enum class number_kind { none, unsigned_integer, signed_integer, duration };
+
+number_kind number_kind_of(const caf::config_option& opt) {
+  std::string_view type{opt.type_name().data(), opt.type_name().size()};
+  if (type == "timespan")
+    return number_kind::duration;
+  // CAF names its integer types int8 ... uint64.
+  auto is_unsigned = type.substr(0, 1) == "u";
+  if (is_unsigned)
+    type.remove_prefix(1);
+  if (type.substr(0, 3) != "int")
+    return number_kind::none;
+  type.remove_prefix(3);
+  if (type != "8" && type != "16" && type != "32" && type != "64")
+    return number_kind::none;
+  return is_unsigned ? number_kind::unsigned_integer
+                     : number_kind::signed_integer;
+}
+
+} // namespace
+
+bool plain_decimal(std::string_view text, bool allow_minus) {
+  if (allow_minus && text.substr(0, 1) == "-")
+    text.remove_prefix(1);
+  if (text.empty()
+      || text.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  return text.size() == 1 || text.front() != '0';
+}
+
+verdict judge_text(const caf::config_option& opt, std::string_view raw) {
+  if (raw.empty())
+    return {};
+  switch (number_kind_of(opt)) {
+    case number_kind::none:
+      return {};
+    case number_kind::unsigned_integer:
+      if (plain_decimal(raw, false))
+        return {};
+      return {rule_kind::check, "must be a decimal integer: digits only, no "
+                                "sign, no leading zero"};
+    case number_kind::signed_integer:
+      if (plain_decimal(raw, true))
+        return {};
+      return {rule_kind::check, "must be a decimal integer: digits and a '-' "
+                                "if negative, no leading zero"};
+    case number_kind::duration:
+      break;
+  }
+  // The count's digits, after a sign; the rest is the duration rule's.
+  auto count = raw;
+  if (count.front() == '+' || count.front() == '-')
+    count.remove_prefix(1);
+  auto digits = count.substr(0, count.find_first_not_of("0123456789"));
+  if (digits.size() > 1 && digits.front() == '0')
+    return {rule_kind::check, "must be a duration whose count has no leading "
+                              "zero (10ms, not 010ms)"};
+  return {};
+}
+
 verdict judge(const caf::config_option& opt, const caf::config_value& value,
               std::string_view raw, origin from) {
   auto* x = find_rule(name_of(opt));
   if (x == nullptr) {
-    // No rule (a protocol of a server binary of its own): a duration must
-    // still be one that CAF's parser did not wrap around.
+    // No rule (a protocol of a server binary of its own): a number must
+    // still be written as the rules want, and a duration must be one that
+    // CAF's parser did not wrap around.
+    if (auto text = judge_text(opt, raw); !text.ok())
+      return text;
     if (caf::holds_alternative<caf::timespan>(value) && duration_overflows(raw))
       return {rule_kind::check, "must be a duration of at most 2562047h"};
     return {};
@@ -280,6 +346,8 @@ verdict judge(const caf::config_option& opt, const caf::config_value& value,
     case rule_kind::check:
       break;
   }
+  if (auto text = judge_text(opt, raw); !text.ok())
+    return text;
   if (x->accepts(value, raw))
     return {};
   return {x->kind, "must be " + x->text};
@@ -333,13 +401,19 @@ std::vector<argument> arguments(const caf::config_option_set& opts,
 
 } // namespace
 
-std::string check_durations(const caf::config_option_set& opts,
-                            const std::vector<std::string>& args) {
+std::string check_numbers(const caf::config_option_set& opts,
+                          const std::vector<std::string>& args) {
   for (auto& x : arguments(opts, args)) {
-    if (x.opt->type_name() != "timespan" || !duration_overflows(x.raw))
-      continue;
-    auto what = judge(*x.opt, caf::config_value{caf::timespan{0}}, x.raw,
-                      origin::command_line);
+    // An option refused whatever its value is judged as such below (or
+    // after CAF's parse), not by its text.
+    auto* x_rule = find_rule(name_of(*x.opt));
+    verdict what;
+    if (x_rule == nullptr || x_rule->kind == rule_kind::check)
+      what = judge_text(*x.opt, x.raw);
+    if (what.ok() && x.opt->type_name() == "timespan"
+        && duration_overflows(x.raw))
+      what = judge(*x.opt, caf::config_value{caf::timespan{0}}, x.raw,
+                   origin::command_line);
     if (!what.ok())
       return describe(what, "in '" + *x.arg + "'");
   }

@@ -94,11 +94,28 @@ struct verdict {
 };
 
 /// Judges `value` of option `opt` (it has passed `opt.check`) given at
-/// `from`, with `raw` as written (empty if unknown). An option without a
-/// rule (one a protocol added in a server binary of its own) passes on its
-/// type alone.
+/// `from`, with `raw` as written (empty if unknown): first its text
+/// (`judge_text`), then its rule. An option without a rule (one a protocol
+/// added in a server binary of its own) passes on its type and its text
+/// alone.
 verdict judge(const caf::config_option& opt, const caf::config_value& value,
               std::string_view raw, origin from);
+
+/// Judges the text `raw` of a number as written, for option `opt`, before
+/// its value means anything. An integer must be plain decimal: `0`, or
+/// digits without a leading zero (and a `-` before them only for a signed
+/// type). CAF 0.17 reads `010` as octal 8, `0x10` as 16 and `0b1` as 1, takes
+/// `+8` and ` 8`, and refuses `08080` only as a "trailing_character"; nginx
+/// reads `010` as 10. A leading zero is refused rather than read as either:
+/// the same text meant 8 to CAF, and quietly meaning 10 now would move a
+/// configuration that worked. The count of a duration must not have a
+/// leading zero either (CAF reads `010ms` as 8ms); its sign and unit are the
+/// duration rule's. An empty `raw` (not known), and other options, pass.
+verdict judge_text(const caf::config_option& opt, std::string_view raw);
+
+/// Whether `text` is an integer in plain decimal: `0`, or digits without a
+/// leading zero, with a `-` before them if `allow_minus`.
+bool plain_decimal(std::string_view text, bool allow_minus);
 
 /// The sentence for a usage error about a value that failed `what`;
 /// `subject` names where it was given: "in '--port=x'" or "in F line 3:
@@ -107,13 +124,14 @@ verdict judge(const caf::config_option& opt, const caf::config_value& value,
 /// (CAF's logger is ...)".
 std::string describe(const verdict& what, const std::string& subject);
 
-/// Checks the durations of the command line `args` before CAF's parser
-/// sees them: a duration too large for a timespan (`1000000000h`) is
-/// signed overflow in CAF's parser (undefined behaviour; in practice a
-/// value wrapped around). Returns an empty string or the sentence for a
-/// usage error, naming the argument.
-std::string check_durations(const caf::config_option_set& opts,
-                            const std::vector<std::string>& args);
+/// Checks the numbers of the command line `args` before CAF's parser sees
+/// them: the text of integers and durations (`judge_text`: CAF reads
+/// `--port=010` as port 8), and no duration too large for a timespan
+/// (`1000000000h` is signed overflow in CAF's parser: undefined behaviour;
+/// in practice a value wrapped around). Returns an empty string or the
+/// sentence for a usage error, naming the argument.
+std::string check_numbers(const caf::config_option_set& opts,
+                          const std::vector<std::string>& args);
 
 /// Checks the options the command line `args` set, with their values as
 /// parsed into `content` (the last of an option given twice counts). Returns

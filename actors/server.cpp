@@ -156,7 +156,7 @@ std::optional<int> configure(config& cfg, int argc, char** argv) {
   std::vector<std::string> args{argv + 1, argv + argc};
   // The config file is read and checked first, with the rules of the command
   // line; CAF then reads the same text, which holds no surprise for it.
-  if (auto err = options::check_durations(cfg.options(), args); !err.empty())
+  if (auto err = options::check_numbers(cfg.options(), args); !err.empty())
     return usage_error(err);
   config_file file;
   if (!options::wants_help(args)) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "caf/config_option_adder.hpp"
+#include "caf/config_option_set.hpp"
 #include "caf/test/unit_test.hpp"
 
 #include "actors/config_file.hpp"
@@ -18,6 +20,33 @@
 
 using namespace quiesce;
 using namespace std::chrono_literals;
+
+namespace {
+
+/// Options of each kind of number, under the names of the table's rules
+/// where there is one (`test.offset` has none).
+caf::config_option_set number_options() {
+  caf::config_option_set opts;
+  caf::config_option_adder{opts, "global"}
+    .add<uint16_t>("port", "")
+    .add<caf::timespan>("drain-timeout", "")
+    .add<std::string>("host", "");
+  caf::config_option_adder{opts, "http"}.add<size_t>("max-body", "");
+  caf::config_option_adder{opts, "middleman"}.add<size_t>("workers", "");
+  caf::config_option_adder{opts, "test"}.add<int32_t>("offset", "");
+  return opts;
+}
+
+/// What `judge` says of option `name` of `opts` given `raw` on the command
+/// line (the value as CAF would parse it does not matter to the text).
+std::string judged(const caf::config_option_set& opts, const char* name,
+                   std::string_view raw, caf::config_value value) {
+  auto* opt = opts.qualified_name_lookup(name);
+  CAF_REQUIRE(opt != nullptr);
+  return options::judge(*opt, value, raw, options::origin::command_line).text;
+}
+
+} // namespace
 
 CAF_TEST(every option the server declares has a rule) {
   // A new option (of quiesce, of a protocol, of a newer CAF) fails here
@@ -155,4 +184,139 @@ CAF_TEST(config text syntax errors show an unexpected byte readably) {
   res = parse_config_text("\xef\xbb\xbfport=0\n");
   CAF_CHECK_EQUAL(res.error, "unexpected byte 0xEF (outside strings and "
                              "comments the file is ASCII)");
+}
+
+CAF_TEST(integers are plain decimal) {
+  CAF_CHECK(options::plain_decimal("0", false));
+  CAF_CHECK(options::plain_decimal("8080", false));
+  CAF_CHECK(options::plain_decimal("18446744073709551616", false));
+  CAF_CHECK(options::plain_decimal("-5", true));
+  CAF_CHECK(options::plain_decimal("-0", true));
+  // CAF 0.17 reads these as octal, hexadecimal or binary.
+  for (auto text : {"010", "00", "0x10", "0X1f", "0b1", "08080"})
+    CAF_CHECK(!options::plain_decimal(text, true));
+  // A sign (but a minus where allowed), whitespace, anything else.
+  for (auto text : {"+8", "-5", " 8", "8 ", "", "-", "1e3", "1.0", "8a"})
+    CAF_CHECK(!options::plain_decimal(text, false));
+  CAF_CHECK(!options::plain_decimal("--5", true));
+  CAF_CHECK(!options::plain_decimal("-05", true));
+}
+
+CAF_TEST(an integer option judges the text of its value first) {
+  auto opts = number_options();
+  const std::string decimal
+    = "must be a decimal integer: digits only, no sign, no leading zero";
+  // CAF's parse of each: 8, 16, a failure, 80, 80.
+  for (auto raw : {"010", "0x10", "08080", "+80", " 80", "-1"})
+    CAF_CHECK_EQUAL(judged(opts, "global.port", raw, caf::config_value{80}),
+                    decimal);
+  CAF_CHECK_EQUAL(judged(opts, "global.port", "80", caf::config_value{80}), "");
+  CAF_CHECK_EQUAL(judged(opts, "global.port", "0", caf::config_value{0}), "");
+  // The text before the range: 010 is not judged as 8 or as 10.
+  CAF_CHECK_EQUAL(judged(opts, "http.max-body", "010", caf::config_value{8}),
+                  decimal);
+  CAF_CHECK_EQUAL(
+    judged(opts, "http.max-body", "2000000000", caf::config_value{2000000000}),
+    "must be an integer from 0 to 1073741824");
+  // No rule: the text alone. A signed type takes a minus.
+  CAF_CHECK_EQUAL(judged(opts, "test.offset", "-5", caf::config_value{-5}), "");
+  CAF_CHECK_EQUAL(judged(opts, "test.offset", "-05", caf::config_value{-5}),
+                  "must be a decimal integer: digits and a '-' if negative, "
+                  "no leading zero");
+  // An option refused whatever its value says so, not how it is written.
+  CAF_CHECK_EQUAL(
+    judged(opts, "middleman.workers", "010", caf::config_value{8}),
+    "quiesce makes no CAF network (BASP) connections");
+  // Unknown text (a value from elsewhere) and other types pass the text.
+  CAF_CHECK_EQUAL(judged(opts, "global.port", "", caf::config_value{80}), "");
+  CAF_CHECK_EQUAL(
+    judged(opts, "global.host", "010", caf::config_value{std::string{"010"}}),
+    "");
+}
+
+CAF_TEST(a duration with a leading zero is refused) {
+  // CAF reads the count of 010ms as octal: 8ms.
+  auto opts = number_options();
+  const std::string leading_zero
+    = "must be a duration whose count has no leading zero (10ms, not 010ms)";
+  for (auto raw : {"010ms", "08ms", "00s", "-010s", "+010s"})
+    CAF_CHECK_EQUAL(judged(opts, "global.drain-timeout", raw,
+                           caf::config_value{caf::timespan{8ms}}),
+                    leading_zero);
+  CAF_CHECK_EQUAL(judged(opts, "global.drain-timeout", "10ms",
+                         caf::config_value{caf::timespan{10ms}}),
+                  "");
+  CAF_CHECK_EQUAL(judged(opts, "global.drain-timeout", "0s",
+                         caf::config_value{caf::timespan{0}}),
+                  "must be a duration greater than 0s and at most 24h");
+}
+
+CAF_TEST(the command line numbers are checked before CAF parses them) {
+  auto opts = number_options();
+  using args = std::vector<std::string>;
+  CAF_CHECK_EQUAL(options::check_numbers(opts, args{"--port=010"}),
+                  "bad value in '--port=010' (must be a decimal integer: "
+                  "digits only, no sign, no leading zero)");
+  CAF_CHECK_EQUAL(
+    options::check_numbers(opts, args{"--port=80", "--http.max-body=0x10"}),
+    "bad value in '--http.max-body=0x10' (must be a decimal integer: digits "
+    "only, no sign, no leading zero)");
+  CAF_CHECK_EQUAL(options::check_numbers(opts, args{"--drain-timeout=010ms"}),
+                  "bad value in '--drain-timeout=010ms' (must be a duration "
+                  "whose count has no leading zero (10ms, not 010ms))");
+  CAF_CHECK_EQUAL(
+    options::check_numbers(opts, args{"--drain-timeout=1000000000h"}),
+    "bad value in '--drain-timeout=1000000000h' (must be a duration greater "
+    "than 0s and at most 24h)");
+  // Ranges are judged once CAF has the values; refused options too; the
+  // remainder (after a word without dashes) is not an option.
+  CAF_CHECK_EQUAL(options::check_numbers(
+                    opts, args{"--port=80", "--http.max-body=2000000000",
+                               "--middleman.workers=010", "x", "--port=010"}),
+                  "");
+}
+
+CAF_TEST(config text numbers with a leading zero are parsed as zero) {
+  // CAF's parser reads 010 as octal and fails on 08080 with an error about
+  // the next character: the parser gets zeros, the entry keeps its text.
+  auto res = parse_config_text("[global]\nport = 08080\nhost = \"010\"\n"
+                               "drain-timeout = 010ms ; 010\n"
+                               "[x]\ny = [1, 09]\nz = 0x10\n");
+  CAF_REQUIRE(res.ok);
+  CAF_CHECK(res.leading_zero);
+  CAF_CHECK_EQUAL(res.leading_zero_line, 2);
+  CAF_CHECK_EQUAL(res.leading_zero_column, 8);
+  CAF_CHECK(!res.overflow);
+  CAF_REQUIRE_EQUAL(res.entries.size(), 5u);
+  CAF_CHECK_EQUAL(res.entries[0].raw, "08080");
+  CAF_CHECK(res.entries[0].value == caf::config_value{0});
+  // Not in a string.
+  CAF_CHECK(res.entries[1].value == caf::config_value{std::string{"010"}});
+  CAF_CHECK_EQUAL(res.entries[2].raw, "010ms");
+  CAF_CHECK(res.entries[2].value == caf::config_value{caf::timespan{0}});
+  CAF_CHECK(res.entries[3].value
+            == caf::config_value{caf::config_value::list{
+              caf::config_value{1}, caf::config_value{0}}});
+  // Hexadecimal parses as CAF reads it: the rules refuse its text.
+  CAF_CHECK(res.entries[4].value == caf::config_value{16});
+  CAF_CHECK_EQUAL(res.entries[4].raw, "0x10");
+  res = parse_config_text("[global]\nport = 0\ndrain-timeout = 0s\n");
+  CAF_REQUIRE(res.ok);
+  CAF_CHECK(!res.leading_zero);
+}
+
+CAF_TEST(config text checks refuse integers that are not plain decimal) {
+  auto opts = number_options();
+  CAF_CHECK_EQUAL(check_config_file(opts, "f.ini", "[global]\nport=010\n"),
+                  "bad value in f.ini line 2: port = 010 (must be a decimal "
+                  "integer: digits only, no sign, no leading zero)");
+  CAF_CHECK_EQUAL(check_config_file(opts, "f.ini", "[http]\nmax-body=0x10\n"),
+                  "bad value in f.ini line 2: http.max-body = 0x10 (must be a "
+                  "decimal integer: digits only, no sign, no leading zero)");
+  CAF_CHECK_EQUAL(check_config_file(opts, "f.ini", "[global]\nport=80\n"), "");
+  // In a list, where no rule sees the text: the place of the number.
+  caf::config_option_adder{opts, "test"}.add<std::vector<size_t>>("ids", "");
+  CAF_CHECK_EQUAL(check_config_file(opts, "f.ini", "[test]\nids=[1, 010]\n"),
+                  "bad value in f.ini line 2 column 9 (a number with a leading "
+                  "zero: numbers are decimal, without one)");
 }

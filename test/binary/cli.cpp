@@ -6,6 +6,7 @@
 
 #include "caf/test/unit_test.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <netinet/in.h>
 #include <string>
@@ -35,14 +36,16 @@ bool contains(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
 
-/// Runs the binary with `args` and expects a usage error: exit 2 and a
-/// message on standard error that starts with `quiesce: `, names `what` and
-/// points to --help.
+/// Runs the binary with `args` and expects a usage error: exit 2 (within
+/// `limit`) and a message on standard error that starts with `quiesce: `,
+/// names `what` and points to --help.
 void expect_usage_error(binary_fixture& fix, std::vector<std::string> args,
-                        const std::string& what) {
+                        const std::string& what,
+                        std::chrono::milliseconds limit
+                        = quiesce::test::default_timeout) {
   auto& proc = fix.run(std::move(args));
   CAF_MESSAGE("`" << proc.command() << "`");
-  auto code = proc.wait_exit();
+  auto code = proc.wait_exit(limit);
   CAF_CHECK_EQUAL(describe_exit(code), describe_exit(2));
   auto err = proc.stderr_text();
   CAF_CHECK_EQUAL(err.substr(0, 9), "quiesce: ");
@@ -182,6 +185,32 @@ CAF_TEST(a body limit over 1 GiB is a usage error) {
   expect_usage_error(*this, {"--port=0", "--http.max-body=1073741825"},
                      "'--http.max-body=1073741825' (must be an integer from 0 "
                      "to 1073741824)");
+}
+
+CAF_TEST(integers are plain decimal or a usage error) {
+  // CAF 0.17 read 010 as octal (a server on port 8), 0x10 as hexadecimal,
+  // took a sign and refused 08080 only as a "(trailing_character)". A usage
+  // error comes at once: a server that runs instead fails at the limit.
+  const std::string decimal
+    = "(must be a decimal integer: digits only, no sign, no leading zero)";
+  const std::vector<std::vector<std::string>> cases = {
+    {"--port=010"},
+    {"--port=0x10"},
+    {"--port=08080"},
+    {"--port=+80"},
+    {"--port=0", "--http.max-body=010"},
+    {"--port=0", "--max-connections=0x10"},
+    {"--port=0", "--scheduler.max-threads=04"},
+  };
+  for (auto& args : cases)
+    expect_usage_error(*this, args,
+                       "bad value in '" + args.back() + "' " + decimal,
+                       std::chrono::seconds(10));
+  // The count of a duration too: CAF read 010ms as 8ms.
+  expect_usage_error(*this, {"--port=0", "--drain-timeout=010ms"},
+                     "bad value in '--drain-timeout=010ms' (must be a "
+                     "duration whose count has no leading zero",
+                     std::chrono::seconds(10));
 }
 
 CAF_TEST(an empty or malformed host is a usage error naming it) {

@@ -131,6 +131,31 @@ CAF_TEST(a value out of range in the file is a usage error) {
                       "at most 24h)");
 }
 
+CAF_TEST(integers in the file are plain decimal or a usage error) {
+  // CAF's parser read 010 as octal 8 and 0x10 as 16, and made a syntax
+  // error about the next character of 08080.
+  const std::string decimal
+    = "(must be a decimal integer: digits only, no sign, no leading zero)";
+  expect_file_refused("[global]\nport=010\n",
+                      "bad value in caf-application.ini line 2: port = 010 "
+                        + decimal);
+  expect_file_refused("[global]\nport = 08080 ; the port\n",
+                      "bad value in caf-application.ini line 2: port = 08080 "
+                        + decimal);
+  expect_file_refused("[http]\nmax-body=0x10\n",
+                      "bad value in caf-application.ini line 2: "
+                      "http.max-body = 0x10 "
+                        + decimal);
+  expect_file_refused("[scheduler]\nmax-threads=+4\n",
+                      "bad value in caf-application.ini line 2: "
+                      "scheduler.max-threads = +4 "
+                        + decimal);
+  expect_file_refused("[global]\ndrain-timeout=010ms\n",
+                      "bad value in caf-application.ini line 2: drain-timeout "
+                      "= 010ms (must be a duration whose count has no leading "
+                      "zero");
+}
+
 CAF_TEST(an option quiesce refuses is refused in the file too) {
   expect_file_refused("[logger]\nverbosity='trace'\n",
                       "unsupported option in caf-application.ini line 2: "
