@@ -3,12 +3,17 @@
 #include <stdexcept>
 #include <string>
 
+#include "caf/actor_system.hpp"
 #include "caf/deep_to_string.hpp"
 
 namespace quiesce {
 
 // Out-of-line destructors anchor the vtables in the library.
 connection_io::~connection_io() = default;
+
+caf::actor_clock::time_point connection_io::now() const {
+  return system().clock().now();
+}
 
 behaviour::~behaviour() = default;
 

@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "caf/actor.hpp"
+#include "caf/actor_clock.hpp"
 #include "caf/actor_cast.hpp"
 #include "caf/behavior.hpp"
 #include "caf/error.hpp"
@@ -58,6 +59,12 @@ public:
   /// message, never a blocked thread (all connections share one I/O thread).
   /// Timers keep firing after `on_stop`; they end with the connection.
   virtual void start_timer(caf::timespan delay, uint64_t token) = 0;
+
+  /// The time on the clock that runs the timers: a behaviour that notes
+  /// when something happened can let one timer run and, when it fires,
+  /// start it again for what is left (instead of a timer per event). The
+  /// default asks the actor system's clock.
+  virtual caf::actor_clock::time_point now() const;
 
   /// Closes the connection once every byte written so far has left: FIN,
   /// then the same linger as a stop. For a protocol that ends a connection

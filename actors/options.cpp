@@ -170,6 +170,7 @@ std::vector<rule> make_rules() {
                                      "off"}),
     checked("http.max-body", integer(0, max_http_body)),
     checked("http.header-timeout", duration(0s, max_timeout, "0s: no limit")),
+    checked("http.body-timeout", duration(0s, max_timeout, "0s: no limit")),
     // -- CAF: scheduler --------------------------------------------------------
     // 'testing' is CAF's test coordinator, which runs nothing by itself.
     checked("scheduler.policy", one_of({"stealing", "sharing"}, true)),

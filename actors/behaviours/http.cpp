@@ -10,6 +10,8 @@
 
 #include "caf/config_option_adder.hpp"
 
+#include "actors/log.hpp"
+
 namespace quiesce::behaviours {
 
 namespace {
@@ -69,7 +71,7 @@ using http::path_of;
 
 http_behaviour::http_behaviour(http_options opts)
     : parser_(http::request_parser::default_max_header_bytes, opts.max_body),
-      header_timeout_(opts.header_timeout) {
+      header_timeout_(opts.header_timeout), body_timeout_(opts.body_timeout) {
   // nop
 }
 
@@ -80,7 +82,10 @@ void http_behaviour::add_options(caf::config_option_set& opts) {
     .add<caf::timespan>("header-timeout",
                         "how long a request's header section may take from "
                         "its first byte, then 408 and close; 0s: no limit "
-                        "(default: 10s)");
+                        "(default: 10s)")
+    .add<caf::timespan>("body-timeout",
+                        "longest time between two reads of a request body, "
+                        "then 408 and close; 0s: no limit (default: 60s)");
 }
 
 http_options http_behaviour::options_from(const caf::actor_system_config& cfg) {
@@ -90,6 +95,11 @@ http_options http_behaviour::options_from(const caf::actor_system_config& cfg) {
     = caf::get_or(cfg, "http.header-timeout", result.header_timeout);
   if (result.header_timeout < caf::timespan{0})
     throw std::invalid_argument("bad --http.header-timeout: it must not be "
+                                "negative (0s: no limit)");
+  result.body_timeout
+    = caf::get_or(cfg, "http.body-timeout", result.body_timeout);
+  if (result.body_timeout < caf::timespan{0})
+    throw std::invalid_argument("bad --http.body-timeout: it must not be "
                                 "negative (0s: no limit)");
   return result;
 }
@@ -132,7 +142,8 @@ void http_behaviour::parse(std::string_view bytes, connection_io& io) {
 }
 
 void http_behaviour::pump(std::string_view bytes, connection_io& io) {
-  if (!bytes.empty() && (finished_ || !accepting_)) {
+  auto read = !bytes.empty();
+  if (read && (finished_ || !accepting_)) {
     // Nothing read now is answered: a response that closes the connection
     // (an error, a stop's last request) waits behind one that is not ready,
     // and the client sends on (an upload refused with 413). Dropped, but
@@ -159,6 +170,7 @@ void http_behaviour::pump(std::string_view bytes, connection_io& io) {
   }
   hold_if_backlogged(io);
   watch_header(io);
+  watch_body(read, io);
 }
 
 void http_behaviour::on_stop(connection_io& io) {
@@ -188,6 +200,10 @@ bool http_behaviour::idle() const {
 void http_behaviour::on_timer(uint64_t token, connection_io& io) {
   if ((token & header_timer_bit) != 0) {
     on_header_timeout(token & ~header_timer_bit, io);
+    return;
+  }
+  if (token == body_timer_bit) {
+    on_body_timeout(io);
     return;
   }
   for (auto& ex : queue_) {
@@ -373,6 +389,59 @@ void http_behaviour::on_header_timeout(uint64_t request, connection_io& io) {
     accepting_ = false;
     queue_.back().must_close = true;
   }
+  pump({}, io);
+}
+
+bool http_behaviour::body_expected() const {
+  // Not while the client waits for a 100 Continue that is not written yet,
+  // nor while the input is held: then the body cannot come through no
+  // fault of the client.
+  return body_timeout_ > caf::timespan{0} && !finished_ && accepting_
+         && !input_held_ && continue_ != interim::owed && parser_.in_body();
+}
+
+void http_behaviour::watch_body(bool read, connection_io& io) {
+  if (!body_expected()) {
+    body_watched_ = false;
+    return;
+  }
+  // A wait that begins now (a header section complete, a 100 Continue
+  // written, held input let go) and every read during one: the clock
+  // starts over. (Every byte read while a body is expected is a byte of
+  // it, or of its chunk framing, or completes it.)
+  if (!body_watched_ || read) {
+    body_watched_ = true;
+    body_progress_ = io.now();
+  }
+  if (!body_timer_armed_) {
+    body_timer_armed_ = true;
+    io.start_timer(body_timeout_, body_timer_bit);
+  }
+}
+
+void http_behaviour::on_body_timeout(connection_io& io) {
+  body_timer_armed_ = false;
+  // No body expected (complete, or not the client's delay now): watch_body
+  // starts the timer again when one is.
+  if (!body_watched_ || !body_expected())
+    return;
+  auto quiet = io.now() - body_progress_;
+  if (quiet < body_timeout_) {
+    // Read since the timer started: wait for what is left.
+    body_timer_armed_ = true;
+    io.start_timer(body_timeout_ - quiet, body_timer_bit);
+    return;
+  }
+  if (log::enabled(log::level::debug))
+    log::debug(
+      "http",
+      "body timeout: no byte of a request body for "
+        + std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count())
+        + " ms; 408 and close");
+  // Like the header timeout with a request begun: 408 in order after the
+  // responses before it, then the close.
+  fail(408);
   pump({}, io);
 }
 

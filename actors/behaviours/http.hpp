@@ -52,10 +52,28 @@
 /// header section that does not arrive in one read, started at its first
 /// byte; bytes arriving do not extend it. The clock starts at the first
 /// byte, not when the connection opened: a connection that sends nothing
-/// is the framework's idle timeout's (`--idle-timeout`). The body is not
-/// timed. While the connection holds its input (the backlog below), the
-/// header cannot complete through no fault of the client: the timeout then
-/// starts over.
+/// is the framework's idle timeout's (`--idle-timeout`). The body has a
+/// timeout of its own (below). While the connection holds its input (the
+/// backlog below), the header cannot complete through no fault of the
+/// client: the timeout then starts over.
+///
+/// Body read timeout (`body_timeout`, `--http.body-timeout`, default 60 s
+/// as nginx's `client_body_timeout`; zero: none): the longest time between
+/// two reads of a request body. A request whose header section is complete
+/// and whose body does not get a byte for this long (a client that stalls,
+/// or sends a byte a minute more slowly than that) is cut off: 408 Request
+/// Timeout with `Connection: close`, in order after the responses before
+/// it, then the close (a debug log line says so). The clock starts when the
+/// body is first waited for (the end of the header section, or the 100
+/// Continue written) and starts over at every read of it. Not the client's
+/// delay, so not timed: a request that waits for its 100 Continue (the
+/// client holds the body back until it comes), and any time the connection
+/// holds its input (the backlog below); the clock starts over when that
+/// ends. It applies during a stop too (the drain deadline bounds it
+/// anyway): a stalled upload then ends with its 408 rather than the
+/// deadline's forced close. One timer per connection at a time: a read
+/// notes the time, and the timer, when it fires, starts again for what is
+/// left.
 ///
 /// Who closes: the client, or the server after a response with
 /// `Connection: close` (the client asked for it, HTTP/1.0 without
@@ -74,7 +92,8 @@
 ///
 /// On `stop`: requests already received are answered in order (those in
 /// bytes kept unparsed too); a request half received at the stop is finished
-/// if the rest arrives (before the drain deadline). While the stop has
+/// if the rest arrives (before the drain deadline, and within the header or
+/// body timeout). While the stop has
 /// reached the connection but bytes sent before it are still being
 /// delivered (`connection_io::stop_requested`, before `on_stop`), the last
 /// response waits, so that it can carry the `Connection: close`. The last
@@ -95,6 +114,7 @@
 #include <string>
 #include <vector>
 
+#include "caf/actor_clock.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/config_option_set.hpp"
 
@@ -109,6 +129,9 @@ struct http_options {
   /// How long a header section may take from its first byte
   /// (`--http.header-timeout`); zero: no limit.
   caf::timespan header_timeout = std::chrono::seconds(10);
+  /// The longest time between two reads of a request body
+  /// (`--http.body-timeout`); zero: no limit.
+  caf::timespan body_timeout = std::chrono::seconds(60);
 };
 
 class http_behaviour final : public behaviour {
@@ -133,18 +156,24 @@ public:
   /// gets 400 and the connection closes after the responses before it.
   void on_input_end(connection_io& io) override;
 
-  /// Declares `--http.max-body` and `--http.header-timeout`.
+  /// Declares `--http.max-body`, `--http.header-timeout` and
+  /// `--http.body-timeout`.
   static void add_options(caf::config_option_set& opts);
 
   /// Reads the options declared by `add_options`. Throws
-  /// `std::invalid_argument` for a negative `--http.header-timeout` (the
-  /// server turns it into a usage error).
+  /// `std::invalid_argument` for a negative `--http.header-timeout` or
+  /// `--http.body-timeout` (the server turns it into a usage error).
   static http_options options_from(const caf::actor_system_config& cfg);
 
   /// Timer tokens with this bit set are header timeouts; the rest of the
   /// token is the number of the request watched (`/delay` timers use the
   /// exchange ids, which never reach it).
   static constexpr uint64_t header_timer_bit = uint64_t{1} << 63;
+
+  /// The token of the body timer (one per connection: it watches whichever
+  /// body is being received when it fires). Neither the exchange ids nor
+  /// the request numbers of header tokens ever reach this bit.
+  static constexpr uint64_t body_timer_bit = uint64_t{1} << 62;
 
 private:
   /// One request, from parsing to its response.
@@ -208,6 +237,17 @@ private:
   /// The header timer of request number `request` fired.
   void on_header_timeout(uint64_t request, connection_io& io);
 
+  /// A request body is being waited for now, and the client is the one who
+  /// keeps it from coming: what the body timeout watches.
+  bool body_expected() const;
+
+  /// Notes the time a body wait begins and every read during one (`read`:
+  /// bytes arrived in this event), and starts the body timer if none runs.
+  void watch_body(bool read, connection_io& io);
+
+  /// The body timer fired.
+  void on_body_timeout(connection_io& io);
+
   /// Requests waiting for their response (in order) before input is held.
   static constexpr size_t max_queued_requests = 32;
   /// Response bytes waiting in the queue before input is held.
@@ -217,6 +257,13 @@ private:
 
   http::request_parser parser_;
   caf::timespan header_timeout_;
+  caf::timespan body_timeout_;
+  /// `body_expected()` at the end of the last event.
+  bool body_watched_ = false;
+  /// The body timer runs (at most one).
+  bool body_timer_armed_ = false;
+  /// When the body wait began, or the last read during it.
+  caf::actor_clock::time_point body_progress_;
   /// Requests parsed so far: the number of the one being received.
   uint64_t requests_seen_ = 0;
   /// The request whose header section the last header timer watches.

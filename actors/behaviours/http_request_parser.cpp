@@ -864,6 +864,11 @@ bool request_parser::in_header_section() const noexcept {
              || st.pending > 0);
 }
 
+bool request_parser::in_body() const noexcept {
+  auto& st = *impl_;
+  return failure_ == 0 && !st.ended && st.in_body;
+}
+
 const request* request_parser::awaiting_body() const noexcept {
   auto& st = *impl_;
   if (failure_ != 0 || st.ended || !st.in_body || st.body_started)

@@ -128,6 +128,12 @@ public:
   /// read timeout watches.
   bool in_header_section() const noexcept;
 
+  /// The header section of the request being received is complete and its
+  /// body is not (none, some or all but the end of it has arrived). False
+  /// after a failure and once the input has ended. What a body read timeout
+  /// watches.
+  bool in_body() const noexcept;
+
   /// The request being received when its header section is complete, it
   /// has a body, and no byte of that body has arrived yet: its method,
   /// target, version, `keep_alive` and header fields (the body is empty).

@@ -960,6 +960,12 @@ CAF_TEST(a request arriving in one piece starts no header timer) {
 }
 
 CAF_TEST(the body is not timed by the header timeout) {
+  // (Nor by the body timeout here: it has a section of its own below.)
+  make_behaviour = [] {
+    behaviours::http_options opts;
+    opts.body_timeout = caf::timespan{0};
+    return std::make_unique<behaviours::http_behaviour>(opts);
+  };
   open();
   client_sends(
     hdl, "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 6\r\n\r\nabc");
@@ -1044,6 +1050,154 @@ CAF_TEST(a header timeout of zero starts no timer) {
     auto so_far = responses(1);
     CAF_CHECK_EQUAL(so_far[0].status_line, "HTTP/1.1 200 OK");
   }
+}
+
+// -- the body timeout (a stalled or trickling upload) -------------------------
+
+namespace {
+
+/// The header section of a `POST /echo` with a body of `length` bytes, and
+/// `sent` of them.
+std::string post_echo(size_t length, std::string_view sent = "") {
+  return "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: "
+         + std::to_string(length) + "\r\n\r\n" + std::string{sent};
+}
+
+constexpr auto body_timeout = std::chrono::seconds(60);
+
+} // namespace
+
+CAF_TEST(a body that gets no byte for the body timeout gets 408 and a close) {
+  open();
+  auto start = sched.clock().current_time;
+  client_sends(hdl, post_echo(10, "ABCDE"));
+  // The header section came whole: the only timer is the body's.
+  CAF_CHECK_EQUAL(sched.clock().schedule().size(), 1u);
+  CAF_CHECK_EQUAL(rec->done, 0);
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - start, body_timeout);
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  check_not_answered("FGHIJ" + get_root);
+}
+
+CAF_TEST(body bytes postpone the body timeout) {
+  open();
+  auto start = sched.clock().current_time;
+  client_sends(hdl, post_echo(10, "AB"));
+  // Slow, but never 60 s without a byte: at 30 s and at 50 s.
+  sched.clock().current_time += std::chrono::seconds(30);
+  client_sends(hdl, "C");
+  sched.clock().current_time += std::chrono::seconds(20);
+  client_sends(hdl, "D");
+  // One timer at a time, whatever the reads.
+  CAF_CHECK_EQUAL(sched.clock().schedule().size(), 1u);
+  // The timer started with the header section fires at 60 s, finds the
+  // last byte 10 s old, and starts again for the 50 s left.
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - start, body_timeout);
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK_EQUAL(sched.clock().schedule().size(), 1u);
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - start,
+                  std::chrono::seconds(50) + body_timeout);
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a complete body ends the body timeout) {
+  open();
+  client_sends(hdl, post_echo(6, "abc"));
+  sched.clock().current_time += std::chrono::seconds(59);
+  client_sends(hdl, "def");
+  {
+    auto so_far = responses(1);
+    check(so_far[0], "HTTP/1.1 200 OK", "abcdef", "keep-alive");
+  }
+  // The timer fires and finds no body to wait for; the connection serves on.
+  fire_timer();
+  CAF_CHECK(!sched.has_pending_timeout());
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, get_root);
+  auto rs = responses(2);
+  check(rs[1], "HTTP/1.1 200 OK", hello, "keep-alive");
+  // A chunked body: its framing counts as body bytes too.
+  client_sends(hdl, "POST /echo HTTP/1.1\r\nHost: test\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n");
+  sched.clock().current_time += std::chrono::seconds(59);
+  client_sends(hdl, "1\r\nc\r\n");
+  sched.clock().current_time += std::chrono::seconds(59);
+  client_sends(hdl, "0\r\n\r\n");
+  rs = responses(3);
+  check(rs[2], "HTTP/1.1 200 OK", "abc", "keep-alive");
+  fire_timer();
+  CAF_CHECK(!sched.has_pending_timeout());
+  CAF_CHECK_EQUAL(rec->done, 0);
+}
+
+CAF_TEST(the body timeout 408 comes in order after the responses before it) {
+  open();
+  auto start = sched.clock().current_time;
+  client_sends(hdl, get("/delay/120000") + post_echo(10, "ABCDE"));
+  fire_timer(); // the body timeout, 60 s: the 408 waits for the delay
+  CAF_CHECK_EQUAL(sched.clock().current_time - start, body_timeout);
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK_EQUAL(rec->done, 0);
+  fire_timer(); // the delay, 120 s
+  auto rs = responses(2);
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 120000 ms\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(no body timeout while the client waits for its 100 Continue) {
+  open();
+  auto start = sched.clock().current_time;
+  // The 100 waits for the delayed response; the client waits for the 100.
+  client_sends(hdl, get("/delay/100000") + expect_echo(3));
+  CAF_CHECK_EQUAL(sched.clock().schedule().size(), 1u); // the delay only
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - start,
+                  std::chrono::seconds(100));
+  {
+    auto so_far = responses(2);
+    CAF_CHECK_EQUAL(so_far[1].status_line, continue_line);
+  }
+  // From the 100 on, the body is the client's to send.
+  fire_timer();
+  CAF_CHECK_EQUAL(sched.clock().current_time - start,
+                  std::chrono::seconds(100) + body_timeout);
+  auto rs = responses(3);
+  check(rs[2], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(the body timeout ends a drain waiting for a body) {
+  open();
+  client_sends(hdl, post_echo(10, "ABCDE"));
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  fire_timer();
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 408 Request Timeout", "Request Timeout\n", "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a body timeout of zero starts no timer) {
+  make_behaviour = [] {
+    behaviours::http_options opts;
+    opts.body_timeout = caf::timespan{0};
+    return std::make_unique<behaviours::http_behaviour>(opts);
+  };
+  open();
+  client_sends(hdl, post_echo(6, "abc"));
+  CAF_CHECK(!sched.has_pending_timeout());
+  sched.clock().current_time += std::chrono::hours(1);
+  client_sends(hdl, "def");
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", "abcdef", "keep-alive");
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
@@ -1211,5 +1365,42 @@ CAF_TEST(requests kept unparsed are answered before a half close ends them) {
   CAF_CHECK_EQUAL(rs[40].header("Connection"), "keep-alive");
   CAF_CHECK_EQUAL(rs[41].status_line, "HTTP/1.1 400 Bad Request");
   CAF_CHECK_EQUAL(rs[41].header("Connection"), "close");
+  CAF_CHECK_EQUAL(io.closes, 1);
+}
+
+CAF_TEST(no body timeout while the input is held) {
+  // Responses of over 1 MiB wait behind a delay: the input is held, and
+  // the body of the request behind them cannot come through no fault of
+  // the client. Its clock starts when the hold ends.
+  fuzz::fake_io io;
+  behaviours::http_behaviour b;
+  const std::string body(600 * 1024, 'b');
+  auto upload = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: "
+                + std::to_string(body.size()) + "\r\n\r\n" + body;
+  b.on_data(get("/delay/100000") + upload + upload
+              + "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10"
+                "\r\n\r\nABCDE",
+            io);
+  CAF_CHECK(io.held);
+  // Only the delay's timer.
+  CAF_REQUIRE_EQUAL(io.timers.size(), 1u);
+  CAF_CHECK_EQUAL(io.timers[0].token, 0u);
+  CAF_CHECK(io.fire_next(b));
+  CAF_CHECK_EQUAL(io.now_ms, 100000u);
+  CAF_CHECK(!io.held);
+  CAF_CHECK_EQUAL(io.closes, 0);
+  // Now the body timer, from the end of the hold.
+  CAF_REQUIRE_EQUAL(io.timers.size(), 1u);
+  CAF_CHECK_EQUAL(io.timers[0].token,
+                  behaviours::http_behaviour::body_timer_bit);
+  CAF_CHECK(io.fire_next(b));
+  CAF_CHECK_EQUAL(io.now_ms, 160000u);
+  std::string rest;
+  auto rs = parse_responses(io.out, {}, rest);
+  CAF_CHECK_EQUAL(rest, "");
+  CAF_REQUIRE_EQUAL(rs.size(), 4u);
+  CAF_CHECK_EQUAL(rs[2].body, body);
+  CAF_CHECK_EQUAL(rs[3].status_line, "HTTP/1.1 408 Request Timeout");
+  CAF_CHECK_EQUAL(rs[3].header("Connection"), "close");
   CAF_CHECK_EQUAL(io.closes, 1);
 }

@@ -72,6 +72,7 @@ CAF_TEST(help lists every option with its default) {
   CAF_CHECK(contains(line_with(out, "--idle-timeout="), "(default: 60s)"));
   CAF_CHECK(
     contains(line_with(out, "--http.header-timeout="), "(default: 10s)"));
+  CAF_CHECK(contains(line_with(out, "--http.body-timeout="), "(default: 60s)"));
 }
 
 CAF_TEST(long help and the config dump list each option once) {
@@ -125,6 +126,14 @@ CAF_TEST(a negative header timeout is a usage error) {
                      "http.header-timeout");
 }
 
+CAF_TEST(a negative or too long body timeout is a usage error) {
+  expect_usage_error(*this, {"--port=0", "--http.body-timeout=-1s"},
+                     "'--http.body-timeout=-1s' (must be a duration from 0s "
+                     "to 24h; 0s: no limit)");
+  expect_usage_error(*this, {"--port=0", "--http.body-timeout=25h"},
+                     "'--http.body-timeout=25h'");
+}
+
 CAF_TEST(a header timeout that is no duration is a usage error) {
   expect_usage_error(*this, {"--port=0", "--http.header-timeout=soon"},
                      "http.header-timeout");
@@ -164,8 +173,9 @@ CAF_TEST(a duration that overflows is a usage error not a wrapped value) {
 }
 
 CAF_TEST(timeouts of a day are accepted) {
-  auto port = start_http(
-    {"--drain-timeout=24h", "--idle-timeout=24h", "--http.header-timeout=24h"});
+  auto port
+    = start_http({"--drain-timeout=24h", "--idle-timeout=24h",
+                  "--http.header-timeout=24h", "--http.body-timeout=24h"});
   if (port == 0)
     return;
   auto conn = connect_client(port);

@@ -8,9 +8,11 @@
 // finds only the probe connection of the check (the supervisor's own count)
 // and ends at once, exit 0.
 //
-// A client that never reads is reset after --write-timeout (logged as a
-// warning), a slow one that does read is not; an upload that goes on after
-// its answer (a 413) is cut off after the discard limit. (During a stop, a
+// A request body that stalls is cut off after --http.body-timeout (408),
+// also during a stop; one that trickles faster is not. A client that never
+// reads is reset after --write-timeout (logged as a warning), a slow one
+// that does read is not; an upload that goes on after its answer (a 413) is
+// cut off after the discard limit. (During a stop, a
 // client that never reads is forced at the drain deadline, exit 3:
 // binary.shutdown's "the drain timeout closes a stuck connection and exits
 // 3" covers it.)
@@ -356,6 +358,90 @@ CAF_TEST(slowloris is cut off by the header timeout with 408) {
   CAF_CHECK(contains(resp.bytes, "\r\nConnection: close\r\n"));
   conn.reset();
   expect_nothing_leaked(2);
+}
+
+CAF_TEST(a stalled request body is cut off by the body timeout with 408) {
+  if (!start("http", {"--http.body-timeout=1s"}))
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  // Half the body, then nothing: only the server's timeout ends it (the
+  // idle timeout does not apply to a request in flight).
+  auto t0 = steady::now();
+  CAF_REQUIRE(qt::send_all(conn.get(), "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                       "Content-Length: 10\r\n\r\nABCDE"));
+  auto resp = qt::read_until_eof(conn.get());
+  auto took = since(t0);
+  CAF_MESSAGE("answered after " << took.count() << " ms");
+  CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
+  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 408 Request Timeout");
+  CAF_CHECK(contains(resp.bytes, "\r\nConnection: close\r\n"));
+  CAF_CHECK_GREATER_OR_EQUAL(took.count(), 1000);
+  CAF_CHECK_LESS(took.count(), 15'000);
+  CAF_CHECK(server().wait_stderr("body timeout: no byte of a request body"));
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(a request body trickled within the body timeout is served) {
+  // The timeout is between two reads, not for the whole body: 8 bytes, one
+  // every 400 ms, take 2.8 s against a timeout of 2 s.
+  if (!start("http", {"--http.body-timeout=2s"}))
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  auto fd = conn.get();
+  CAF_REQUIRE(qt::send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 8\r\n\r\n"));
+  auto t0 = steady::now();
+  const std::string body = "trickled";
+  for (size_t i = 0; i < body.size(); ++i) {
+    // Paced by the client; an answer before the body is complete is a
+    // failure (a 408), seen at once.
+    pollfd pfd{fd, POLLIN, 0};
+    auto rc = ::poll(&pfd, 1, i == 0 ? 0 : 400);
+    if (rc < 0 && errno == EINTR)
+      continue;
+    CAF_REQUIRE_EQUAL(rc, 0);
+    CAF_REQUIRE(qt::send_all(fd, body.substr(i, 1)));
+  }
+  CAF_CHECK_GREATER(since(t0).count(), 2000);
+  auto head = qt::read_through(fd, "\r\n\r\n");
+  CAF_CHECK_EQUAL(status_line(head.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK_EQUAL(qt::read_exactly(fd, 8).bytes, body);
+  conn.reset();
+  expect_nothing_leaked(2);
+}
+
+CAF_TEST(a stop with a stalled request body ends with its 408 and exit 0) {
+  // The drain deadline (20 s, see start) is longer than the body timeout:
+  // the stalled upload ends with its 408, a clean stop, not the deadline's
+  // forced close and exit 3.
+  if (!start("http", {"--http.body-timeout=1s"}))
+    return;
+  auto conn = connect_client(port);
+  if (!conn)
+    return;
+  // Bytes in the server's kernel before the stop are read before it takes
+  // effect on the connection: the request is half received at the stop.
+  CAF_REQUIRE(qt::send_all(conn.get(), "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                       "Content-Length: 10\r\n\r\nABCDE"));
+  auto t0 = steady::now();
+  CAF_REQUIRE(server().signal(SIGTERM));
+  auto resp = qt::read_until_eof(conn.get());
+  CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
+  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 408 Request Timeout");
+  CAF_CHECK(contains(resp.bytes, "\r\nConnection: close\r\n"));
+  conn.reset();
+  expect_exit(0);
+  auto took = since(t0);
+  CAF_MESSAGE("stopped after " << took.count() << " ms");
+  CAF_CHECK_LESS(took.count(), 15'000);
+  auto err = server().stderr_text();
+  CAF_CHECK(contains(err, "stopped: drained=1 forced=0 "));
+  CAF_CHECK(!contains(err, "drain timeout passed"));
 }
 
 CAF_TEST(idle connections are closed after the idle timeout busy ones not ) {

@@ -160,6 +160,7 @@ CAF_TEST(the largest value each bound allows serves and one more is refused) {
     {"drain-timeout", "24h", "1441min"},
     {"idle-timeout", "24h", "86401s"},
     {"http.header-timeout", "24h", "86400000000001ns"},
+    {"http.body-timeout", "24h", "86400001ms"},
   };
   for (auto& [name, largest, over] : cases) {
     CAF_CHECK_EQUAL(check_case(name, largest), "served");
@@ -170,6 +171,24 @@ CAF_TEST(the largest value each bound allows serves and one more is refused) {
                   "served");
   CAF_CHECK_EQUAL(check_case("work-stealing.relaxed-sleep-duration", "999us"),
                   "refused");
+}
+
+CAF_TEST(every integer option takes plain decimal only) {
+  // CAF reads 010 as octal 8, 0x1 as 1 and takes a sign; each is refused,
+  // naming the option, for every integer option (port included: refused
+  // before anything listens).
+  auto& help = run({"--long-help"});
+  CAF_REQUIRE_EQUAL(help.wait_exit(), 0);
+  size_t cases = 0;
+  for (auto& opt : parse_long_help(help.stdout_text())) {
+    if (!is_integer_type(opt.type))
+      continue;
+    for (auto value : {"010", "0x1", "+1"}) {
+      CAF_CHECK_EQUAL(check_case(opt.name, value), "refused");
+      ++cases;
+    }
+  }
+  CAF_CHECK_GREATER(cases, 30u);
 }
 
 CAF_TEST(atom options take only the values that work) {

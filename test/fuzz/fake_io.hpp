@@ -3,9 +3,11 @@
 // A connection_io for the fuzz targets: no actor system, no socket. It
 // records what a behaviour does (writes, timers, close, hold) and runs its
 // timers on a virtual clock, earliest deadline first (ties in the order they
-// were started), as the connection actor's clock does. handle(), system()
-// and requests abort: the behaviours fuzzed here use none of them.
+// were started), as the connection actor's clock does; now() reads that
+// clock. handle(), system() and requests abort: the behaviours fuzzed here
+// use none of them.
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +53,11 @@ public:
     FUZZ_CHECK(delay.count() >= 0);
     auto ms = static_cast<uint64_t>(delay.count()) / 1000000u;
     timers.push_back(timer{now_ms + ms, next_seq_++, token});
+  }
+
+  /// The virtual clock, as the timers count it.
+  caf::actor_clock::time_point now() const override {
+    return caf::actor_clock::time_point{} + std::chrono::milliseconds(now_ms);
   }
 
   void close() override {

@@ -2,9 +2,10 @@
 // end, through a fake connection_io with a virtual clock: no actor system.
 //
 // Input: byte 0 seeds the piece sizes (and how long before on_stop the stop
-// reaches the connection: stop_requested() with bytes still to deliver), byte
-// 1 the events (when the stop comes, how often timers fire, the body limit);
-// the rest is what the client sends. The harness delivers the bytes in
+// reaches the connection: stop_requested() with bytes still to deliver, and
+// whether the body timeout is on), byte 1 the events (when the stop comes,
+// how often timers fire, the body limit); the rest is what the client
+// sends. The harness delivers the bytes in
 // pieces, respects hold_input (it fires timers instead of delivering while
 // input is held), fires timers earliest first between pieces, stops the
 // behaviour at some point, then drains every timer and sends more data after
@@ -27,9 +28,9 @@
 //   closes without a response when only blank lines came); nothing written
 //   after close();
 // - idle() is true before any input; when closed; never while a delayed
-//   response's timer is pending (unless closed; header timers, token bit
-//   63, may be); once idle after the stop it
-//   stays idle and writes nothing more;
+//   response's timer is pending (unless closed; header and body timers,
+//   token bits 63 and 62, may be); once idle after the stop it stays idle
+//   and writes nothing more;
 // - input is never held while no timer is pending (that would hang the
 //   connection), and held input is released once the timers have fired;
 // - after the stop and every timer, with the input complete, the last
@@ -106,13 +107,23 @@ struct response {
   std::string body;
 };
 
-/// Timer tokens with this bit are the behaviour's header read timeouts;
-/// the others are `/delay` responses (exchange ids).
-constexpr uint64_t header_timer_bit = uint64_t{1} << 63;
+/// Timer tokens with one of these bits are the behaviour's header and body
+/// read timeouts; the others are `/delay` responses (exchange ids).
+constexpr uint64_t header_timer_bit = http_behaviour::header_timer_bit;
+constexpr uint64_t read_timer_bits
+  = header_timer_bit | http_behaviour::body_timer_bit;
 
 /// Bounds the timers fired in one loop: a header timeout starts over while
 /// the input is held, so a long delay ahead of a slow header can take many.
 constexpr int max_fires = 10000;
+
+http_options options(size_t max_body, bool body_timeout) {
+  http_options result;
+  result.max_body = max_body;
+  if (!body_timeout)
+    result.body_timeout = caf::timespan{0};
+  return result;
+}
 
 /// The harness's state besides the fake io.
 struct run {
@@ -137,8 +148,8 @@ struct run {
   /// response when only blank lines had arrived).
   bool closed_by_header_timeout = false;
 
-  run(size_t max_body)
-      : b(http_options{max_body}),
+  run(size_t max_body, bool body_timeout)
+      : b(options(max_body, body_timeout)),
         shadow(request_parser::default_max_header_bytes, max_body) {
     // nop
   }
@@ -280,7 +291,7 @@ struct run {
       FUZZ_CHECK_MSG(idle, "closed but not idle");
     else if (idle)
       for (auto& t : io.timers)
-        FUZZ_CHECK_MSG((t.token & header_timer_bit) != 0,
+        FUZZ_CHECK_MSG((t.token & read_timer_bits) != 0,
                        "idle with a delayed response pending");
     // (Once closed, the hold no longer matters: nothing is read.)
     if (io.held && io.closes == 0)
@@ -347,7 +358,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input{reinterpret_cast<const char*>(data) + 2, size - 2};
   constexpr size_t max_bodies[]
     = {request_parser::default_max_body_bytes, 0, 5, 64};
-  run r{max_bodies[(events >> 4) % 4]};
+  // The body timeout (60 s) on, or off (bit 5 of byte 0): with timers fired
+  // between pieces, any body split across pieces would get 408.
+  run r{max_bodies[(events >> 4) % 4], (split & 0x20) == 0};
   rng gen{0x9e3779b9u ^ (uint32_t{split} << 8) ^ events};
   // Piece sizes up to 1, 8, 64 bytes or the whole input.
   constexpr size_t max_piece[] = {1, 8, 64, SIZE_MAX};
