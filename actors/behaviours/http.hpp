@@ -61,7 +61,7 @@
 /// as nginx's `client_body_timeout`; zero: none): the longest time between
 /// two reads of a request body. A request whose header section is complete
 /// and whose body does not get a byte for this long (a client that stalls,
-/// or sends a byte a minute more slowly than that) is cut off: 408 Request
+/// or trickles its bytes further apart than that) is cut off: 408 Request
 /// Timeout with `Connection: close`, in order after the responses before
 /// it, then the close (a debug log line says so). The clock starts when the
 /// body is first waited for (the end of the header section, or the 100
@@ -69,7 +69,9 @@
 /// delay, so not timed: a request that waits for its 100 Continue (the
 /// client holds the body back until it comes), and any time the connection
 /// holds its input (the backlog below); the clock starts over when that
-/// ends. It applies during a stop too (the drain deadline bounds it
+/// ends. (The framework's own pause while too much output waits, for a
+/// client that reads its responses slowly, is not seen here: a body behind
+/// it is timed.) It applies during a stop too (the drain deadline bounds it
 /// anyway): a stalled upload then ends with its 408 rather than the
 /// deadline's forced close. One timer per connection at a time: a read
 /// notes the time, and the timer, when it fires, starts again for what is
