@@ -1,4 +1,5 @@
 #include "actors/behaviours/http_request_parser.hpp"
+#include "actors/behaviours/http_syntax.hpp"
 
 // Beast's own assertions stay off in this file (it is the only one that
 // includes Beast): basic_parser.ipp asserts at least 5 bytes when it resumes
@@ -24,6 +25,8 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
+using namespace syntax; // the grammar of RFC 9110/9112 (http_syntax.hpp)
+
 using boost::beast::error_code;
 
 constexpr int bad_request = 400;
@@ -36,133 +39,6 @@ constexpr int version_not_supported = 505;
 /// The most hexadecimal digits of a chunk size: 16 give every 64-bit size;
 /// more (leading zeros) are refused rather than counted.
 constexpr size_t max_chunk_size_digits = 16;
-
-// -- character classes --------------------------------------------------------
-
-enum char_class : uint8_t {
-  /// RFC 9110 5.6.2 tchar: what methods, field names and codings are made of.
-  tchar = 1,
-  /// A byte of a request target: no control, no space, no DEL (obs-text
-  /// allowed, as Beast does).
-  target_char = 2,
-  /// A byte of a field line other than its CR LF: HTAB, SP, VCHAR, obs-text.
-  line_char = 4,
-  /// A byte of a URI authority (RFC 3986 3.2: unreserved, pct-encoded,
-  /// sub-delims, `:` and the brackets of an IP literal); no userinfo `@`.
-  authority_char = 8,
-};
-
-constexpr std::array<uint8_t, 256> make_classes() {
-  std::array<uint8_t, 256> result{};
-  for (int c = 0; c < 256; ++c) {
-    uint8_t x = 0;
-    auto alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                 || (c >= '0' && c <= '9');
-    auto in = [c](const char* set) {
-      for (; *set != '\0'; ++set)
-        if (static_cast<unsigned char>(*set) == c)
-          return true;
-      return false;
-    };
-    if (alnum || in("!#$%&'*+-.^_`|~"))
-      x |= tchar;
-    if ((c > 0x20 && c < 0x7f) || c >= 0x80)
-      x |= target_char;
-    if (c == '\t' || (c >= 0x20 && c < 0x7f) || c >= 0x80)
-      x |= line_char;
-    if (alnum || in("-._~%!$&'()*+,;=:[]"))
-      x |= authority_char;
-    result[static_cast<size_t>(c)] = x;
-  }
-  return result;
-}
-
-constexpr std::array<uint8_t, 256> classes = make_classes();
-
-inline bool is(char c, char_class cls) {
-  return (classes[static_cast<unsigned char>(c)] & cls) != 0;
-}
-
-bool all_of_class(std::string_view text, char_class cls) {
-  return std::all_of(text.begin(), text.end(),
-                     [cls](char c) { return is(c, cls); });
-}
-
-bool iequals(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i) {
-    auto a = static_cast<unsigned char>(x[i]);
-    auto b = static_cast<unsigned char>(y[i]);
-    if (a >= 'A' && a <= 'Z')
-      a = static_cast<unsigned char>(a - 'A' + 'a');
-    if (b >= 'A' && b <= 'Z')
-      b = static_cast<unsigned char>(b - 'A' + 'a');
-    if (a != b)
-      return false;
-  }
-  return true;
-}
-
-/// Calls `fn` with each member of a comma-separated list (RFC 9110 5.6.1),
-/// without the whitespace around it; empty members are skipped.
-template <class F>
-void for_each_member(std::string_view list, F fn) {
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    auto member = list.substr(0, comma);
-    list.remove_prefix(comma == std::string_view::npos ? list.size()
-                                                       : comma + 1);
-    while (!member.empty() && (member.front() == ' ' || member.front() == '\t'))
-      member.remove_prefix(1);
-    while (!member.empty() && (member.back() == ' ' || member.back() == '\t'))
-      member.remove_suffix(1);
-    if (!member.empty())
-      fn(member);
-  }
-}
-
-/// Whether `text` has an LF without a CR before it, or a CR followed by
-/// anything but LF (a CR at the end may still get its LF). An LF at the
-/// very start counts as bare only if `at_start` (else `text` continues
-/// bytes looked at before, and its first byte is the one before the new
-/// ones).
-bool has_bare_line_break(std::string_view text, bool at_start) {
-  for (auto i = text.find_first_of("\r\n"); i != std::string_view::npos;
-       i = text.find_first_of("\r\n", i + 1)) {
-    auto bare = text[i] == '\n' ? (i == 0 ? at_start : text[i - 1] != '\r')
-                                : i + 1 < text.size() && text[i + 1] != '\n';
-    if (bare)
-      return true;
-  }
-  return false;
-}
-
-/// The request-target forms of RFC 9112 3.2 this server accepts.
-bool valid_target(std::string_view method, std::string_view target) {
-  if (method == "CONNECT")
-    return true; // authority-form; answered 501 and closed anyway
-  if (target == "*")
-    return method == "OPTIONS"; // asterisk-form
-  if (target.front() == '/')
-    return true; // origin-form
-  // absolute-form, as `scheme://authority[path][?query]`.
-  auto colon = target.find("://");
-  if (colon == 0 || colon == std::string_view::npos)
-    return false;
-  auto scheme = target.substr(0, colon);
-  auto alpha
-    = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-  if (!alpha(scheme.front()))
-    return false;
-  for (auto c : scheme)
-    if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-'
-        && c != '.')
-      return false;
-  auto rest = target.substr(colon + 3);
-  auto authority = rest.substr(0, rest.find_first_of("/?"));
-  return !authority.empty() && all_of_class(authority, authority_char);
-}
 
 /// Where the header section stands, byte by byte (see impl::scan_header).
 enum class line_state : uint8_t {
