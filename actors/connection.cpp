@@ -19,26 +19,28 @@ namespace {
 
 constexpr const char* component = "connection";
 
-/// How often a connection whose peer closed checks whether CAF has sent the
-/// bytes it still held.
-constexpr auto flush_check_interval = std::chrono::milliseconds(50);
-
 /// The connection's own timer messages, made once and shared (a
 /// caf::message is reference-counted): a pending timer costs no allocation
 /// of its own beyond the relay's entry.
-const caf::message& linger_message() {
-  static const caf::message msg = caf::make_message(linger_atom_v);
-  return msg;
-}
-
-const caf::message& idle_message() {
-  static const caf::message msg = caf::make_message(idle_atom_v);
-  return msg;
-}
-
-const caf::message& write_check_message() {
-  static const caf::message msg = caf::make_message(write_timeout_atom_v);
-  return msg;
+const caf::message& timer_message(timer_kind kind) {
+  static const caf::message linger = caf::make_message(linger_atom_v);
+  static const caf::message idle = caf::make_message(idle_atom_v);
+  static const caf::message write = caf::make_message(write_timeout_atom_v);
+  static const caf::message flush = caf::make_message(flush_poll_atom_v);
+  static const caf::message end = caf::make_message(end_tick_atom_v);
+  switch (kind) {
+    case timer_kind::linger:
+      return linger;
+    case timer_kind::idle:
+      return idle;
+    case timer_kind::write:
+      return write;
+    case timer_kind::flush_poll:
+      return flush;
+    case timer_kind::end_tick:
+      break;
+  }
+  return end;
 }
 
 std::string describe(caf::io::connection_handle hdl) {
@@ -49,6 +51,13 @@ std::string millis(caf::timespan x) {
   return std::to_string(
            std::chrono::duration_cast<std::chrono::milliseconds>(x).count())
          + "ms";
+}
+
+/// Replaces `key` in `text` by `value` (the core's notes, see
+/// lifecycle_action::why).
+void fill(std::string& text, std::string_view key, const std::string& value) {
+  if (auto i = text.find(key); i != std::string::npos)
+    text.replace(i, key.size(), value);
 }
 
 } // namespace
@@ -73,7 +82,7 @@ void connection_state::init(connection_actor::broker_pointer self,
   out_ = &self_->wr_buf(hdl_);
   cfg_ = std::move(cfg);
   behaviour_ = cfg_->make_behaviour();
-  stop_requested_ = cfg_->stopping;
+  core_.emplace(*cfg_, cfg_->stopping);
   fd_ = socket_ops::native_fd(self_, hdl_);
   // Written bytes are confirmed by data_transferred_msg: the connection knows
   // when its output has left, which the close and the backpressure rely on.
@@ -82,9 +91,183 @@ void connection_state::init(connection_actor::broker_pointer self,
                         caf::io::receive_policy::at_most(cfg_->small_read));
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " opened");
-  // A connection that sends nothing is idle from the start.
-  watch_idle();
+  run(core_->start(now(), busy()));
 }
+
+connection_lifecycle::time_point connection_state::now() const {
+  return self_->clock().now();
+}
+
+// -- carrying out the core's actions ------------------------------------------
+
+void connection_state::run(const lifecycle_actions& actions) {
+  for (auto& x : actions)
+    run_one(x);
+}
+
+void connection_state::run_one(const lifecycle_action& x) {
+  switch (x.kind) {
+    case action_kind::deliver: {
+      auto& msg = *input_;
+      behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
+      adapt_read_buffer(msg);
+      after_callback();
+      return;
+    }
+    case action_kind::tell_stop:
+      behaviour_->on_stop(*this);
+      after_callback();
+      return;
+    case action_kind::input_end:
+      // Input is over: a message half received can never complete.
+      behaviour_->on_input_end(*this);
+      after_callback();
+      return;
+    case action_kind::pause_reading:
+      self_->halt(hdl_);
+      return;
+    case action_kind::resume_reading:
+      self_->trigger(hdl_);
+      return;
+    case action_kind::sample_output:
+      if (fd_)
+        sample_output();
+      return;
+    case action_kind::write_only:
+      if (!reopen_write_only())
+        run(core_->reopen_failed(now()));
+      return;
+    case action_kind::watch_flush:
+      if (!watch_flush())
+        run(core_->reopen_failed(now()));
+      return;
+    case action_kind::fin:
+      if (fd_)
+        socket_ops::shutdown_write(*fd_);
+      if (log::enabled(log::level::debug))
+        log::debug(component, describe(hdl_) + " sent FIN");
+      return;
+    case action_kind::shut_read:
+      if (fd_) {
+        // The event loop now reads end-of-stream and drops the socket; the
+        // resulting connection_closed_msg is the core's `peer_closed`.
+        socket_ops::shutdown_read(*fd_);
+        return;
+      }
+      // The test multiplexer has no socket to shut: CAF's close sends no
+      // connection_closed_msg to the broker, so the end-of-stream is made up.
+      self_->close(hdl_);
+      run(core_->peer_closed(now(), false));
+      return;
+    case action_kind::report_done:
+      self_->send(cfg_->supervisor, done_atom_v);
+      return;
+    case action_kind::arm:
+      send_later(x.delay, timer_message(x.timer));
+      return;
+    case action_kind::abort:
+      switch (x.reason) {
+        case end_reason::write_timeout:
+          // The operator must be able to see why a client lost its
+          // connection.
+          log::warning(component,
+                       describe(hdl_) + ": write timeout: no output taken for "
+                         + millis(x.delay) + " with "
+                         + std::to_string(core_->pending_output())
+                         + " bytes waiting (write timeout "
+                         + millis(cfg_->write_timeout) + "); aborting (reset)");
+          break;
+        case end_reason::failed:
+          log::error(component, describe(hdl_)
+                                  + ": the behaviour threw an exception; "
+                                    "aborting");
+          break;
+        default:
+          if (log::enabled(log::level::debug))
+            log::debug(component, describe(hdl_) + " closed by force");
+          break;
+      }
+      if (fd_)
+        socket_ops::abort(*fd_);
+      return;
+    case action_kind::close:
+      if (owned_fd_ >= 0) {
+        // The flushing state's duplicate, the last reference to the socket:
+        // the kernel sends FIN.
+        ::close(owned_fd_);
+        owned_fd_ = -1;
+        fd_.reset();
+      }
+      if (x.why != nullptr && log::enabled(log::level::debug))
+        log::debug(component, describe(hdl_) + " " + x.why);
+      // CAF has dropped the socket on a peer close already; this releases a
+      // scribe still attached: the write-only one after a half-close (it
+      // sends FIN again, harmless), or one under the test multiplexer.
+      self_->close(hdl_);
+      return;
+    case action_kind::end:
+      switch (x.reason) {
+        case end_reason::normal:
+          self_->quit();
+          return;
+        case end_reason::forced:
+          self_->quit(forced_reason_);
+          return;
+        case end_reason::write_timeout:
+          self_->quit(caf::sec::connection_timeout);
+          return;
+        case end_reason::failed:
+          self_->quit(caf::sec::runtime_error);
+          return;
+      }
+      return;
+    case action_kind::note:
+      if (x.why != nullptr && log::enabled(log::level::debug)) {
+        std::string text = x.why;
+        fill(text, "{ms}", millis(x.delay));
+        fill(text, "{discarded}", std::to_string(core_->discarded()));
+        fill(text, "{discard_limit}", std::to_string(cfg_->discard_limit));
+        log::debug(component, describe(hdl_) + " " + text);
+      }
+      return;
+  }
+}
+
+void connection_state::after_callback() {
+  auto wrote = wrote_;
+  size_t queued = 0;
+  if (wrote) {
+    wrote_ = false;
+    queued = flush_output();
+  }
+  run(core_->callback_done(now(), busy(), wrote, queued));
+}
+
+size_t connection_state::flush_output() {
+  auto& buf = *out_;
+  if (buf.empty())
+    return 0;
+  if (fd_ && core_->pending_output() == 0) {
+    // CAF holds nothing for this socket, so nothing can be overtaken: the
+    // bytes go to the kernel now. Through CAF they would wait for the next
+    // turn of the event loop and cost two epoll_ctl calls (CAF watches for
+    // writability around every write) and an acknowledgement message.
+    // Whatever the kernel does not take, and everything after an error,
+    // goes through CAF as before.
+    if (auto sent = socket_ops::send_now(*fd_, buf.data(), buf.size());
+        sent && *sent > 0)
+      buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*sent));
+    if (buf.empty())
+      return 0;
+  }
+  // Without a socket (the test multiplexer) CAF takes the bytes at once:
+  // nothing is counted as waiting.
+  auto queued = fd_ ? buf.size() : size_t{0};
+  self_->flush(hdl_);
+  return queued;
+}
+
+// -- connection_io ------------------------------------------------------------
 
 void connection_state::write(std::string_view bytes) {
   if (bytes.empty())
@@ -106,10 +289,16 @@ void connection_state::send_later(caf::timespan delay, caf::message msg) {
 }
 
 void connection_state::close() {
-  // Wind down like a stop, without calling on_stop: the behaviour chose it.
-  // The caller's callback is followed by flush_output and close_if_drained.
-  if (phase_ == phase::open)
-    phase_ = phase::stopping;
+  // The caller's callback is followed by after_callback, which settles.
+  core_->close_requested();
+}
+
+void connection_state::hold_input(bool hold) {
+  run(core_->hold_input(hold));
+}
+
+bool connection_state::stop_requested() const {
+  return core_->stop_requested();
 }
 
 connection_actor connection_state::handle() const {
@@ -119,6 +308,12 @@ connection_actor connection_state::handle() const {
 caf::actor_system& connection_state::system() const {
   return self_->system();
 }
+
+bool connection_state::busy() const {
+  return !pending_requests_.empty() || !behaviour_->idle();
+}
+
+// -- requests -----------------------------------------------------------------
 
 uint64_t connection_state::new_request(uint64_t token) {
   auto id = ++last_request_id_;
@@ -150,7 +345,7 @@ void connection_state::reply_arrived(uint64_t id,
     return; // timed out already, or the reply came first
   auto token = i->second;
   pending_requests_.erase(i);
-  if (phase_ != phase::open && phase_ != phase::stopping) {
+  if (!core_->accepts_work()) {
     // The connection has ended its work; nobody can use the reply.
     if (log::enabled(log::level::debug))
       log::debug(component, describe(hdl_) + " dropped the reply to request "
@@ -161,29 +356,30 @@ void connection_state::reply_arrived(uint64_t id,
     behaviour_->on_reply(token, *reply, *this);
   else
     behaviour_->on_reply_error(token, reply.error(), *this);
-  flush_output();
-  close_if_drained();
+  after_callback();
 }
+
+// -- message handlers ---------------------------------------------------------
 
 void connection_state::on_message(caf::message& msg) {
-  if (phase_ != phase::open && phase_ != phase::stopping)
+  if (!core_->accepts_work())
     return;
   behaviour_->on_message(msg, *this);
-  flush_output();
-  close_if_drained();
-}
-
-bool connection_state::busy() const {
-  return !pending_requests_.empty() || !behaviour_->idle();
+  after_callback();
 }
 
 void connection_state::on_timer(uint64_t token) {
   // After the FIN nothing may be written any more: the work is over.
-  if (phase_ != phase::open && phase_ != phase::stopping)
+  if (!core_->accepts_work())
     return;
   behaviour_->on_timer(token, *this);
-  flush_output();
-  close_if_drained();
+  after_callback();
+}
+
+void connection_state::on_data(caf::io::new_data_msg& msg) {
+  input_ = &msg;
+  run(core_->read(now(), msg.buf.size()));
+  input_ = nullptr;
 }
 
 void connection_state::adapt_read_buffer(caf::io::new_data_msg& msg) {
@@ -208,148 +404,59 @@ void connection_state::adapt_read_buffer(caf::io::new_data_msg& msg) {
                         caf::io::receive_policy::at_most(cfg_->small_read));
 }
 
-void connection_state::on_data(caf::io::new_data_msg& msg) {
-  if (phase_ == phase::open || (phase_ == phase::stopping && busy())) {
-    note_activity();
-    auto size = msg.buf.size();
-    behaviour_->on_data({msg.buf.data(), size}, *this);
-    adapt_read_buffer(msg); // may take the buffer away: use `size` below
-    flush_output();
-    if (stop_pending_) {
-      // The bytes that waited in the kernel at the stop have been read.
-      unread_at_stop_ -= std::min(unread_at_stop_, size);
-      if (unread_at_stop_ == 0) {
-        if (phase_ == phase::open)
-          begin_stop();
-        else
-          tell_stop(); // the behaviour closed on its own meanwhile
-        return;
-      }
-    }
-    close_if_drained();
-    return;
-  }
-  // Stopping and idle, or lingering: the input is read and dropped. It only
-  // keeps the linger going, up to the limits.
-  discard(msg.buf.size());
-}
-
-void connection_state::discard(size_t n) {
-  last_input_ = self_->clock().now();
-  discarded_ += n;
-  if (discard_capped_ || cfg_->discard_limit == 0
-      || discarded_ < cfg_->discard_limit)
-    return;
-  discard_capped_ = true;
-  if (log::enabled(log::level::debug))
-    log::debug(component,
-               describe(hdl_) + " discarded " + std::to_string(discarded_)
-                 + " bytes of unwanted input (the limit is "
-                 + std::to_string(cfg_->discard_limit) + "): reading no more");
-  if (phase_ == phase::closing) {
-    // The linger is over already and reading ended locally, but input keeps
-    // coming: close now.
-    finish("closed: the discard limit was reached");
-    return;
-  }
-  // Stopping: the output still waiting goes first (the write timeout
-  // watches it), then the FIN. Lingering: the linger timer gives the peer
-  // one more `linger` to read what it was sent, then closes.
-  update_reading();
-}
-
 void connection_state::on_transferred(
   const caf::io::data_transferred_msg& msg) {
-  // `remaining` counts every byte CAF still holds for this socket, including
-  // bytes flushed while this write was under way.
-  pending_output_ = msg.remaining;
-  // The kernel took bytes: the peer reads (the write timeout).
-  if (msg.written > 0) {
-    output_progress_ = self_->clock().now();
+  if (msg.written > 0)
     output_sample_stale_ = true;
-  }
-  if (pending_output_ == 0)
-    output_full_ = false;
-  // Output leaving is activity: a peer reading a long response is not idle.
-  note_activity();
-  update_reading();
-  close_if_drained();
+  run(core_->transferred(now(), msg.written, msg.remaining));
 }
 
 void connection_state::on_peer_closed() {
   // End of stream or an I/O error (reset, timeout): CAF has dropped the
   // socket already. Bytes still buffered are sent by CAF's stream on its own.
-  if ((phase_ == phase::open || phase_ == phase::stopping) && busy()
-      && write_after_peer_fin()) {
-    // Input is over: a message half received can never complete.
-    behaviour_->on_input_end(*this);
-    flush_output();
-    close_if_drained();
-    return;
-  }
-  if (pending_output_ > 0 && watch_flush_after_peer_close())
-    return;
-  switch (phase_) {
-    case phase::open:
-      finish("closed by the peer");
-      break;
-    case phase::stopping:
-      finish("closed by the peer during the stop");
-      break;
-    case phase::lingering:
-    case phase::closing:
-    case phase::flushing:
-      finish("closed");
-      break;
-  }
-}
-
-bool connection_state::write_after_peer_fin() {
-  // The peer has sent everything (FIN after its request) and waits for the
-  // answer that the behaviour still owes. CAF 0.17 drops the scribe at
-  // end-of-stream, so the actor takes the socket back through a duplicate
-  // descriptor and a second scribe that only writes (it never reads: the
-  // peer's FIN is in). Only when nothing written earlier is still on its way,
-  // or the two scribes could reorder bytes.
-  if (!fd_ || pending_output_ > 0 || peer_finished_)
-    return false;
-  // A reset (RST) ends the end-of-stream too, but then nothing can reach
-  // the peer any more: keeping the descriptor until the behaviour's work is
-  // done (a long timer, a slow backend) would only leak it meanwhile, and
-  // keep a stop waiting for that work until the drain deadline. Only a FIN
-  // leaves the socket in CLOSE_WAIT, still able to send.
-  if (!socket_ops::peer_sent_fin(*fd_)) {
-    if (log::enabled(log::level::debug))
+  auto fin = false;
+  if (fd_ && core_->may_answer_after_fin()) {
+    // A reset (RST) ends the stream too, but then nothing can reach the
+    // peer any more. Only a FIN leaves the socket in CLOSE_WAIT, still able
+    // to send.
+    fin = socket_ops::peer_sent_fin(*fd_);
+    if (!fin && log::enabled(log::level::debug))
       log::debug(component, describe(hdl_)
                               + " reset by the peer; dropping the work in "
                                 "flight");
-    return false;
   }
+  run(core_->peer_closed(now(), fin));
+}
+
+bool connection_state::reopen_write_only() {
+  // CAF 0.17 drops the scribe at end-of-stream, so the actor takes the
+  // socket back through a duplicate descriptor and a second scribe that only
+  // writes (it never reads: the peer's FIN is in). The core asks for this
+  // only when nothing written earlier is still on its way, or the two
+  // scribes could reorder bytes.
+  if (!fd_)
+    return false;
   auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0)
     return false;
   hdl_ = static_cast<caf::io::abstract_broker*>(self_)->add_scribe(dup_fd);
   out_ = &self_->wr_buf(hdl_);
   fd_ = dup_fd;
-  peer_finished_ = true;
-  reading_paused_ = false;
   self_->ack_writes(hdl_, true);
-  if (phase_ == phase::open)
-    phase_ = phase::stopping; // answer, then close
   if (log::enabled(log::level::debug))
     log::debug(component,
                describe(hdl_) + " peer sent FIN; answering what is in flight");
   return true;
 }
 
-bool connection_state::watch_flush_after_peer_close() {
+bool connection_state::watch_flush() {
   // The peer closed while CAF still holds bytes for it. CAF's stream goes on
   // writing them (a peer that half-closed may still read), but this actor
   // would learn nothing more about the socket, and ending now would hide a
   // descriptor from max-connections and bytes from the drain. So the actor
-  // stays, holding a duplicate of the socket, and checks every
-  // `flush_check_interval` whether CAF has closed its descriptor (done or
-  // failed). A stop's deadline or a second signal aborts the socket.
+  // stays, holding a duplicate of the socket, and the flush poll checks
+  // whether CAF has closed its descriptor (done or failed). A stop's
+  // deadline or a second signal aborts the socket.
   if (!fd_)
     return false;
   struct stat st {};
@@ -362,235 +469,75 @@ bool connection_state::watch_flush_after_peer_close() {
   caf_fd_inode_ = st.st_ino;
   owned_fd_ = dup_fd;
   fd_ = dup_fd;
-  phase_ = phase::flushing;
-  // CAF reports no more writes: the write timeout watches what the peer
-  // acknowledges (on_write_check), through the duplicate.
-  watch_output();
   if (log::enabled(log::level::debug))
     log::debug(component, describe(hdl_) + " closed by the peer with "
-                            + std::to_string(pending_output_)
+                            + std::to_string(core_->pending_output())
                             + " bytes still to send");
-  arm_linger_timer(flush_check_interval);
   return true;
 }
 
+bool connection_state::caf_flushed() const {
+  // CAF closes its descriptor once the stream has written everything (or
+  // failed); a new socket may reuse the number, never the inode.
+  struct stat st {};
+  return ::fstat(caf_fd_, &st) != 0 || st.st_ino != caf_fd_inode_;
+}
+
 void connection_state::on_stop() {
-  stop_requested_ = true;
-  if (stop_pending_ || stop_told_)
-    return; // stop twice: harmless
-  if (phase_ == phase::stopping) {
-    // Winding down already (the behaviour's own close, or a peer that
-    // half-closed while work is in flight): nothing more is read, but the
-    // behaviour still hears of the stop, once. Else `stop_requested` would
-    // hold its last answer back until the drain deadline.
-    tell_stop();
-    return;
-  }
-  if (phase_ != phase::open)
-    return;
   // Bytes the client sent before the stop may still wait in the kernel, not
   // yet read by the event loop: they were sent before the stop and count as
-  // in flight. The behaviour gets them before it hears of the stop.
-  if (fd_) {
-    unread_at_stop_ = socket_ops::unread_bytes(*fd_);
-    if (unread_at_stop_ > 0) {
-      stop_pending_ = true;
-      return;
-    }
-  }
-  begin_stop();
-}
-
-void connection_state::begin_stop() {
-  phase_ = phase::stopping;
-  tell_stop();
-}
-
-void connection_state::tell_stop() {
-  stop_pending_ = false;
-  stop_told_ = true;
-  behaviour_->on_stop(*this);
-  flush_output();
-  close_if_drained();
-}
-
-void connection_state::on_linger() {
-  linger_timer_armed_ = false;
-  if (phase_ == phase::flushing) {
-    // CAF closes its descriptor once the stream has written everything (or
-    // failed); a new socket may reuse the number, never the inode.
-    struct stat st {};
-    if (::fstat(caf_fd_, &st) != 0 || st.st_ino != caf_fd_inode_) {
-      ::close(owned_fd_); // the last reference: the kernel sends FIN
-      owned_fd_ = -1;
-      fd_.reset();
-      finish("flushed after the peer closed");
-      return;
-    }
-    arm_linger_timer(flush_check_interval);
-    return;
-  }
-  if (phase_ != phase::lingering)
-    return;
-  auto now = self_->clock().now();
-  auto lingered = now - linger_began_;
-  auto limited = cfg_->linger_time > caf::timespan{0};
-  if (limited && lingered >= cfg_->linger_time) {
-    // Input kept coming for the whole linger time (nginx's lingering_time).
-    if (log::enabled(log::level::debug))
-      log::debug(component, describe(hdl_) + " lingered for " + millis(lingered)
-                              + ", the limit, with "
-                              + std::to_string(discarded_)
-                              + " bytes discarded: closing");
-    finish("closed at the linger time limit");
-    return;
-  }
-  auto quiet = now - last_input_;
-  if (quiet < cfg_->linger) {
-    auto wait = cfg_->linger - quiet;
-    if (limited)
-      wait = std::min(wait, cfg_->linger_time - lingered);
-    arm_linger_timer(wait);
-    return;
-  }
-  if (discard_capped_) {
-    // Reading stopped at the discard limit; the peer had its `linger` to
-    // read what it was sent. Unread input makes this close a reset.
-    finish("closed after the discard limit");
-    return;
-  }
-  // The peer neither closed nor sent anything for a whole linger: close.
-  // Nothing is left unread, so the close sends no reset.
-  if (fd_) {
-    phase_ = phase::closing;
-    // The event loop now reads end-of-stream and drops the socket; the
-    // resulting connection_closed_msg finishes this actor.
-    socket_ops::shutdown_read(*fd_);
-    return;
-  }
-  self_->close(hdl_);
-  finish("closed after the linger");
-}
-
-void connection_state::on_idle_check() {
-  idle_timer_armed_ = false;
-  // Busy now: watch_idle arms the timer again once the work is done.
-  if (phase_ != phase::open || cfg_->idle_timeout <= caf::timespan{0}
-      || !quiet())
-    return;
-  auto quiet_for = self_->clock().now() - last_activity_;
-  if (quiet_for < cfg_->idle_timeout) {
-    // Activity since the timer was armed: wait for the rest.
-    arm_idle_timer(cfg_->idle_timeout - quiet_for);
-    return;
-  }
-  if (log::enabled(log::level::debug))
-    log::debug(component,
-               describe(hdl_) + " idle for " + millis(quiet_for) + ": closing");
-  // Like the behaviour's own close: FIN, done, linger.
-  phase_ = phase::stopping;
-  close_if_drained();
+  // in flight. Only an open connection asks (the core ignores it otherwise).
+  size_t unread = 0;
+  if (fd_ && core_->state() == lifecycle_state::open)
+    unread = socket_ops::unread_bytes(*fd_);
+  run(core_->stop(now(), unread));
 }
 
 void connection_state::on_forced(const caf::exit_msg& msg) {
-  if (ending_)
-    return;
-  if (quiet_at_force()) {
-    // Nothing is lost by closing: a clean close, as a stop would have done
-    // had the connection got to it (the stop's broadcast may still be on its
-    // way through the event loop, or its `done` in the supervisor's
-    // mailbox). It counts as drained.
-    if (!done_reported_) {
+  forced_reason_ = msg.reason;
+  size_t unread = 0;
+  switch (core_->state()) {
+    case lifecycle_state::open:
+    case lifecycle_state::stop_waiting:
+    case lifecycle_state::draining:
       if (fd_)
-        socket_ops::shutdown_write(*fd_);
-      report_done();
-    }
-    if (log::enabled(log::level::debug))
-      log::debug(component, describe(hdl_)
-                              + " closed at the forced stop: nothing in "
-                                "flight");
-    end_later(caf::error{});
-    return;
-  }
-  if (log::enabled(log::level::debug))
-    log::debug(component, describe(hdl_) + " closed by force");
-  abort_connection(msg.reason);
-}
-
-bool connection_state::quiet_at_force() const {
-  switch (phase_) {
-    case phase::lingering:
-    case phase::closing:
-      return true; // the FIN is out: nothing owed
-    case phase::flushing:
-      return false; // CAF still holds output for the peer
-    case phase::open:
-    case phase::stopping:
+        unread = socket_ops::unread_bytes(*fd_);
+      break;
+    default:
       break;
   }
-  if (!quiet())
+  run(core_->force(now(), unread));
+}
+
+void connection_state::on_timer_fired(timer_kind kind) {
+  switch (kind) {
+    case timer_kind::linger:
+      run(core_->linger_timer(now()));
+      return;
+    case timer_kind::idle:
+      run(core_->idle_timer(now()));
+      return;
+    case timer_kind::write:
+      run(core_->write_timer(now(), peer_read_since_sample()));
+      return;
+    case timer_kind::flush_poll:
+      run(core_->flush_poll(now(), core_->state() == lifecycle_state::flushing
+                                     && caf_flushed()));
+      return;
+    case timer_kind::end_tick:
+      run(core_->end_tick());
+      return;
+  }
+}
+
+bool connection_state::peer_read_since_sample() {
+  if (!fd_ || core_->pending_output() == 0)
     return false;
-  // Bytes the client sent that wait unread in the kernel are a request in
-  // flight, as at a stop.
-  return !fd_ || socket_ops::unread_bytes(*fd_) == 0;
-}
-
-void connection_state::abort_connection(caf::error reason) {
-  if (fd_)
-    socket_ops::abort(*fd_);
-  end_later(std::move(reason));
-}
-
-void connection_state::end_later(caf::error reason) {
-  ending_ = true;
-  end_reason_ = std::move(reason);
-  send_later(std::chrono::milliseconds(1), linger_message());
-}
-
-bool connection_state::ending() const {
-  return ending_;
-}
-
-void connection_state::end_now() {
-  self_->quit(end_reason_);
-}
-
-void connection_state::on_write_check() {
-  write_timer_armed_ = false;
-  if (pending_output_ == 0 || cfg_->write_timeout <= caf::timespan{0})
-    return; // nothing waits: the next wait arms the timer again
-  auto now = self_->clock().now();
-  if (fd_) {
-    auto before = output_sample_;
-    auto stale = output_sample_stale_;
-    sample_output();
-    if (before && output_sample_ && !stale
-        && socket_ops::peer_read_since(*before, *output_sample_))
-      output_progress_ = now;
-  }
-  auto stalled = now - output_progress_;
-  if (stalled < cfg_->write_timeout) {
-    write_timer_armed_ = true;
-    send_later(cfg_->write_timeout - stalled, write_check_message());
-    return;
-  }
-  // The operator must be able to see why a client lost its connection.
-  log::warning(component,
-               describe(hdl_) + ": write timeout: no output taken for "
-                 + millis(stalled) + " with " + std::to_string(pending_output_)
-                 + " bytes waiting (write timeout "
-                 + millis(cfg_->write_timeout) + "); aborting (reset)");
-  abort_connection(caf::sec::connection_timeout);
-}
-
-void connection_state::watch_output() {
-  if (pending_output_ == 0 || write_timer_armed_
-      || cfg_->write_timeout <= caf::timespan{0})
-    return;
-  // When it fires, it re-arms for what is left of the timeout.
-  write_timer_armed_ = true;
-  send_later(output_progress_ + cfg_->write_timeout - self_->clock().now(),
-             write_check_message());
+  auto before = output_sample_;
+  auto stale = output_sample_stale_;
+  sample_output();
+  return before && output_sample_ && !stale
+         && socket_ops::peer_read_since(*before, *output_sample_);
 }
 
 void connection_state::sample_output() {
@@ -599,164 +546,7 @@ void connection_state::sample_output() {
 }
 
 void connection_state::on_exception() {
-  log::error(component,
-             describe(hdl_) + ": the behaviour threw an exception; aborting");
-  if (fd_)
-    socket_ops::abort(*fd_);
-}
-
-void connection_state::flush_output() {
-  if (!wrote_)
-    return;
-  wrote_ = false;
-  note_activity();
-  auto& buf = *out_;
-  if (fd_ && pending_output_ == 0 && !buf.empty()) {
-    // CAF holds nothing for this socket, so nothing can be overtaken: the
-    // bytes go to the kernel now. Through CAF they would wait for the next
-    // turn of the event loop and cost two epoll_ctl calls (CAF watches for
-    // writability around every write) and an acknowledgement message.
-    // Whatever the kernel does not take, and everything after an error,
-    // goes through CAF as before.
-    if (auto sent = socket_ops::send_now(*fd_, buf.data(), buf.size());
-        sent && *sent > 0)
-      buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*sent));
-    if (buf.empty()) {
-      update_reading();
-      return;
-    }
-  }
-  if (fd_) {
-    if (pending_output_ == 0 && cfg_->write_timeout > caf::timespan{0}) {
-      // Output starts waiting: the write timeout counts from here.
-      output_progress_ = self_->clock().now();
-      sample_output();
-    }
-    pending_output_ += buf.size();
-  }
-  self_->flush(hdl_);
-  if (pending_output_ > cfg_->max_pending_output)
-    output_full_ = true;
-  update_reading();
-  watch_output();
-}
-
-bool connection_state::stop_requested() const {
-  return stop_requested_;
-}
-
-void connection_state::hold_input(bool hold) {
-  input_held_ = hold;
-  update_reading();
-}
-
-void connection_state::update_reading() {
-  // After a half-close the scribe only writes: it must never start reading.
-  if (peer_finished_)
-    return;
-  // Once the FIN is out, reading goes on (the peer's FIN must be seen)
-  // unless the discard limit was reached.
-  auto serving = phase_ == phase::open || phase_ == phase::stopping;
-  auto pause = discard_capped_ || (serving && (output_full_ || input_held_));
-  if (pause == reading_paused_)
-    return;
-  reading_paused_ = pause;
-  if (pause)
-    self_->halt(hdl_);
-  else
-    self_->trigger(hdl_);
-}
-
-void connection_state::close_if_drained() {
-  if (phase_ == phase::open) {
-    // Every event ends here: the place to notice that the connection has
-    // become idle.
-    watch_idle();
-    return;
-  }
-  if (phase_ != phase::stopping || busy() || pending_output_ > 0)
-    return;
-  begin_linger();
-}
-
-bool connection_state::quiet() const {
-  return !busy() && pending_output_ == 0 && !wrote_ && !stop_pending_
-         && !peer_finished_;
-}
-
-void connection_state::note_activity() {
-  if (cfg_->idle_timeout > caf::timespan{0})
-    last_activity_ = self_->clock().now();
-}
-
-void connection_state::watch_idle() {
-  if (phase_ != phase::open || cfg_->idle_timeout <= caf::timespan{0})
-    return;
-  if (!quiet()) {
-    was_quiet_ = false;
-    return;
-  }
-  if (!was_quiet_) {
-    // The connection has just become idle (or opened): the idle time counts
-    // from now, whatever the last activity was. Work in flight is no idling.
-    was_quiet_ = true;
-    last_activity_ = self_->clock().now();
-  }
-  if (idle_timer_armed_)
-    return; // when it fires, it re-arms for what is left
-  arm_idle_timer(last_activity_ + cfg_->idle_timeout - self_->clock().now());
-}
-
-void connection_state::arm_idle_timer(caf::timespan delay) {
-  idle_timer_armed_ = true;
-  send_later(delay, idle_message());
-}
-
-void connection_state::begin_linger() {
-  phase_ = phase::lingering;
-  last_input_ = self_->clock().now();
-  linger_began_ = last_input_;
-  // Read again, so that the peer's FIN (and any late input) is seen.
-  update_reading();
-  // FIN after the last byte of output: the kernel has all of it.
-  if (fd_)
-    socket_ops::shutdown_write(*fd_);
-  if (log::enabled(log::level::debug))
-    log::debug(component, describe(hdl_) + " sent FIN");
-  // Everything owed is sent: the connection has drained. What remains (the
-  // linger) only spares a client that still sends a reset.
-  report_done();
-  if (peer_finished_) {
-    // The peer's FIN came first: nothing to linger for.
-    finish("closed after answering a half-closed peer");
-    return;
-  }
-  arm_linger_timer(cfg_->linger);
-}
-
-void connection_state::report_done() {
-  if (done_reported_)
-    return;
-  done_reported_ = true;
-  self_->send(cfg_->supervisor, done_atom_v);
-}
-
-void connection_state::arm_linger_timer(caf::timespan delay) {
-  if (linger_timer_armed_)
-    return;
-  linger_timer_armed_ = true;
-  send_later(delay, linger_message());
-}
-
-void connection_state::finish(const char* why) {
-  if (log::enabled(log::level::debug))
-    log::debug(component, describe(hdl_) + " " + why);
-  // CAF has dropped the socket on a peer close already; this releases a
-  // scribe still attached: the write-only one after a half-close (it sends
-  // FIN again, harmless), or one under the test multiplexer.
-  self_->close(hdl_);
-  report_done();
-  self_->quit();
+  run(core_->failed());
 }
 
 connection_actor::behavior_type connection_main(
@@ -772,51 +562,20 @@ connection_actor::behavior_type connection_main(
       self->state.on_exception();
       return caf::sec::runtime_error;
     });
-  // Once ending only the timer that ends the actor counts.
   auto& st = self->state;
   return {
-    [&st](caf::io::new_data_msg& msg) {
-      if (!st.ending())
-        st.on_data(msg);
-    },
-    [&st](caf::io::data_transferred_msg& msg) {
-      if (!st.ending())
-        st.on_transferred(msg);
-    },
-    [&st](caf::io::connection_closed_msg&) {
-      if (!st.ending())
-        st.on_peer_closed();
-    },
-    [&st](stop_atom) {
-      if (!st.ending())
-        st.on_stop();
-    },
-    [&st](linger_atom) {
-      if (st.ending())
-        st.end_now();
-      else
-        st.on_linger();
-    },
-    [&st](idle_atom) {
-      if (!st.ending())
-        st.on_idle_check();
-    },
-    [&st](write_timeout_atom) {
-      if (!st.ending())
-        st.on_write_check();
-    },
-    [&st](timer_atom, uint64_t token) {
-      if (!st.ending())
-        st.on_timer(token);
-    },
-    [&st](deliver_atom, caf::message& msg) {
-      if (!st.ending())
-        st.on_message(msg);
-    },
-    [&st](request_timeout_atom, uint64_t id) {
-      if (!st.ending())
-        st.on_request_timeout(id);
-    },
+    [&st](caf::io::new_data_msg& msg) { st.on_data(msg); },
+    [&st](caf::io::data_transferred_msg& msg) { st.on_transferred(msg); },
+    [&st](caf::io::connection_closed_msg&) { st.on_peer_closed(); },
+    [&st](stop_atom) { st.on_stop(); },
+    [&st](linger_atom) { st.on_timer_fired(timer_kind::linger); },
+    [&st](idle_atom) { st.on_timer_fired(timer_kind::idle); },
+    [&st](write_timeout_atom) { st.on_timer_fired(timer_kind::write); },
+    [&st](flush_poll_atom) { st.on_timer_fired(timer_kind::flush_poll); },
+    [&st](end_tick_atom) { st.on_timer_fired(timer_kind::end_tick); },
+    [&st](timer_atom, uint64_t token) { st.on_timer(token); },
+    [&st](deliver_atom, caf::message& msg) { st.on_message(msg); },
+    [&st](request_timeout_atom, uint64_t id) { st.on_request_timeout(id); },
   };
 }
 

@@ -43,8 +43,15 @@ CAF_ADD_ATOM(quiesce, quiesce, done_atom, "done")
 CAF_ADD_ATOM(quiesce, quiesce, connected_atom, "connected")
 /// The drain deadline passed (supervisor -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
-/// A lingering close waited long enough (connection -> itself, delayed).
+/// The linger after a connection's FIN: time to look whether the peer went
+/// quiet (connection -> itself, delayed; timer_kind::linger).
 CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
+/// A connection whose peer closed while output was owed looks whether the
+/// output has left (connection -> itself, delayed; timer_kind::flush_poll).
+CAF_ADD_ATOM(quiesce, quiesce, flush_poll_atom, "flush_poll")
+/// One turn after a close or an abort, the connection actor ends
+/// (connection -> itself, delayed; timer_kind::end_tick).
+CAF_ADD_ATOM(quiesce, quiesce, end_tick_atom, "end_tick")
 /// A behaviour's timer fired (connection -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
 /// A behaviour's request got no reply in time (connection -> itself,
@@ -108,7 +115,8 @@ using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
   caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>,
   caf::reacts_to<deliver_atom, caf::message>, caf::reacts_to<idle_atom>,
-  caf::reacts_to<write_timeout_atom>,
+  caf::reacts_to<write_timeout_atom>, caf::reacts_to<flush_poll_atom>,
+  caf::reacts_to<end_tick_atom>,
   caf::reacts_to<request_timeout_atom, uint64_t>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops

@@ -66,6 +66,8 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
     [](request_timeout_atom, uint64_t) {},
     [](idle_atom) {},
     [](write_timeout_atom) {},
+    [](flush_poll_atom) {},
+    [](end_tick_atom) {},
   };
 }
 
