@@ -152,6 +152,11 @@ protected:
 private:
   connection_lifecycle::time_point now() const;
 
+  /// "connection N", for the log.
+  std::string describe() const;
+
+  static std::string millis(caf::timespan x);
+
   /// True while the behaviour has work in flight or a request is pending.
   bool busy() const;
 

@@ -189,6 +189,9 @@ enum class action_kind : uint8_t {
   note,
 };
 
+/// The number of action kinds, for tables.
+constexpr size_t action_kind_count = 16;
+
 const char* to_string(action_kind x);
 
 /// One action; fields other than `kind` matter only for some kinds.
@@ -203,6 +206,14 @@ struct lifecycle_action {
   /// numbers).
   const char* why = nullptr;
 };
+
+inline lifecycle_action make_action(action_kind kind,
+                                    const char* why = nullptr) {
+  lifecycle_action x;
+  x.kind = kind;
+  x.why = why;
+  return x;
+}
 
 /// The actions of one event, in the order they must be carried out. At most
 /// one of them is a behaviour callback (deliver, tell_stop, input_end), and

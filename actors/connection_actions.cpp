@@ -1,0 +1,295 @@
+#include "actors/connection.hpp"
+
+// The connection actor's half that carries out the lifecycle core's actions,
+// with the socket facts it needs (connection.cpp has the message handlers).
+// Each workaround for CAF 0.17 says which behaviour of CAF it works around.
+
+#include <fcntl.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "caf/sec.hpp"
+
+#include "actors/log.hpp"
+#include "actors/socket_ops.hpp"
+
+namespace quiesce {
+
+namespace {
+
+constexpr const char* component = "connection";
+
+/// The connection's own timer messages, made once and shared (a
+/// caf::message is reference-counted): a pending timer costs no allocation
+/// of its own beyond the relay's entry.
+const caf::message& timer_message(timer_kind kind) {
+  static const caf::message linger = caf::make_message(linger_atom_v);
+  static const caf::message idle = caf::make_message(idle_atom_v);
+  static const caf::message write = caf::make_message(write_timeout_atom_v);
+  static const caf::message flush = caf::make_message(flush_poll_atom_v);
+  static const caf::message end = caf::make_message(end_tick_atom_v);
+  switch (kind) {
+    case timer_kind::linger:
+      return linger;
+    case timer_kind::idle:
+      return idle;
+    case timer_kind::write:
+      return write;
+    case timer_kind::flush_poll:
+      return flush;
+    case timer_kind::end_tick:
+      break;
+  }
+  return end;
+}
+
+/// Replaces `key` in `text` by `value` (the core's notes, see
+/// lifecycle_action::why).
+void fill(std::string& text, std::string_view key, const std::string& value) {
+  if (auto i = text.find(key); i != std::string::npos)
+    text.replace(i, key.size(), value);
+}
+
+} // namespace
+
+// -- carrying out the core's actions ------------------------------------------
+
+void connection_state::run(const lifecycle_actions& actions) {
+  for (auto& x : actions)
+    run_one(x);
+}
+
+void connection_state::run_one(const lifecycle_action& x) {
+  switch (x.kind) {
+    case action_kind::deliver: {
+      auto& msg = *input_;
+      behaviour_->on_data({msg.buf.data(), msg.buf.size()}, *this);
+      adapt_read_buffer(msg);
+      after_callback();
+      return;
+    }
+    case action_kind::tell_stop:
+      behaviour_->on_stop(*this);
+      after_callback();
+      return;
+    case action_kind::input_end:
+      // Input is over: a message half received can never complete.
+      behaviour_->on_input_end(*this);
+      after_callback();
+      return;
+    case action_kind::pause_reading:
+      self_->halt(hdl_);
+      return;
+    case action_kind::resume_reading:
+      self_->trigger(hdl_);
+      return;
+    case action_kind::sample_output:
+      if (fd_)
+        sample_output();
+      return;
+    case action_kind::write_only:
+      if (!reopen_write_only())
+        run(core_->reopen_failed(now()));
+      return;
+    case action_kind::watch_flush:
+      if (!watch_flush())
+        run(core_->reopen_failed(now()));
+      return;
+    case action_kind::fin:
+      if (fd_)
+        socket_ops::shutdown_write(*fd_);
+      if (log::enabled(log::level::debug))
+        log::debug(component, describe() + " sent FIN");
+      return;
+    case action_kind::shut_read:
+      if (fd_) {
+        // The event loop now reads end-of-stream and drops the socket; the
+        // resulting connection_closed_msg is the core's `peer_closed`.
+        socket_ops::shutdown_read(*fd_);
+        return;
+      }
+      // The test multiplexer has no socket to shut: CAF's close sends no
+      // connection_closed_msg to the broker, so the end-of-stream is made up.
+      self_->close(hdl_);
+      run(core_->peer_closed(now(), false));
+      return;
+    case action_kind::report_done:
+      self_->send(cfg_->supervisor, done_atom_v);
+      return;
+    case action_kind::arm:
+      send_later(x.delay, timer_message(x.timer));
+      return;
+    case action_kind::abort:
+      switch (x.reason) {
+        case end_reason::write_timeout:
+          // The operator must be able to see why a client lost its
+          // connection.
+          log::warning(component,
+                       describe() + ": write timeout: no output taken for "
+                         + millis(x.delay) + " with "
+                         + std::to_string(core_->pending_output())
+                         + " bytes waiting (write timeout "
+                         + millis(cfg_->write_timeout) + "); aborting (reset)");
+          break;
+        case end_reason::failed:
+          log::error(component, describe()
+                                  + ": the behaviour threw an exception; "
+                                    "aborting");
+          break;
+        default:
+          if (log::enabled(log::level::debug))
+            log::debug(component, describe() + " closed by force");
+          break;
+      }
+      if (fd_)
+        socket_ops::abort(*fd_);
+      return;
+    case action_kind::close:
+      if (owned_fd_ >= 0) {
+        // The flushing state's duplicate, the last reference to the socket:
+        // the kernel sends FIN.
+        ::close(owned_fd_);
+        owned_fd_ = -1;
+        fd_.reset();
+      }
+      if (x.why != nullptr && log::enabled(log::level::debug))
+        log::debug(component, describe() + " " + x.why);
+      // CAF has dropped the socket on a peer close already; this releases a
+      // scribe still attached: the write-only one after a half-close (it
+      // sends FIN again, harmless), or one under the test multiplexer.
+      self_->close(hdl_);
+      return;
+    case action_kind::end:
+      switch (x.reason) {
+        case end_reason::normal:
+          self_->quit();
+          return;
+        case end_reason::forced:
+          self_->quit(forced_reason_);
+          return;
+        case end_reason::write_timeout:
+          self_->quit(caf::sec::connection_timeout);
+          return;
+        case end_reason::failed:
+          self_->quit(caf::sec::runtime_error);
+          return;
+      }
+      return;
+    case action_kind::note:
+      if (x.why != nullptr && log::enabled(log::level::debug)) {
+        std::string text = x.why;
+        fill(text, "{ms}", millis(x.delay));
+        fill(text, "{discarded}", std::to_string(core_->discarded()));
+        fill(text, "{discard_limit}", std::to_string(cfg_->discard_limit));
+        log::debug(component, describe() + " " + text);
+      }
+      return;
+  }
+}
+
+void connection_state::after_callback() {
+  auto wrote = wrote_;
+  size_t queued = 0;
+  if (wrote) {
+    wrote_ = false;
+    queued = flush_output();
+  }
+  run(core_->callback_done(now(), busy(), wrote, queued));
+}
+
+size_t connection_state::flush_output() {
+  auto& buf = *out_;
+  if (buf.empty())
+    return 0;
+  if (fd_ && core_->pending_output() == 0) {
+    // CAF holds nothing for this socket, so nothing can be overtaken: the
+    // bytes go to the kernel now. Through CAF they would wait for the next
+    // turn of the event loop and cost two epoll_ctl calls (CAF watches for
+    // writability around every write) and an acknowledgement message.
+    // Whatever the kernel does not take, and everything after an error,
+    // goes through CAF as before.
+    if (auto sent = socket_ops::send_now(*fd_, buf.data(), buf.size());
+        sent && *sent > 0)
+      buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*sent));
+    if (buf.empty())
+      return 0;
+  }
+  // Without a socket (the test multiplexer) CAF takes the bytes at once:
+  // nothing is counted as waiting.
+  auto queued = fd_ ? buf.size() : size_t{0};
+  self_->flush(hdl_);
+  return queued;
+}
+
+bool connection_state::reopen_write_only() {
+  // CAF 0.17 drops the scribe at end-of-stream, so the actor takes the
+  // socket back through a duplicate descriptor and a second scribe that only
+  // writes (it never reads: the peer's FIN is in). The core asks for this
+  // only when nothing written earlier is still on its way, or the two
+  // scribes could reorder bytes.
+  if (!fd_)
+    return false;
+  auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return false;
+  hdl_ = static_cast<caf::io::abstract_broker*>(self_)->add_scribe(dup_fd);
+  out_ = &self_->wr_buf(hdl_);
+  fd_ = dup_fd;
+  self_->ack_writes(hdl_, true);
+  if (log::enabled(log::level::debug))
+    log::debug(component,
+               describe() + " peer sent FIN; answering what is in flight");
+  return true;
+}
+
+bool connection_state::watch_flush() {
+  // The peer closed while CAF still holds bytes for it. CAF's stream goes on
+  // writing them (a peer that half-closed may still read), but this actor
+  // would learn nothing more about the socket, and ending now would hide a
+  // descriptor from max-connections and bytes from the drain. So the actor
+  // stays, holding a duplicate of the socket, and the flush poll checks
+  // whether CAF has closed its descriptor (done or failed). A stop's
+  // deadline or a second signal aborts the socket.
+  if (!fd_)
+    return false;
+  struct stat st {};
+  if (::fstat(*fd_, &st) != 0)
+    return false;
+  auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return false;
+  caf_fd_ = *fd_;
+  caf_fd_inode_ = st.st_ino;
+  owned_fd_ = dup_fd;
+  fd_ = dup_fd;
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe() + " closed by the peer with "
+                            + std::to_string(core_->pending_output())
+                            + " bytes still to send");
+  return true;
+}
+
+bool connection_state::caf_flushed() const {
+  // CAF closes its descriptor once the stream has written everything (or
+  // failed); a new socket may reuse the number, never the inode.
+  struct stat st {};
+  return ::fstat(caf_fd_, &st) != 0 || st.st_ino != caf_fd_inode_;
+}
+
+bool connection_state::peer_read_since_sample() {
+  if (!fd_ || core_->pending_output() == 0)
+    return false;
+  auto before = output_sample_;
+  auto stale = output_sample_stale_;
+  sample_output();
+  return before && output_sample_ && !stale
+         && socket_ops::peer_read_since(*before, *output_sample_);
+}
+
+void connection_state::sample_output() {
+  output_sample_ = socket_ops::sample_output(*fd_);
+  output_sample_stale_ = false;
+}
+
+} // namespace quiesce
