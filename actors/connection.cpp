@@ -254,9 +254,16 @@ void connection_state::on_forced(const caf::exit_msg& msg) {
 
 void connection_state::on_timer_fired(timer_kind kind) {
   switch (kind) {
-    case timer_kind::linger:
-      run(core_->linger_timer(now()));
+    case timer_kind::linger: {
+      // The core must know of input that waits unread in the kernel: the
+      // linger timer's message may be handled before the event loop reads
+      // input that arrived just before it.
+      size_t unread = 0;
+      if (fd_ && core_->state() == lifecycle_state::lingering)
+        unread = socket_ops::unread_bytes(*fd_);
+      run(core_->linger_timer(now(), unread));
       return;
+    }
     case timer_kind::idle:
       run(core_->idle_timer(now()));
       return;

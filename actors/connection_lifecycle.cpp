@@ -296,11 +296,19 @@ lifecycle_actions connection_lifecycle::hold_input(bool hold) {
   return out;
 }
 
-lifecycle_actions connection_lifecycle::linger_timer(time_point now) {
+lifecycle_actions connection_lifecycle::linger_timer(time_point now,
+                                                     size_t unread) {
   lifecycle_actions out;
   armed_ &= static_cast<uint8_t>(~bit(timer_kind::linger));
   if (state_ != lifecycle_state::lingering)
     return out;
+  if (unread > 0 && !discard_capped_) {
+    // Input has arrived that the event loop has not read yet: the peer is
+    // not quiet. Ending the read side now would make the kernel answer that
+    // input (and any after it) with a reset, to a client that may be
+    // sending still, after our FIN: the storm's EPIPE (issue 11).
+    last_input_ = now;
+  }
   auto lingered = now - linger_began_;
   auto limited = limits_->linger_time > zero;
   if (limited && lingered >= limits_->linger_time) {

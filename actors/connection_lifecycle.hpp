@@ -305,7 +305,10 @@ public:
   /// The behaviour holds its input (or lets it come again).
   lifecycle_actions hold_input(bool hold);
 
-  lifecycle_actions linger_timer(time_point now);
+  /// `unread`: bytes that wait unread in the kernel (input that arrived but
+  /// that the event loop has not read yet); the adapter asks only while
+  /// `lingering`.
+  lifecycle_actions linger_timer(time_point now, size_t unread = 0);
 
   lifecycle_actions idle_timer(time_point now);
 
