@@ -5,6 +5,7 @@
 
 #include "caf/sec.hpp"
 
+#include "actors/deferred_close.hpp"
 #include "actors/listener.hpp"
 #include "actors/log.hpp"
 #include "actors/socket_ops.hpp"
@@ -14,10 +15,6 @@ namespace quiesce {
 namespace {
 
 constexpr const char* component = "acceptor";
-
-/// Between stopping to listen and closing the doorman: long enough to land
-/// on a later turn of the event loop, short against any drain.
-constexpr auto close_delay = std::chrono::milliseconds(1);
 
 using acceptor_pointer
   = acceptor_actor::stateful_broker_pointer<acceptor_state>;
@@ -107,12 +104,10 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
         accept_backlog(self, *fd);
         socket_ops::stop_listening(*fd);
       }
-      // Take the doorman out of the event loop on a later turn. A stop that
-      // comes in the same turn as the doorman's start would otherwise have
-      // CAF 0.17 merge "add" and "remove" into nothing, and the doorman would
-      // never be released (LeakSanitizer saw it in stop storms).
-      self->delayed_anon_send(caf::actor_cast<acceptor_actor>(self),
-                              close_delay, caf::close_atom_v);
+      // Take the doorman out of the event loop on a later turn: a stop in
+      // the same turn as the doorman's start (deferred_close.hpp).
+      defer_close(s.cfg.connection.relay, self->address(),
+                  caf::make_message(caf::close_atom_v));
     },
     [self](caf::close_atom) {
       auto& s = self->state;

@@ -11,6 +11,7 @@
 
 #include "caf/sec.hpp"
 
+#include "actors/deferred_close.hpp"
 #include "actors/log.hpp"
 #include "actors/socket_ops.hpp"
 
@@ -118,6 +119,15 @@ void connection_state::run_one(const lifecycle_action& x) {
       self_->send(cfg_->supervisor, done_atom_v);
       return;
     case action_kind::arm:
+      if (x.timer == timer_kind::end_tick) {
+        // A later turn of the event loop, whatever the core's delay: a
+        // connection accepted in this turn (the backlog at a stop, then a
+        // second signal) must not have its scribe added and removed in one
+        // turn (deferred_close.hpp).
+        timers_sent_ = true;
+        defer_close(cfg_->relay, self_->address(), timer_message(x.timer));
+        return;
+      }
       send_later(x.delay, timer_message(x.timer));
       return;
     case action_kind::abort:

@@ -128,7 +128,8 @@ enum class timer_kind : uint8_t {
   write,
   /// The `flushing` state's poll.
   flush_poll,
-  /// One turn after a close or an abort, the actor ends.
+  /// On a later turn of the event loop after a close or an abort, the actor
+  /// ends (armed with no delay: the adapter chooses how much a turn is).
   end_tick,
 };
 

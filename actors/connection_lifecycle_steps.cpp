@@ -12,9 +12,9 @@ using duration = connection_lifecycle::duration;
 
 constexpr duration zero{0};
 
-/// The turn after which a closed or aborted connection's actor ends (see
-/// timer_kind::end_tick).
-constexpr duration end_delay = std::chrono::milliseconds(1);
+/// A closed or aborted connection's actor ends on the next turn of its
+/// event loop; how that is done is the adapter's (timer_kind::end_tick).
+constexpr duration end_delay{0};
 
 } // namespace
 
