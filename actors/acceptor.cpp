@@ -7,7 +7,7 @@
 
 #include "actors/deferred_close.hpp"
 #include "actors/listener.hpp"
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 #include "actors/socket_ops.hpp"
 
 namespace quiesce {

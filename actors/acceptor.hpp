@@ -22,7 +22,7 @@
 #include "caf/io/doorman.hpp"
 
 #include "actors/connection.hpp"
-#include "actors/messages.hpp"
+#include "quiesce/messages.hpp"
 
 namespace quiesce {
 

@@ -1,4 +1,4 @@
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 
 #include <stdexcept>
 #include <string>

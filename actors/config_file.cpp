@@ -18,7 +18,7 @@
 #include "caf/parser_state.hpp"
 #include "caf/pec.hpp"
 
-#include "actors/options.hpp"
+#include "quiesce/options.hpp"
 
 namespace quiesce {
 

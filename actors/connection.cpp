@@ -8,7 +8,7 @@
 #include "caf/exit_reason.hpp"
 #include "caf/sec.hpp"
 
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 #include "actors/socket_ops.hpp"
 
 namespace quiesce {

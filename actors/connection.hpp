@@ -42,9 +42,9 @@
 #include "caf/actor_clock.hpp"
 #include "caf/io/connection_handle.hpp"
 
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 #include "actors/connection_lifecycle.hpp"
-#include "actors/messages.hpp"
+#include "quiesce/messages.hpp"
 #include "actors/socket_ops.hpp"
 #include "actors/timer_relay.hpp"
 

@@ -12,7 +12,7 @@
 #include "caf/sec.hpp"
 
 #include "actors/deferred_close.hpp"
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 #include "actors/socket_ops.hpp"
 
 namespace quiesce {

@@ -1,4 +1,4 @@
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 
 #include <cerrno>
 #include <chrono>

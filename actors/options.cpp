@@ -1,4 +1,4 @@
-#include "actors/options.hpp"
+#include "quiesce/options.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -12,9 +12,9 @@
 #include "caf/pec.hpp"
 #include "caf/sec.hpp"
 
-#include "actors/behaviours/registry.hpp"
+#include "quiesce/registry.hpp"
 #include "actors/listener.hpp"
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 
 namespace quiesce::options {
 

@@ -1,7 +1,7 @@
 // The table of every option's rule (options.hpp): what values it takes, or
 // why the server refuses it. options.cpp judges values against it.
 
-#include "actors/options.hpp"
+#include "quiesce/options.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -15,9 +15,9 @@
 #include "caf/pec.hpp"
 #include "caf/sec.hpp"
 
-#include "actors/behaviours/registry.hpp"
+#include "quiesce/registry.hpp"
 #include "actors/listener.hpp"
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 
 namespace quiesce::options {
 

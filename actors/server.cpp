@@ -1,4 +1,4 @@
-#include "actors/server.hpp"
+#include "quiesce/server.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -29,12 +29,12 @@
 #include "caf/scoped_actor.hpp"
 
 #include "actors/acceptor.hpp"
-#include "actors/behaviours/registry.hpp"
+#include "quiesce/registry.hpp"
 #include "actors/config_file.hpp"
 #include "actors/listener.hpp"
-#include "actors/log.hpp"
-#include "actors/messages.hpp"
-#include "actors/options.hpp"
+#include "quiesce/log.hpp"
+#include "quiesce/messages.hpp"
+#include "quiesce/options.hpp"
 #include "actors/supervisor.hpp"
 
 namespace quiesce {

@@ -16,7 +16,7 @@
 
 #include "caf/io/network/default_multiplexer.hpp"
 
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 
 namespace quiesce::socket_ops {
 

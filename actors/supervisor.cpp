@@ -6,7 +6,7 @@
 
 #include "caf/exit_reason.hpp"
 
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 
 namespace quiesce {
 

@@ -32,7 +32,7 @@
 #include "caf/typed_event_based_actor.hpp"
 #include "caf/typed_response_promise.hpp"
 
-#include "actors/messages.hpp"
+#include "quiesce/messages.hpp"
 
 namespace quiesce {
 

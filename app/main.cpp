@@ -5,7 +5,7 @@
 
 #include <csignal>
 
-#include "actors/server.hpp"
+#include "quiesce/server.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "actors/behaviours/echo.hpp"
+#include "quiesce/echo.hpp"
 
 namespace quiesce::behaviours {
 

@@ -1,4 +1,4 @@
-#include "actors/behaviours/http.hpp"
+#include "quiesce/http.hpp"
 #include "actors/behaviours/http_fields.hpp"
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 
 #include "caf/config_option_adder.hpp"
 
-#include "actors/log.hpp"
+#include "quiesce/log.hpp"
 
 namespace quiesce::behaviours {
 

@@ -5,7 +5,7 @@
 #define CAF_SUITE conformance.line
 #include "caf/test/unit_test_impl.hpp"
 
-#include "actors/testing/conformance.hpp"
+#include "quiesce/testing/conformance.hpp"
 
 #include "line.hpp"
 

@@ -10,7 +10,7 @@
 
 #include <string>
 
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 
 class line_protocol final : public quiesce::behaviour {
 public:

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "actors/behaviours/registry.hpp"
-#include "actors/server.hpp"
+#include "quiesce/registry.hpp"
+#include "quiesce/server.hpp"
 
 #include "line.hpp"
 

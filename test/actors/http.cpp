@@ -1,6 +1,6 @@
 #define CAF_SUITE behaviours.http
 
-#include "actors/behaviours/http.hpp"
+#include "quiesce/http.hpp"
 
 #include <algorithm>
 #include <cctype>

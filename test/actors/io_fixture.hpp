@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/behaviour.hpp"
-#include "actors/behaviours/echo.hpp"
-#include "actors/testing/conformance.hpp"
+#include "quiesce/behaviour.hpp"
+#include "quiesce/echo.hpp"
+#include "quiesce/testing/conformance.hpp"
 
 CAF_ADD_ATOM(quiesce_test, quiesce::testing, release_atom, "release")
 

@@ -5,7 +5,7 @@
 // process: duration parsing without CAF's wrap-around, and where the INI
 // parser's entries and errors are.
 
-#include "actors/options.hpp"
+#include "quiesce/options.hpp"
 
 #include <algorithm>
 #include <string>
@@ -16,7 +16,7 @@
 #include "caf/test/unit_test.hpp"
 
 #include "actors/config_file.hpp"
-#include "actors/server.hpp"
+#include "quiesce/server.hpp"
 
 using namespace quiesce;
 using namespace std::chrono_literals;

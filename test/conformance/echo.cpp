@@ -1,8 +1,8 @@
 #define CAF_SUITE conformance.echo
 
-#include "actors/behaviours/echo.hpp"
+#include "quiesce/echo.hpp"
 
-#include "actors/testing/conformance.hpp"
+#include "quiesce/testing/conformance.hpp"
 
 using namespace quiesce;
 

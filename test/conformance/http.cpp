@@ -1,10 +1,10 @@
 #define CAF_SUITE conformance.http
 
-#include "actors/behaviours/http.hpp"
+#include "quiesce/http.hpp"
 
 #include <string>
 
-#include "actors/testing/conformance.hpp"
+#include "quiesce/testing/conformance.hpp"
 
 using namespace quiesce;
 

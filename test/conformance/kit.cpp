@@ -3,7 +3,7 @@
 // The kit's own tests: it passes a behaviour that keeps the promise and
 // catches each way of breaking it.
 
-#include "actors/testing/conformance.hpp"
+#include "quiesce/testing/conformance.hpp"
 
 #include <memory>
 #include <string>

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 #include "test/fuzz/check.hpp"
 
 namespace quiesce::fuzz {

@@ -37,7 +37,7 @@
 //   response written after the stop was requested (if any) carries
 //   `Connection: close`.
 
-#include "actors/behaviours/http.hpp"
+#include "quiesce/http.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -10,7 +10,7 @@
 /// the last echoed byte has left. Input that arrives after the stop is not
 /// echoed.
 
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 
 namespace quiesce::behaviours {
 

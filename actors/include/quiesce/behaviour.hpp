@@ -42,7 +42,7 @@
 #include "caf/message.hpp"
 #include "caf/timespan.hpp"
 
-#include "actors/messages.hpp"
+#include "quiesce/messages.hpp"
 
 namespace quiesce {
 

@@ -1,9 +1,9 @@
-#include "actors/behaviours/registry.hpp"
+#include "quiesce/registry.hpp"
 
 #include <map>
 
-#include "actors/behaviours/echo.hpp"
-#include "actors/behaviours/http.hpp"
+#include "quiesce/echo.hpp"
+#include "quiesce/http.hpp"
 
 namespace quiesce::behaviours {
 

@@ -120,7 +120,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/config_option_set.hpp"
 
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 #include "actors/behaviours/http_request_parser.hpp"
 
 namespace quiesce::behaviours {

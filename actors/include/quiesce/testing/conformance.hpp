@@ -48,8 +48,8 @@
 #include "caf/test/io_dsl.hpp"
 
 #include "actors/acceptor.hpp"
-#include "actors/behaviour.hpp"
-#include "actors/messages.hpp"
+#include "quiesce/behaviour.hpp"
+#include "quiesce/messages.hpp"
 
 namespace quiesce::testing {
 

@@ -12,7 +12,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/config_option_set.hpp"
 
-#include "actors/behaviour.hpp"
+#include "quiesce/behaviour.hpp"
 
 namespace quiesce::behaviours {
 
