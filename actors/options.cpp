@@ -12,9 +12,9 @@
 #include "caf/pec.hpp"
 #include "caf/sec.hpp"
 
-#include "quiesce/registry.hpp"
-#include "actors/listener.hpp"
 #include "quiesce/log.hpp"
+
+#include "actors/listener.hpp"
 
 namespace quiesce::options {
 

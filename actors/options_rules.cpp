@@ -1,5 +1,6 @@
-// The table of every option's rule (options.hpp): what values it takes, or
-// why the server refuses it. options.cpp judges values against it.
+// The table of the core's option rules (options.hpp): what values each
+// takes, or why the server refuses it; the registered protocols add theirs
+// (registry.hpp). options.cpp judges values against the table.
 
 #include "quiesce/options.hpp"
 
@@ -15,9 +16,10 @@
 #include "caf/pec.hpp"
 #include "caf/sec.hpp"
 
-#include "quiesce/registry.hpp"
-#include "actors/listener.hpp"
 #include "quiesce/log.hpp"
+#include "quiesce/registry.hpp"
+
+#include "actors/listener.hpp"
 
 namespace quiesce::options {
 
@@ -162,7 +164,7 @@ std::vector<rule> make_rules() {
     checked("host", {host_form, "an address or a host name, an IPv6 address "
                                 "bare as ::1 or in brackets as [::1]"}),
     checked("port", any("a port from 0 to 65535 (0 picks a free one)")),
-    checked("protocol", one_of(behaviours::names(), false)),
+    checked("protocol", one_of(protocol_names(), false)),
     checked("drain-timeout", duration(1ns, max_timeout)),
     checked("max-connections",
             any("0 or more; 0, or more than the open-file limit allows: "
@@ -171,9 +173,6 @@ std::vector<rule> make_rules() {
     checked("write-timeout", duration(0s, max_timeout, "0s: never")),
     checked("log-level", {log_level, "one of debug, info, warning, error, "
                                      "off"}),
-    checked("http.max-body", integer(0, max_http_body)),
-    checked("http.header-timeout", duration(0s, max_timeout, "0s: no limit")),
-    checked("http.body-timeout", duration(0s, max_timeout, "0s: no limit")),
     // -- CAF: scheduler --------------------------------------------------------
     // 'testing' is CAF's test coordinator, which runs nothing by itself.
     checked("scheduler.policy", one_of({"stealing", "sharing"}, true)),
@@ -242,9 +241,26 @@ std::vector<rule> make_rules() {
 } // namespace
 
 const std::vector<rule>& rules() {
-  // Built on first use: after a server binary has registered its protocols.
-  static const std::vector<rule> table = make_rules();
+  // Built on first use, and again after a protocol was registered (the
+  // `protocol` rule lists them, and each brings its own rules).
+  static std::vector<rule> table;
+  static uint64_t built_for = 0;
+  if (table.empty() || built_for != registry_version()) {
+    table = make_rules();
+    for (auto& x : protocol_rules())
+      table.push_back(std::move(x));
+    built_for = registry_version();
+  }
   return table;
+}
+
+rule integer_rule(std::string name, int64_t lo, int64_t hi) {
+  return checked(std::move(name), integer(lo, hi));
+}
+
+rule duration_rule(std::string name, caf::timespan lo, caf::timespan hi,
+                   std::string note) {
+  return checked(std::move(name), duration(lo, hi, std::move(note)));
 }
 
 const rule* find_rule(std::string_view name) {

@@ -1,55 +1,73 @@
 #include "quiesce/registry.hpp"
 
 #include <map>
+#include <utility>
 
-#include "quiesce/echo.hpp"
-#include "quiesce/http.hpp"
-
-namespace quiesce::behaviours {
+namespace quiesce {
 
 namespace {
 
-behaviour_factory make_echo(const caf::actor_system_config&) {
-  return [] { return std::make_unique<echo>(); };
-}
+struct registry {
+  std::map<std::string, protocol, std::less<>> protocols;
+  std::string default_name;
+  uint64_t version = 0;
+};
 
-behaviour_factory make_http(const caf::actor_system_config& cfg) {
-  auto opts = http_behaviour::options_from(cfg);
-  return [opts] { return std::make_unique<http_behaviour>(opts); };
-}
-
-std::map<std::string, protocol, std::less<>>& registry() {
-  // One line per protocol.
-  static std::map<std::string, protocol, std::less<>> xs{
-    {"echo", {nullptr, make_echo}},
-    {"http", {http_behaviour::add_options, make_http}},
-  };
-  return xs;
+registry& the_registry() {
+  static registry instance;
+  return instance;
 }
 
 } // namespace
 
-void add(std::string name, protocol proto) {
-  registry()[std::move(name)] = proto;
+void add_protocol(std::string name, behaviour_factory make,
+                  protocol_options opts) {
+  auto& reg = the_registry();
+  if (reg.default_name.empty())
+    reg.default_name = name;
+  reg.protocols[std::move(name)] = protocol{std::move(make), std::move(opts)};
+  ++reg.version;
 }
 
-const protocol* find(std::string_view name) {
-  auto& xs = registry();
+void set_default_protocol(std::string name) {
+  auto& reg = the_registry();
+  reg.default_name = std::move(name);
+  ++reg.version;
+}
+
+const std::string& default_protocol() {
+  return the_registry().default_name;
+}
+
+const protocol* find_protocol(std::string_view name) {
+  auto& xs = the_registry().protocols;
   auto i = xs.find(name);
   return i != xs.end() ? &i->second : nullptr;
 }
 
-std::vector<std::string> names() {
+std::vector<std::string> protocol_names() {
   std::vector<std::string> result;
-  for (auto& kvp : registry())
+  for (auto& kvp : the_registry().protocols)
     result.push_back(kvp.first);
   return result;
 }
 
-void add_options(caf::config_option_set& opts) {
-  for (auto& kvp : registry())
-    if (kvp.second.add_options != nullptr)
-      kvp.second.add_options(opts);
+void declare_protocol_options(caf::config_option_set& opts) {
+  for (auto& kvp : the_registry().protocols)
+    if (kvp.second.options.declare)
+      kvp.second.options.declare(opts);
 }
 
-} // namespace quiesce::behaviours
+std::vector<options::rule> protocol_rules() {
+  std::vector<options::rule> result;
+  for (auto& kvp : the_registry().protocols)
+    for (auto& x : kvp.second.options.rules)
+      result.push_back(x);
+  return result;
+}
+
+uint64_t registry_version() {
+  return the_registry().version;
+}
+
+} // namespace quiesce

@@ -1,11 +1,14 @@
 // quiesce: an actor-model TCP server with a clean, provable shutdown.
 //
-// The whole process lives in the library (actors/server.hpp), so that a
-// server with protocols of its own is the same few lines.
+// The whole process lives in the library (quiesce/server.hpp), so that a
+// server with protocols of its own is the same few lines; this one registers
+// echo and http (app/protocols.cpp).
 
 #include <csignal>
 
 #include "quiesce/server.hpp"
+
+#include "protocols.hpp"
 
 namespace {
 
@@ -29,5 +32,6 @@ __attribute__((section(".preinit_array"),
   = block_stop_signals;
 
 int main(int argc, char** argv) {
+  quiesce::app::add_protocols();
   return quiesce::run_server(argc, argv);
 }

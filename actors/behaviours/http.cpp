@@ -1,16 +1,15 @@
-#include "quiesce/http.hpp"
-#include "actors/behaviours/http_fields.hpp"
+// The HTTP behaviour's flow (quiesce/http.hpp): requests parsed and queued,
+// responses written in order, the stop, the backlog's hold on input.
+
+#include "actors/behaviours/http_behaviour.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <ctime>
-#include <stdexcept>
 #include <vector>
 
-#include "caf/config_option_adder.hpp"
-
-#include "quiesce/log.hpp"
+#include "actors/behaviours/http_fields.hpp"
 
 namespace quiesce::behaviours {
 
@@ -64,8 +63,9 @@ const std::string& http_date() {
 }
 
 using http::expectations_of;
-using http::parse_delay;
-using http::path_of;
+
+static_assert(http_options{}.max_body
+              == http::request_parser::default_max_body_bytes);
 
 } // namespace
 
@@ -73,35 +73,6 @@ http_behaviour::http_behaviour(http_options opts)
     : parser_(http::request_parser::default_max_header_bytes, opts.max_body),
       header_timeout_(opts.header_timeout), body_timeout_(opts.body_timeout) {
   // nop
-}
-
-void http_behaviour::add_options(caf::config_option_set& opts) {
-  caf::config_option_adder{opts, "http"}
-    .add<size_t>("max-body", "largest request body accepted in bytes, larger "
-                             "ones get 413 (default: 1048576)")
-    .add<caf::timespan>("header-timeout",
-                        "how long a request's header section may take from "
-                        "its first byte, then 408 and close; 0s: no limit "
-                        "(default: 10s)")
-    .add<caf::timespan>("body-timeout",
-                        "longest time between two reads of a request body, "
-                        "then 408 and close; 0s: no limit (default: 60s)");
-}
-
-http_options http_behaviour::options_from(const caf::actor_system_config& cfg) {
-  http_options result;
-  result.max_body = caf::get_or(cfg, "http.max-body", result.max_body);
-  result.header_timeout
-    = caf::get_or(cfg, "http.header-timeout", result.header_timeout);
-  if (result.header_timeout < caf::timespan{0})
-    throw std::invalid_argument("bad --http.header-timeout: it must not be "
-                                "negative (0s: no limit)");
-  result.body_timeout
-    = caf::get_or(cfg, "http.body-timeout", result.body_timeout);
-  if (result.body_timeout < caf::timespan{0})
-    throw std::invalid_argument("bad --http.body-timeout: it must not be "
-                                "negative (0s: no limit)");
-  return result;
 }
 
 void http_behaviour::on_data(std::string_view bytes, connection_io& io) {
@@ -215,69 +186,6 @@ void http_behaviour::on_timer(uint64_t token, connection_io& io) {
   pump({}, io);
 }
 
-http_behaviour::exchange http_behaviour::route(const http::request& req,
-                                               std::string body) const {
-  exchange ex;
-  ex.keep_alive = req.keep_alive;
-  ex.head = req.method == "HEAD";
-  ex.ready = true;
-  auto path = path_of(req.target);
-  auto get_like = req.method == "GET" || ex.head;
-  auto not_allowed = [&](const char* allow) {
-    ex.status = 405;
-    ex.extra_headers = std::string{"Allow: "} + allow + "\r\n";
-    ex.body = "method not allowed\n";
-  };
-  constexpr std::string_view delay_prefix = "/delay/";
-  uint64_t ms = 0;
-  if (req.method == "CONNECT") {
-    // What follows a CONNECT is tunnel data, not requests: close after.
-    ex.status = 501;
-    ex.must_close = true;
-    ex.body = "not implemented\n";
-  } else if (expectations_of(req).unmet) {
-    // RFC 9110 10.1.1 allows 417 for an expectation the server cannot
-    // meet; answered like any other request, after its body.
-    ex.status = 417;
-    ex.body = "only 100-continue can be expected\n";
-  } else if (!get_like && req.method != "POST") {
-    ex.status = 501;
-    ex.body = "not implemented\n";
-  } else if (path == "/") {
-    if (get_like)
-      ex.body = "quiesce: hello\n";
-    else
-      not_allowed("GET, HEAD");
-  } else if (path == "/echo") {
-    if (req.method == "POST") {
-      ex.extra_headers = "Content-Type: application/octet-stream\r\n";
-      ex.body = std::move(body);
-    } else {
-      not_allowed("POST");
-    }
-  } else if (path.substr(0, delay_prefix.size()) == delay_prefix
-             && parse_delay(path.substr(delay_prefix.size()), max_delay_ms,
-                            ms)) {
-    if (!get_like) {
-      not_allowed("GET, HEAD");
-    } else if (ms > max_delay_ms) {
-      // Well-formed HTTP with an argument out of range: an answer, not a
-      // reason to close.
-      ex.status = 400;
-      ex.body
-        = "delay must be at most " + std::to_string(max_delay_ms) + " ms\n";
-    } else {
-      ex.body = "delayed " + std::to_string(ms) + " ms\n";
-      ex.delay = std::chrono::milliseconds(ms);
-      ex.ready = false;
-    }
-  } else {
-    ex.status = 404;
-    ex.body = "not found\n";
-  }
-  return ex;
-}
-
 void http_behaviour::serve(http::request req, connection_io& io) {
   auto ex = route(req, std::move(req.body));
   ex.id = next_id_++;
@@ -319,16 +227,6 @@ void http_behaviour::check_expectation() {
   }
 }
 
-http_behaviour::exchange http_behaviour::unavailable() const {
-  exchange ex;
-  ex.status = 503;
-  ex.body = "stopping: request not served\n";
-  // A response to HEAD has no content (RFC 9110 9.3.2), whatever its
-  // Content-Length says.
-  ex.head = parser_.head_request();
-  return ex;
-}
-
 void http_behaviour::on_input_end(connection_io& io) {
   // Requests in the bytes kept unparsed are answered first (pump).
   peer_finished_ = true;
@@ -351,98 +249,6 @@ void http_behaviour::refuse(exchange ex) {
   accepting_ = false;
   continue_ = interim::settled;
   queue_.push_back(std::move(ex));
-}
-
-void http_behaviour::watch_header(connection_io& io) {
-  if (header_timeout_ <= caf::timespan{0} || finished_ || !accepting_
-      || !parser_.in_header_section() || watched_request_ == requests_seen_)
-    return;
-  // One timer per header section, from its first byte (this read): bytes
-  // trickling in later do not extend it.
-  watched_request_ = requests_seen_;
-  io.start_timer(header_timeout_, header_timer_bit | requests_seen_);
-}
-
-void http_behaviour::on_header_timeout(uint64_t request, connection_io& io) {
-  // A later request, or a header section completed in time, or nothing more
-  // is read anyway: nothing to cut off.
-  if (request != requests_seen_ || finished_ || !accepting_
-      || !parser_.in_header_section())
-    return;
-  if (input_held_) {
-    // The rest of the header may wait unread in the kernel behind our own
-    // backlog: not the client's delay. Start over.
-    io.start_timer(header_timeout_, header_timer_bit | request);
-    return;
-  }
-  if (parser_.mid_request()) {
-    fail(408);
-  } else if (queue_.empty()) {
-    // Only blank lines: no request to answer, nothing owed.
-    accepting_ = false;
-    finished_ = true;
-    io.close();
-    return;
-  } else {
-    // Only blank lines after requests still being answered: the last of
-    // those closes the connection.
-    accepting_ = false;
-    queue_.back().must_close = true;
-  }
-  pump({}, io);
-}
-
-bool http_behaviour::body_expected() const {
-  // Not while the client waits for a 100 Continue that is not written yet,
-  // nor while the input is held: then the body cannot come through no
-  // fault of the client.
-  return body_timeout_ > caf::timespan{0} && !finished_ && accepting_
-         && !input_held_ && continue_ != interim::owed && parser_.in_body();
-}
-
-void http_behaviour::watch_body(bool read, connection_io& io) {
-  if (!body_expected()) {
-    body_watched_ = false;
-    return;
-  }
-  // A wait that begins now (a header section complete, a 100 Continue
-  // written, held input let go) and every read during one: the clock
-  // starts over. (Every byte read while a body is expected is a byte of
-  // it, or of its chunk framing, or completes it.)
-  if (!body_watched_ || read) {
-    body_watched_ = true;
-    body_progress_ = io.now();
-  }
-  if (!body_timer_armed_) {
-    body_timer_armed_ = true;
-    io.start_timer(body_timeout_, body_timer_bit);
-  }
-}
-
-void http_behaviour::on_body_timeout(connection_io& io) {
-  body_timer_armed_ = false;
-  // No body expected (complete, or not the client's delay now): watch_body
-  // starts the timer again when one is.
-  if (!body_watched_ || !body_expected())
-    return;
-  auto quiet = io.now() - body_progress_;
-  if (quiet < body_timeout_) {
-    // Read since the timer started: wait for what is left.
-    body_timer_armed_ = true;
-    io.start_timer(body_timeout_ - quiet, body_timer_bit);
-    return;
-  }
-  if (log::enabled(log::level::debug))
-    log::debug(
-      "http",
-      "body timeout: no byte of a request body for "
-        + std::to_string(
-          std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count())
-        + " ms; 408 and close");
-  // Like the header timeout with a request begun: 408 in order after the
-  // responses before it, then the close.
-  fail(408);
-  pump({}, io);
 }
 
 void http_behaviour::hold_if_backlogged(connection_io& io) {

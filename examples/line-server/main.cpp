@@ -1,5 +1,5 @@
 // A server binary of its own: quiesce's whole process (options, signals,
-// the drain, exit codes) with one more protocol, `line`.
+// the drain, exit codes) serving one protocol, `line`.
 
 #include <memory>
 
@@ -9,11 +9,9 @@
 #include "line.hpp"
 
 int main(int argc, char** argv) {
-  quiesce::behaviours::add("line",
-                           {nullptr, [](const caf::actor_system_config&) {
-                              return quiesce::behaviour_factory{[] {
-                                return std::make_unique<line_protocol>();
-                              }};
-                            }});
+  // The first protocol added is the default (set_default_protocol changes
+  // it); the core has none of its own.
+  quiesce::add_protocol("line",
+                        [] { return std::make_unique<line_protocol>(); });
   return quiesce::run_server(argc, argv);
 }

@@ -1,6 +1,6 @@
 #define CAF_SUITE behaviours.http
 
-#include "quiesce/http.hpp"
+#include "actors/behaviours/http_behaviour.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -15,13 +15,19 @@
 #include "caf/config_option_set.hpp"
 #include "caf/test/unit_test.hpp"
 
-#include "actors/config_file.hpp"
 #include "quiesce/server.hpp"
+
+#include "actors/config_file.hpp"
+#include "app/protocols.hpp"
 
 using namespace quiesce;
 using namespace std::chrono_literals;
 
 namespace {
+
+/// The binary's protocols (echo, http): the server under test declares
+/// their options, and their rules join the table.
+const bool protocols_added = (app::add_protocols(), true);
 
 /// Options of each kind of number, under the names of the table's rules
 /// where there is one (`test.offset` has none).

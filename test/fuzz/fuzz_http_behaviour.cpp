@@ -37,7 +37,7 @@
 //   response written after the stop was requested (if any) carries
 //   `Connection: close`.
 
-#include "quiesce/http.hpp"
+#include "actors/behaviours/http_behaviour.hpp"
 
 #include <cstddef>
 #include <cstdint>

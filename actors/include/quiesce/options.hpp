@@ -39,9 +39,6 @@ constexpr size_t max_scheduler_threads = 256;
 /// clock overflows (~2562047h).
 constexpr caf::timespan max_timeout = std::chrono::hours{24};
 
-/// The largest `--http.max-body`: a request body is held in memory whole.
-constexpr int64_t max_http_body = int64_t{1} << 30;
-
 /// What a rule does with an option.
 enum class rule_kind {
   /// The value must pass `accepts`.
@@ -68,8 +65,21 @@ struct rule {
   std::string text;
 };
 
-/// The table: a rule for every option quiesce declares, CAF's included.
+/// The table: a rule for every option the server declares, CAF's included.
+/// The core's rules are in options_rules.cpp; a protocol's come with its
+/// registration (`protocol_options::rules`, registry.hpp), e.g. HTTP's in
+/// behaviours/http_protocol.cpp. Built again after the registry changed.
 const std::vector<rule>& rules();
+
+/// A rule for an integer option: from `lo` to `hi`.
+rule integer_rule(std::string name, int64_t lo, int64_t hi);
+
+/// A rule for a duration option: from `lo` to `hi` (at most `max_timeout`
+/// is wise), judged by the text as written when it is known (CAF's parser
+/// wraps large durations around). `note` follows the range in the rule's
+/// text ("0s: no limit").
+rule duration_rule(std::string name, caf::timespan lo, caf::timespan hi,
+                   std::string note = {});
 
 /// The rule of option `name` (as in `rule::name`), or null.
 const rule* find_rule(std::string_view name);

@@ -8,11 +8,11 @@
 /// socket, starts the supervisor and turns SIGTERM/SIGINT/SIGQUIT into
 /// `stop` and a second one into `force`; the actors do the rest.
 ///
-/// A server binary of its own (with its own protocols registered through
-/// `behaviours::add`) is:
+/// A server binary registers its protocols (registry.hpp), then runs it:
 ///
 ///     int main(int argc, char** argv) {
-///       quiesce::behaviours::add("line", my_line_protocol);
+///       quiesce::add_protocol(
+///         "line", [] { return std::make_unique<line_protocol>(); });
 ///       return quiesce::run_server(argc, argv);
 ///     }
 
@@ -39,7 +39,9 @@ sigset_t server_signals();
 void block_server_signals();
 
 /// Runs the server until it has stopped; returns the exit code: 0 clean
-/// stop, 3 some connections closed by force, 1 cannot run, 2 usage error.
+/// stop, 3 some connections closed by force, 1 cannot run (also with no
+/// protocol registered), 2 usage error. `--protocol` picks one of those
+/// registered (registry.hpp).
 int run_server(int argc, char** argv);
 
 /// The name of every option `run_server` declares, CAF's included, as on the

@@ -33,9 +33,8 @@
 ///   or with its request answered) closes cleanly instead: `done`, a normal
 ///   end, nothing more written.
 ///
-/// `broker_fixture` (the acceptor, a recording supervisor, helpers to connect
-/// clients and move bytes) is also usable on its own for a behaviour's own
-/// tests.
+/// The scenarios run on `broker_fixture` (broker_fixture.hpp), which is also
+/// usable on its own for a behaviour's own tests.
 
 #include <algorithm>
 #include <functional>
@@ -47,163 +46,11 @@
 
 #include "caf/test/io_dsl.hpp"
 
-#include "actors/acceptor.hpp"
 #include "quiesce/behaviour.hpp"
 #include "quiesce/messages.hpp"
+#include "quiesce/testing/broker_fixture.hpp"
 
 namespace quiesce::testing {
-
-/// What the supervisor was told.
-struct supervisor_record {
-  std::vector<connection_actor> connected;
-  /// Who reported `done`, in order.
-  std::vector<caf::actor_addr> done_by;
-  int done = 0;
-};
-
-/// Stands in for the supervisor: records connections and `done`.
-inline supervisor_actor::behavior_type
-recording_supervisor(supervisor_actor::pointer self,
-                     std::shared_ptr<supervisor_record> rec) {
-  return {
-    [rec](connected_atom, connection_actor& conn) {
-      rec->connected.push_back(conn);
-    },
-    [self, rec](done_atom) {
-      ++rec->done;
-      rec->done_by.push_back(self->current_sender()
-                               ? self->current_sender()->address()
-                               : caf::actor_addr{});
-    },
-    [](stop_atom) { return shutdown_report{}; },
-    [](force_atom) {},
-    [](drain_timeout_atom) {},
-  };
-}
-
-/// A real acceptor broker on a fake listening socket, a recording supervisor,
-/// and helpers to accept connections and move bytes. Brokers run in the fake
-/// network layer; tests assert on recorded messages and output bytes.
-class broker_fixture : public test_node_fixture<> {
-public:
-  using connection_handle = caf::io::connection_handle;
-  using accept_handle = caf::io::accept_handle;
-
-  std::shared_ptr<supervisor_record> rec
-    = std::make_shared<supervisor_record>();
-  supervisor_actor sup;
-  acceptor_actor acc;
-  accept_handle acc_hdl = accept_handle::from_int(1);
-  int64_t next_id = 100;
-  /// Makes the behaviour of each new connection (set it before connecting).
-  behaviour_factory make_behaviour;
-
-  /// `idle_timeout` is the connections' (`connection_config`): zero, the
-  /// default, turns the framework's idle close off, so that firing every
-  /// timer (as the kit does) never closes a connection for idling.
-  explicit broker_fixture(behaviour_factory make = {},
-                          size_t max_connections = 1024,
-                          caf::timespan idle_timeout = caf::timespan{0})
-      : make_behaviour(std::move(make)) {
-    sup = sys.spawn(recording_supervisor, rec);
-    auto door = mpx.new_doorman(acc_hdl, 8080);
-    acceptor_config acc_cfg;
-    acc_cfg.connection.make_behaviour = [this] { return new_behaviour(); };
-    acc_cfg.connection.supervisor = sup;
-    acc_cfg.connection.idle_timeout = idle_timeout;
-    acc_cfg.max_connections = max_connections;
-    acc_cfg.address = "test:8080";
-    acc = mm.spawn_broker(acceptor_main, door, acc_cfg);
-    exhaust();
-  }
-
-  broker_fixture(const broker_fixture&) = delete;
-
-  broker_fixture& operator=(const broker_fixture&) = delete;
-
-  ~broker_fixture() override {
-    // Drop the timers still pending (a linger timer of a connection that
-    // ended when its peer closed): the test clock would keep their actors
-    // alive past the test, which LeakSanitizer reports. The real clock drops
-    // them at shutdown.
-    sched.clock().cancel_all();
-    exhaust();
-    for (auto& conn : rec->connected)
-      caf::anon_send_exit(conn, caf::exit_reason::kill);
-    caf::anon_send_exit(acc, caf::exit_reason::kill);
-    caf::anon_send_exit(sup, caf::exit_reason::kill);
-    exhaust();
-  }
-
-  /// Makes the behaviour of a new connection.
-  virtual std::unique_ptr<behaviour> new_behaviour() {
-    return make_behaviour();
-  }
-
-  /// Runs every message and I/O event; fires no timer.
-  void exhaust() {
-    while (sched.try_run_once() || mpx.try_exec_runnable() || mpx.read_data())
-      ; // repeat
-  }
-
-  /// Fires timers (the earliest first, running everything after each) until
-  /// `done()` holds or `max_timers` have fired; returns `done()`.
-  template <class Predicate>
-  bool fire_timers_until(Predicate done, size_t max_timers = 10000) {
-    exhaust();
-    for (size_t i = 0; !done() && i < max_timers; ++i) {
-      if (!sched.trigger_timeout())
-        break;
-      exhaust();
-    }
-    return done();
-  }
-
-  /// A client connects; returns the server side's handle.
-  connection_handle connect_client() {
-    auto hdl = connection_handle::from_int(next_id++);
-    mpx.add_pending_connect(acc_hdl, hdl);
-    mpx.accept_connection(acc_hdl);
-    exhaust();
-    return hdl;
-  }
-
-  void client_sends(connection_handle hdl, std::string_view bytes) {
-    if (bytes.empty())
-      return;
-    mpx.virtual_send(hdl, std::vector<char>(bytes.begin(), bytes.end()));
-    exhaust();
-  }
-
-  /// Everything the server has written to `hdl` so far.
-  std::string output(connection_handle hdl) {
-    auto& buf = mpx.output_buffer(hdl);
-    return std::string(buf.begin(), buf.end());
-  }
-
-  /// The peer closes its end (after reading the FIN, or on its own).
-  void peer_closes(const connection_actor& conn, connection_handle hdl) {
-    caf::anon_send(conn, caf::io::connection_closed_msg{hdl});
-    exhaust();
-  }
-
-  /// `conn` has reported `done`.
-  bool reported_done(const connection_actor& conn) const {
-    auto& by = rec->done_by;
-    return std::find(by.begin(), by.end(), conn.address()) != by.end();
-  }
-
-  bool terminated(const caf::actor_addr& x) {
-    auto ptr = caf::actor_cast<caf::strong_actor_ptr>(x);
-    return ptr == nullptr
-           || ptr->get()->getf(caf::abstract_actor::is_terminated_flag);
-  }
-
-  template <class Handle>
-  bool terminated(const Handle& x) {
-    return terminated(x.address());
-  }
-};
 
 /// What the kit needs to know of a protocol: one complete request and what
 /// it must get.
