@@ -1,6 +1,6 @@
 #define CAF_SUITE actors.options
 
-// The table of option rules (actors/options.hpp) against the options the
+// The table of option rules (quiesce/options.hpp) against the options the
 // server declares, and the pieces of the config file check that need no
 // process: duration parsing without CAF's wrap-around, and where the INI
 // parser's entries and errors are.
