@@ -5,7 +5,7 @@
 # and prints the executions of each target.
 #
 #   FUZZ_TIME=60          seconds per target (libFuzzer -max_total_time)
-#   FUZZ_TARGETS="..."    which targets (default: all four)
+#   FUZZ_TARGETS="..."    which targets (default: all five)
 #   FUZZ_BUILD_DIR=...    the clang build directory (default: build-fuzz)
 #   FUZZ_WORK_DIR=...     where corpora and crash inputs go (default: a
 #                         fresh temporary directory, kept on failure)
@@ -17,7 +17,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
 time_per_target="${FUZZ_TIME:-60}"
-targets="${FUZZ_TARGETS:-fuzz_http_parser fuzz_http_behaviour fuzz_http_fields fuzz_line}"
+targets="${FUZZ_TARGETS:-fuzz_http_parser fuzz_http_behaviour fuzz_http_fields fuzz_line fuzz_connection}"
 build="${FUZZ_BUILD_DIR:-build-fuzz}"
 work="${FUZZ_WORK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/quiesce-fuzz.XXXXXX")}"
 
