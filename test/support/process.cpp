@@ -556,18 +556,32 @@ read_result exchange(int fd, std::string_view data, milliseconds timeout) {
   return result;
 }
 
-std::optional<size_t> flood(int fd, milliseconds quiet) {
-  auto chunk = pattern(0, chunk_size);
+bool wait_readable(int fd, milliseconds timeout) {
+  short revents = 0;
+  return poll_one(fd, POLLIN, timeout, revents) > 0;
+}
+
+std::optional<size_t> send_until_stuck(int fd,
+                                       const std::function<std::string()>& next,
+                                       milliseconds quiet,
+                                       milliseconds timeout) {
+  std::string pending;
   size_t total = 0;
-  auto deadline = steady_clock::now() + default_timeout;
+  auto deadline = steady_clock::now() + timeout;
   for (;;) {
+    if (pending.empty()) {
+      pending = next();
+      if (pending.empty())
+        return total;
+    }
     if (steady_clock::now() > deadline) {
       errno = ETIMEDOUT; // the server never stopped reading
       return std::nullopt;
     }
-    auto n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    auto n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
     if (n > 0) {
       total += static_cast<size_t>(n);
+      pending.erase(0, static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -581,6 +595,60 @@ std::optional<size_t> flood(int fd, milliseconds quiet) {
       return total;
     if (rc < 0)
       return std::nullopt;
+  }
+}
+
+std::optional<size_t> flood(int fd, milliseconds quiet) {
+  size_t offset = 0;
+  auto next = [&offset] {
+    auto chunk = pattern(offset, chunk_size);
+    offset += chunk.size();
+    return chunk;
+  };
+  return send_until_stuck(fd, next, quiet);
+}
+
+stream_result
+stream_echo(int fd, size_t base, size_t chunk, size_t window,
+            const std::function<void(const stream_result&)>& progress,
+            milliseconds timeout) {
+  stream_result result;
+  auto& received = result.echo.bytes;
+  char buf[16 * 1024];
+  for (;;) {
+    progress(result);
+    short events = POLLIN;
+    if (result.send_error == 0 && result.sent - received.size() < window)
+      events |= POLLOUT;
+    short revents = 0;
+    auto rc = poll_one(fd, events, timeout, revents);
+    if (rc <= 0) {
+      result.echo.status = read_status::timeout;
+      return result;
+    }
+    if ((revents & POLLOUT) != 0) {
+      // The pattern is a function of the position: a short send just
+      // continues from where it ended.
+      auto bytes = pattern(base + result.sent, chunk);
+      auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n > 0)
+        result.sent += static_cast<size_t>(n);
+      else if (n < 0 && !would_block(errno))
+        result.send_error = errno; // reading on tells how the stream ended
+    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      auto n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n > 0) {
+        received.append(buf, static_cast<size_t>(n));
+      } else if (n == 0) {
+        result.echo.status = read_status::eof;
+        return result;
+      } else if (!would_block(errno)) {
+        result.echo.status = read_status::error;
+        result.echo.error = errno;
+        return result;
+      }
+    }
   }
 }
 
