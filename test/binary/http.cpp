@@ -229,16 +229,6 @@ struct fixture : qt::binary_fixture {
       CAF_ERROR("standard error lacks `" << text << "`");
   }
 
-  /// Waits until the server has opened `n` connections (needs
-  /// `--log-level=debug`); false after a failed check.
-  bool await_opened(size_t n) {
-    if (server().wait_stderr(" opened\n", n))
-      return true;
-    CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
-                                        << " of " << n << " connections");
-    return false;
-  }
-
   /// Reads the rest of the stream on `fd` and checks that it is a clean EOF
   /// with no further bytes.
   void expect_clean_eof(int fd) {

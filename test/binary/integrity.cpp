@@ -264,17 +264,6 @@ struct http_client {
 };
 
 struct fixture : qt::binary_fixture {
-  /// Waits until the server has opened `n` connections (needs
-  /// `--log-level=debug`), so that no client waits in the listen backlog
-  /// at the stop; false after a failed check.
-  bool await_opened(size_t n) {
-    if (server().wait_stderr(" opened\n", n))
-      return true;
-    CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
-                                        << " of " << n << " connections");
-    return false;
-  }
-
   /// The end of every round: the server exits 0 with nothing forced.
   void expect_clean_exit() {
     expect_exit(0);

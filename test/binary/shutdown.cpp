@@ -155,11 +155,8 @@ CAF_TEST(sigterm sends every idle connection a fin and exits 0) {
   if (conns.size() < connections)
     return;
   // Idle: the clients have sent nothing. Wait until all are accepted.
-  if (!server().wait_stderr(" opened\n", connections)) {
-    CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
-                                        << " connections");
+  if (!await_opened(connections))
     return;
-  }
   CAF_CHECK(server().signal(SIGTERM));
   size_t clean = 0;
   for (size_t i = 0; i < connections; ++i) {

@@ -50,10 +50,25 @@ bool would_block(int err) {
   return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
+/// One recv of at most `max` bytes appended to `result.bytes`. False once
+/// the stream has ended: `result.status` says how (EOF or an error).
+bool receive(int fd, read_result& result, size_t max, int flags) {
+  char buf[chunk_size];
+  auto n = ::recv(fd, buf, std::min(sizeof(buf), max), flags);
+  if (n > 0) {
+    result.bytes.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  if (n < 0 && would_block(errno))
+    return true;
+  result.status = n == 0 ? read_status::eof : read_status::error;
+  result.error = n == 0 ? 0 : errno;
+  return false;
+}
+
 /// Reads until `limit` bytes have arrived or the stream ends.
 read_result read_until(int fd, size_t limit, milliseconds timeout) {
   read_result result;
-  char buf[chunk_size];
   while (result.bytes.size() < limit) {
     short revents = 0;
     auto rc = poll_one(fd, POLLIN, timeout, revents);
@@ -66,18 +81,8 @@ read_result read_until(int fd, size_t limit, milliseconds timeout) {
       result.error = errno;
       return result;
     }
-    auto want = std::min(sizeof(buf), limit - result.bytes.size());
-    auto n = ::recv(fd, buf, want, MSG_DONTWAIT);
-    if (n > 0) {
-      result.bytes.append(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      result.status = read_status::eof;
+    if (!receive(fd, result, limit - result.bytes.size(), MSG_DONTWAIT))
       return result;
-    } else if (!would_block(errno)) {
-      result.status = read_status::error;
-      result.error = errno;
-      return result;
-    }
   }
   result.status = read_status::complete;
   return result;
@@ -511,7 +516,6 @@ read_result read_through(int fd, std::string_view delimiter,
 read_result exchange(int fd, std::string_view data, milliseconds timeout) {
   read_result result;
   size_t sent = 0;
-  char buf[chunk_size];
   while (result.bytes.size() < data.size()) {
     short events = POLLIN;
     if (sent < data.size())
@@ -538,19 +542,9 @@ read_result exchange(int fd, std::string_view data, milliseconds timeout) {
         return result;
       }
     }
-    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      auto n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n > 0) {
-        result.bytes.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        result.status = read_status::eof;
-        return result;
-      } else if (!would_block(errno)) {
-        result.status = read_status::error;
-        result.error = errno;
-        return result;
-      }
-    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0
+        && !receive(fd, result, chunk_size, 0))
+      return result;
   }
   result.status = read_status::complete;
   return result;
@@ -614,7 +608,6 @@ stream_echo(int fd, size_t base, size_t chunk, size_t window,
             milliseconds timeout) {
   stream_result result;
   auto& received = result.echo.bytes;
-  char buf[16 * 1024];
   for (;;) {
     progress(result);
     short events = POLLIN;
@@ -636,19 +629,9 @@ stream_echo(int fd, size_t base, size_t chunk, size_t window,
       else if (n < 0 && !would_block(errno))
         result.send_error = errno; // reading on tells how the stream ended
     }
-    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      auto n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n > 0) {
-        received.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        result.echo.status = read_status::eof;
-        return result;
-      } else if (!would_block(errno)) {
-        result.echo.status = read_status::error;
-        result.echo.error = errno;
-        return result;
-      }
-    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0
+        && !receive(fd, result.echo, chunk_size, 0))
+      return result;
   }
 }
 
