@@ -179,6 +179,19 @@ public:
     return server_.wait_stderr("stop requested", 1, client_timeout);
   }
 
+  /// Connects `who` to the server (`receive_buffer` as in
+  /// `connect_loopback`). A failed connect is a problem, and `who` counts
+  /// as ready (the cycle must not wait for it): no socket comes back.
+  qt::unique_fd connect(const std::string& who, uint16_t port,
+                        int receive_buffer = 0) {
+    auto conn = qt::connect_loopback(port, receive_buffer);
+    if (!conn.fd) {
+      mark_ready();
+      problem(who + ": connect failed: " + std::strerror(conn.error));
+    }
+    return std::move(conn.fd);
+  }
+
   void problem(const std::string& what) {
     std::lock_guard<std::mutex> guard{mtx_};
     problems_.push_back(what);
@@ -372,13 +385,10 @@ job half_request(uint64_t id, size_t size, double split_at) {
     auto split = std::clamp<size_t>(
       static_cast<size_t>(split_at * static_cast<double>(spec.request.size())),
       1, spec.request.size() - 1);
-    auto conn = qt::connect_loopback(port);
-    if (!conn.fd) {
-      cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+    auto conn = cs.connect(who, port);
+    if (!conn)
       return;
-    }
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     auto sent = qt::send_all(
       fd, std::string_view{spec.request}.substr(0, split), client_timeout);
     cs.mark_ready();
@@ -415,16 +425,19 @@ job echo_stream(uint64_t id, size_t before_ready) {
     auto who = "echo stream " + std::to_string(id);
     constexpr size_t chunk = 1024;
     constexpr size_t window = size_t{32} * 1024;
-    auto conn = qt::connect_loopback(port);
-    if (!conn.fd || !qt::set_nonblocking(conn.fd.get())) {
+    auto conn = cs.connect(who, port);
+    if (!conn)
+      return;
+    if (!qt::set_nonblocking(conn.get())) {
       cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+      cs.problem(
+        who + ": cannot make the socket non-blocking: " + std::strerror(errno));
       return;
     }
     auto base = id * (size_t{1} << 32);
     bool ready = false;
     auto stream = qt::stream_echo(
-      conn.fd.get(), base, chunk, window,
+      conn.get(), base, chunk, window,
       [&](const qt::stream_result& so_far) {
         if (!ready && so_far.echo.bytes.size() >= before_ready) {
           ready = true;
@@ -467,13 +480,10 @@ job slow_reader(uint64_t id, size_t size) {
     auto who = "slow reader " + std::to_string(id) + " (" + std::to_string(size)
                + " bytes)";
     auto spec = small_request(cs.http(), id, size);
-    auto conn = qt::connect_loopback(port, 4096);
-    if (!conn.fd) {
-      cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+    auto conn = cs.connect(who, port, 4096);
+    if (!conn)
       return;
-    }
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     if (!qt::send_all(fd, spec.request, client_timeout)) {
       cs.mark_ready();
       cs.problem(who + ": send failed: " + std::strerror(errno));
@@ -534,13 +544,10 @@ bool flood_requests(int fd) {
 job stuck_client(uint64_t id, bool delay) {
   return [=](cycle_state& cs, uint16_t port) {
     auto who = "stuck client " + std::to_string(id);
-    auto conn = qt::connect_loopback(port, 4096);
-    if (!conn.fd) {
-      cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+    auto conn = cs.connect(who, port, 4096);
+    if (!conn)
       return;
-    }
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     bool ok = true;
     if (cs.http() && delay) {
       ok = qt::send_all(fd, "GET /delay/600000 HTTP/1.1\r\nHost: q\r\n\r\n",

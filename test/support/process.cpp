@@ -66,21 +66,25 @@ bool receive(int fd, read_result& result, size_t max, int flags) {
   return false;
 }
 
+/// Waits for `events` on `fd` as `poll_one`; false when the watchdog
+/// passed or poll failed: `result.status` then says which.
+bool await_event(int fd, short events, milliseconds timeout, short& revents,
+                 read_result& result) {
+  auto rc = poll_one(fd, events, timeout, revents);
+  if (rc > 0)
+    return true;
+  result.status = rc == 0 ? read_status::timeout : read_status::error;
+  result.error = rc == 0 ? 0 : errno;
+  return false;
+}
+
 /// Reads until `limit` bytes have arrived or the stream ends.
 read_result read_until(int fd, size_t limit, milliseconds timeout) {
   read_result result;
   while (result.bytes.size() < limit) {
     short revents = 0;
-    auto rc = poll_one(fd, POLLIN, timeout, revents);
-    if (rc == 0) {
-      result.status = read_status::timeout;
+    if (!await_event(fd, POLLIN, timeout, revents, result))
       return result;
-    }
-    if (rc < 0) {
-      result.status = read_status::error;
-      result.error = errno;
-      return result;
-    }
     if (!receive(fd, result, limit - result.bytes.size(), MSG_DONTWAIT))
       return result;
   }
@@ -521,16 +525,8 @@ read_result exchange(int fd, std::string_view data, milliseconds timeout) {
     if (sent < data.size())
       events |= POLLOUT;
     short revents = 0;
-    auto rc = poll_one(fd, events, timeout, revents);
-    if (rc == 0) {
-      result.status = read_status::timeout;
+    if (!await_event(fd, events, timeout, revents, result))
       return result;
-    }
-    if (rc < 0) {
-      result.status = read_status::error;
-      result.error = errno;
-      return result;
-    }
     if ((revents & POLLOUT) != 0 && sent < data.size()) {
       auto n = ::send(fd, data.data() + sent,
                       std::min(data.size() - sent, chunk_size), MSG_NOSIGNAL);
