@@ -12,7 +12,7 @@
 
 #include "test/actors/io_fixture.hpp"
 #include "test/fuzz/fake_io.hpp"
-#include "test/support/http_responses.hpp"
+#include "test/support/http_response.hpp"
 
 using namespace quiesce;
 using namespace quiesce::testing;

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "support/binary_fixture.hpp"
+#include "support/http_response.hpp"
 
 namespace qt = quiesce::test;
 
@@ -94,11 +95,6 @@ std::string post_echo(size_t size, bool close) {
          + "\r\n\r\n" + qt::pattern(0, size);
 }
 
-/// The status line of an HTTP response: its bytes up to the first CRLF.
-std::string status_line(const std::string& bytes) {
-  return bytes.substr(0, bytes.find("\r\n"));
-}
-
 bool contains(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
@@ -106,45 +102,6 @@ bool contains(const std::string& text, const std::string& needle) {
 std::chrono::milliseconds since(steady::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now()
                                                                - t0);
-}
-
-/// Sends the bytes `next` gives (an empty string: no more) on the
-/// non-blocking `fd` without reading, until the connection takes nothing
-/// for `quiet` (the server has stopped reading) or `next` has no more.
-/// Returns the number of bytes sent, or nothing on an error (`errno`).
-template <class Next>
-std::optional<size_t> send_until_stuck(int fd, Next next,
-                                       std::chrono::milliseconds quiet) {
-  std::string pending;
-  size_t total = 0;
-  auto t0 = steady::now();
-  for (;;) {
-    if (pending.empty()) {
-      pending = next();
-      if (pending.empty())
-        return total;
-    }
-    if (since(t0) > qt::default_timeout) {
-      errno = ETIMEDOUT; // the server never stopped reading
-      return std::nullopt;
-    }
-    auto n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      total += static_cast<size_t>(n);
-      pending.erase(0, static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-      return std::nullopt;
-    pollfd pfd{fd, POLLOUT, 0};
-    auto rc = ::poll(&pfd, 1, static_cast<int>(quiet.count()));
-    if (rc == 0)
-      return total;
-    if (rc < 0 && errno != EINTR)
-      return std::nullopt;
-  }
 }
 
 /// The pattern from `offset` on, 64 KiB at a time.
@@ -206,7 +163,7 @@ struct fixture : qt::binary_fixture {
         return false;
       auto head = qt::read_through(fd, "\r\n\r\n");
       auto body = qt::read_exactly(fd, 15); // "quiesce: hello\n"
-      CAF_CHECK_EQUAL(status_line(head.bytes), "HTTP/1.1 200 OK");
+      CAF_CHECK_EQUAL(qt::status_line_of(head.bytes), "HTTP/1.1 200 OK");
       CAF_CHECK_EQUAL(body.bytes, "quiesce: hello\n");
       return body.status == qt::read_status::complete;
     }
@@ -334,11 +291,7 @@ CAF_TEST(slowloris is cut off by the header timeout with 408) {
   size_t sent = 0;
   bool answered = false;
   while (since(t0) < 20s) {
-    pollfd pfd{fd, POLLIN, 0};
-    auto rc = ::poll(&pfd, 1, 100);
-    if (rc < 0 && errno == EINTR)
-      continue;
-    if (rc > 0) {
+    if (qt::wait_readable(fd, 100ms)) {
       answered = true;
       break;
     }
@@ -354,7 +307,8 @@ CAF_TEST(slowloris is cut off by the header timeout with 408) {
   CAF_CHECK_GREATER_OR_EQUAL(took.count(), 1000);
   auto resp = qt::read_until_eof(fd);
   CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 408 Request Timeout");
+  CAF_CHECK_EQUAL(qt::status_line_of(resp.bytes),
+                  "HTTP/1.1 408 Request Timeout");
   CAF_CHECK(contains(resp.bytes, "\r\nConnection: close\r\n"));
   conn.reset();
   expect_nothing_leaked(2);
@@ -375,7 +329,8 @@ CAF_TEST(a stalled request body is cut off by the body timeout with 408) {
   auto took = since(t0);
   CAF_MESSAGE("answered after " << took.count() << " ms");
   CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 408 Request Timeout");
+  CAF_CHECK_EQUAL(qt::status_line_of(resp.bytes),
+                  "HTTP/1.1 408 Request Timeout");
   CAF_CHECK(contains(resp.bytes, "\r\nConnection: close\r\n"));
   CAF_CHECK_GREATER_OR_EQUAL(took.count(), 1000);
   CAF_CHECK_LESS(took.count(), 15'000);
@@ -400,16 +355,12 @@ CAF_TEST(a request body trickled within the body timeout is served) {
   for (size_t i = 0; i < body.size(); ++i) {
     // Paced by the client; an answer before the body is complete is a
     // failure (a 408), seen at once.
-    pollfd pfd{fd, POLLIN, 0};
-    auto rc = ::poll(&pfd, 1, i == 0 ? 0 : 400);
-    if (rc < 0 && errno == EINTR)
-      continue;
-    CAF_REQUIRE_EQUAL(rc, 0);
+    CAF_REQUIRE(!qt::wait_readable(fd, i == 0 ? 0ms : 400ms));
     CAF_REQUIRE(qt::send_all(fd, body.substr(i, 1)));
   }
   CAF_CHECK_GREATER(since(t0).count(), 2000);
   auto head = qt::read_through(fd, "\r\n\r\n");
-  CAF_CHECK_EQUAL(status_line(head.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK_EQUAL(qt::status_line_of(head.bytes), "HTTP/1.1 200 OK");
   CAF_CHECK_EQUAL(qt::read_exactly(fd, 8).bytes, body);
   conn.reset();
   expect_nothing_leaked(2);
@@ -432,7 +383,8 @@ CAF_TEST(a stop with a stalled request body ends with its 408 and exit 0) {
   CAF_REQUIRE(server().signal(SIGTERM));
   auto resp = qt::read_until_eof(conn.get());
   CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 408 Request Timeout");
+  CAF_CHECK_EQUAL(qt::status_line_of(resp.bytes),
+                  "HTTP/1.1 408 Request Timeout");
   CAF_CHECK(contains(resp.bytes, "\r\nConnection: close\r\n"));
   conn.reset();
   expect_exit(0);
@@ -466,7 +418,7 @@ CAF_TEST(idle connections are closed after the idle timeout busy ones not ) {
   // The busy one gets its whole answer, then the idle close.
   auto resp = qt::read_until_eof(busy.get());
   CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK_EQUAL(qt::status_line_of(resp.bytes), "HTTP/1.1 200 OK");
   CAF_CHECK(contains(resp.bytes, "\r\n\r\ndelayed 2500 ms\n"));
   CAF_CHECK(contains(resp.bytes, "Connection: keep-alive"));
   CAF_CHECK_GREATER_OR_EQUAL(since(t0).count(), 3500);
@@ -504,7 +456,7 @@ CAF_TEST(a half closed peer gets its answer and nothing leaks) {
   CAF_REQUIRE_EQUAL(::shutdown(conn.get(), SHUT_WR), 0);
   auto resp = qt::read_until_eof(conn.get());
   CAF_CHECK_EQUAL(resp.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(status_line(resp.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK_EQUAL(qt::status_line_of(resp.bytes), "HTTP/1.1 200 OK");
   CAF_CHECK(contains(resp.bytes, "\r\n\r\ndelayed 300 ms\n"));
   conn.reset();
   expect_nothing_leaked(2);
@@ -560,7 +512,7 @@ CAF_TEST(a peer that resets in the middle of a large response leaks nothing) {
              + std::to_string(body_size) + "\r\n\r\n" + body;
   CAF_REQUIRE(qt::send_all(conn.get(), req));
   auto head = qt::read_through(conn.get(), "\r\n\r\n");
-  CAF_CHECK_EQUAL(status_line(head.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK_EQUAL(qt::status_line_of(head.bytes), "HTTP/1.1 200 OK");
   auto part = qt::read_exactly(conn.get(), 64 * 1024);
   CAF_CHECK_EQUAL(part.ending(), "complete");
   CAF_CHECK_EQUAL(part.bytes, body.substr(0, part.bytes.size()));
@@ -573,7 +525,7 @@ CAF_TEST(an echo client that never reads is reset after the write timeout) {
   if (!conn)
     return;
   size_t offset = 0;
-  auto sent = send_until_stuck(conn.get(), pattern_from(offset), 500ms);
+  auto sent = qt::send_until_stuck(conn.get(), pattern_from(offset), 500ms);
   CAF_REQUIRE(sent.has_value());
   CAF_MESSAGE("sent " << *sent << " bytes without reading");
   // The echo in its buffer, then the reset.
@@ -605,7 +557,7 @@ CAF_TEST(an http client that pipelines uploads but never reads is reset) {
     return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
            + std::to_string(body_size) + "\r\n\r\n" + body;
   };
-  auto sent = send_until_stuck(conn.get(), next_request, 500ms);
+  auto sent = qt::send_until_stuck(conn.get(), next_request, 500ms);
   CAF_REQUIRE(sent.has_value());
   CAF_MESSAGE("sent " << *sent << " bytes (" << requests
                       << " requests started) without reading");
@@ -653,7 +605,7 @@ CAF_TEST(a slow reader that keeps reading is not cut off by the write timeout) {
     return;
   auto fd = conn.get();
   size_t offset = 0;
-  auto sent = send_until_stuck(fd, pattern_from(offset), 500ms);
+  auto sent = qt::send_until_stuck(fd, pattern_from(offset), 500ms);
   CAF_REQUIRE(sent.has_value());
   // Output waits in the server now. For 4 s (four write timeouts) the
   // client reads only 4 KiB every 250 ms: each read within the timeout,
@@ -709,8 +661,8 @@ CAF_TEST(input discarded while the last answer waits stops at the limit) {
   CAF_REQUIRE(qt::send_all(conn.get(), post_echo(100 * 1024, true)));
   CAF_REQUIRE(qt::set_nonblocking(conn.get()));
   size_t junk = 0;
-  auto sent
-    = send_until_stuck(conn.get(), junk_up_to(junk, size_t{64} << 20), 500ms);
+  auto sent = qt::send_until_stuck(conn.get(),
+                                   junk_up_to(junk, size_t{64} << 20), 500ms);
   CAF_REQUIRE(sent.has_value());
   CAF_MESSAGE("the server stopped reading after " << *sent << " bytes");
   // 1 MiB discarded, plus what the kernels buffer on both sides.
@@ -743,7 +695,8 @@ CAF_TEST(an upload refused behind a pending answer is not read without bound) {
                                    "Content-Length: 100000000\r\n\r\n"));
   CAF_REQUIRE(qt::set_nonblocking(fd));
   size_t junk = 0;
-  auto sent = send_until_stuck(fd, junk_up_to(junk, size_t{256} << 20), 500ms);
+  auto sent
+    = qt::send_until_stuck(fd, junk_up_to(junk, size_t{256} << 20), 500ms);
   CAF_REQUIRE(sent.has_value());
   CAF_MESSAGE("the server stopped reading after " << *sent << " bytes");
   // 1 MiB dropped, plus what the kernels buffer on both sides.
@@ -751,7 +704,7 @@ CAF_TEST(an upload refused behind a pending answer is not read without bound) {
   // Both answers, in order, then the end (a reset once the discard limit
   // has cut the input off).
   auto rest = qt::read_until_eof(fd);
-  CAF_CHECK_EQUAL(status_line(rest.bytes), "HTTP/1.1 200 OK");
+  CAF_CHECK_EQUAL(qt::status_line_of(rest.bytes), "HTTP/1.1 200 OK");
   CAF_CHECK(contains(rest.bytes, "\r\n\r\ndelayed 1500 ms\nHTTP/1.1 413 "));
   conn.reset();
   expect_nothing_leaked(2);

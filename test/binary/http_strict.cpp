@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "support/binary_fixture.hpp"
-#include "support/http_responses.hpp"
+#include "support/http_response.hpp"
 
 namespace qt = quiesce::test;
 

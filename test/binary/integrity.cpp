@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "support/binary_fixture.hpp"
+#include "support/http_response.hpp"
 
 namespace qt = quiesce::test;
 
@@ -223,57 +224,39 @@ struct http_client {
   /// Takes every complete response out of `in` and checks it.
   void parse() {
     while (problem.empty()) {
-      auto head_end = in.find("\r\n\r\n");
-      if (head_end == std::string::npos)
+      if (in.find("\r\n\r\n") == std::string::npos)
         return;
-      std::string_view head{in.data(), head_end + 2};
       if (pending.empty()) {
         flag("a response to no request");
         return;
       }
       auto& ex = pending.front();
-      auto header = [&](std::string_view name) -> std::string {
-        // Names as the server writes them; values up to CR LF.
-        std::string key = "\r\n" + std::string{name} + ": ";
-        auto pos = head.find(key);
-        if (pos == std::string_view::npos)
-          return "(none)";
-        pos += key.size();
-        return std::string{head.substr(pos, head.find("\r\n", pos) - pos)};
-      };
-      auto length_text = header("Content-Length");
-      if (length_text.empty()
-          || length_text.find_first_not_of("0123456789") != std::string::npos) {
-        flag("bad Content-Length `" + length_text + "`");
+      auto parsed = qt::parse_response(in, ex.head);
+      if (parsed.status == qt::parse_status::malformed) {
+        flag(parsed.error);
         return;
       }
-      auto length
-        = static_cast<size_t>(std::strtoull(length_text.c_str(), nullptr, 10));
-      auto body_size = ex.head ? 0 : length;
-      auto total = head_end + 4 + body_size;
-      if (in.size() < total)
+      if (parsed.status == qt::parse_status::incomplete)
         return; // the rest is still on its way
-      auto status_line = std::string{head.substr(0, head.find("\r\n"))};
-      auto connection = header("Connection");
+      auto& r = parsed.value;
+      auto length = r.content_length().value_or(0);
+      auto connection = r.header("Connection");
       if (closed_by_response)
         flag("a response after `Connection: close`");
-      else if (status_line != "HTTP/1.1 200 OK")
-        flag("status line `" + status_line + "`");
+      else if (r.status_line != "HTTP/1.1 200 OK")
+        flag("status line `" + r.status_line + "`");
       else if (length != ex.body.size())
-        flag("Content-Length " + length_text + ", expected "
+        flag("Content-Length " + std::to_string(length) + ", expected "
              + std::to_string(ex.body.size()));
-      else if (!ex.head
-               && std::string_view{in}.substr(head_end + 4, body_size)
-                    != ex.body)
+      else if (!ex.head && r.body != ex.body)
         flag("body differs at byte "
-             + std::to_string(qt::first_difference(
-               std::string_view{in}.substr(head_end + 4, body_size), ex.body)));
+             + std::to_string(qt::first_difference(r.body, ex.body)));
       else if (connection != "keep-alive" && connection != "close")
         flag("Connection: " + connection);
       if (!problem.empty())
         return;
       closed_by_response = connection == "close";
-      in.erase(0, total);
+      in.erase(0, parsed.size);
       pending.pop_front();
       ++answered;
     }
@@ -281,17 +264,6 @@ struct http_client {
 };
 
 struct fixture : qt::binary_fixture {
-  /// Waits until the server has opened `n` connections (needs
-  /// `--log-level=debug`), so that no client waits in the listen backlog
-  /// at the stop; false after a failed check.
-  bool await_opened(size_t n) {
-    if (server().wait_stderr(" opened\n", n))
-      return true;
-    CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
-                                        << " of " << n << " connections");
-    return false;
-  }
-
   /// The end of every round: the server exits 0 with nothing forced.
   void expect_clean_exit() {
     expect_exit(0);

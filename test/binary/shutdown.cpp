@@ -155,11 +155,8 @@ CAF_TEST(sigterm sends every idle connection a fin and exits 0) {
   if (conns.size() < connections)
     return;
   // Idle: the clients have sent nothing. Wait until all are accepted.
-  if (!server().wait_stderr(" opened\n", connections)) {
-    CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
-                                        << " connections");
+  if (!await_opened(connections))
     return;
-  }
   CAF_CHECK(server().signal(SIGTERM));
   size_t clean = 0;
   for (size_t i = 0; i < connections; ++i) {
@@ -190,58 +187,23 @@ CAF_TEST(a client still sending gets its echo then a fin) {
     return;
   auto fd = conn.get();
   CAF_CHECK(qt::set_nonblocking(fd));
-  std::string received;
-  size_t sent = 0;
   size_t sent_at_stop = 0;
   bool stopping = false;
-  int send_error = 0;
-  qt::read_result end; // status and error of the end of the stream
-  char buf[16 * 1024];
-  for (;;) {
-    if (!stopping && received.size() >= before_stop) {
+  auto stream = qt::stream_echo(
+    fd, 0, chunk, window, [&](const qt::stream_result& so_far) {
+      if (stopping || so_far.echo.bytes.size() < before_stop)
+        return;
       stopping = true;
-      sent_at_stop = sent;
+      sent_at_stop = so_far.sent;
       CAF_CHECK(server().signal(SIGTERM));
-    }
-    pollfd pfd{fd, POLLIN, 0};
-    if (send_error == 0 && sent - received.size() < window)
-      pfd.events |= POLLOUT;
-    auto rc = ::poll(&pfd, 1, static_cast<int>(qt::default_timeout.count()));
-    if (rc < 0 && errno == EINTR)
-      continue;
-    if (rc <= 0) {
-      end.status = qt::read_status::timeout;
-      break;
-    }
-    if ((pfd.revents & POLLOUT) != 0) {
-      // The pattern is a function of the position: a short send just
-      // continues from where it ended.
-      auto bytes = qt::pattern(sent, chunk);
-      auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n > 0)
-        sent += static_cast<size_t>(n);
-      else if (n < 0 && errno != EAGAIN && errno != EINTR)
-        send_error = errno; // reading on tells how the stream ended
-    }
-    if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      auto n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n > 0) {
-        received.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        end.status = qt::read_status::eof;
-        break;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        end.status = qt::read_status::error;
-        end.error = errno;
-        break;
-      }
-    }
-  }
+    });
+  auto& received = stream.echo.bytes;
+  auto sent = stream.sent;
   CAF_MESSAGE("sent " << sent << " bytes (" << sent_at_stop
                       << " before the stop), received " << received.size());
   CAF_CHECK(stopping);
-  CAF_CHECK_EQUAL(end.ending(), "clean EOF");
-  CAF_CHECK_EQUAL(std::string{std::strerror(send_error)},
+  CAF_CHECK_EQUAL(stream.echo.ending(), "clean EOF");
+  CAF_CHECK_EQUAL(std::string{std::strerror(stream.send_error)},
                   std::string{std::strerror(0)});
   CAF_CHECK_GREATER_OR_EQUAL(received.size(), before_stop);
   CAF_CHECK_LESS_OR_EQUAL(received.size(), sent);

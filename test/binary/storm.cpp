@@ -46,6 +46,8 @@
 #include <vector>
 
 #include "support/binary_fixture.hpp"
+#include "support/http_response.hpp"
+#include "support/strings.hpp"
 
 namespace qt = quiesce::test;
 
@@ -109,45 +111,7 @@ uint64_t env_number(const char* name, uint64_t fallback) {
   return std::strtoull(text, nullptr, 10);
 }
 
-// -- HTTP responses -----------------------------------------------------------
-
-std::string lower(std::string_view x) {
-  std::string result{x};
-  for (auto& c : result)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return result;
-}
-
-struct http_response {
-  bool complete = false;
-  int status = 0;
-  bool connection_close = false;
-  std::string body;
-  /// Bytes after the response (the test sends one request per connection).
-  size_t extra = 0;
-};
-
-http_response parse_response(std::string_view bytes) {
-  http_response result;
-  auto end = bytes.find("\r\n\r\n");
-  if (end == std::string_view::npos || bytes.size() < 12)
-    return result;
-  auto head = lower(bytes.substr(0, end + 2));
-  result.status = std::atoi(std::string{bytes.substr(9, 3)}.c_str());
-  result.connection_close
-    = head.find("\r\nconnection: close\r\n") != std::string::npos;
-  size_t length = 0;
-  auto pos = head.find("\r\ncontent-length:");
-  if (pos != std::string::npos)
-    length = std::strtoull(head.c_str() + pos + 17, nullptr, 10);
-  auto body_start = end + 4;
-  if (bytes.size() < body_start + length)
-    return result;
-  result.complete = true;
-  result.body = std::string{bytes.substr(body_start, length)};
-  result.extra = bytes.size() - body_start - length;
-  return result;
-}
+// -- HTTP requests ------------------------------------------------------------
 
 std::string post_echo(std::string_view body) {
   return "POST /echo HTTP/1.1\r\nHost: quiesce\r\nContent-Length: "
@@ -215,6 +179,19 @@ public:
     return server_.wait_stderr("stop requested", 1, client_timeout);
   }
 
+  /// Connects `who` to the server (`receive_buffer` as in
+  /// `connect_loopback`). A failed connect is a problem, and `who` counts
+  /// as ready (the cycle must not wait for it): no socket comes back.
+  qt::unique_fd connect(const std::string& who, uint16_t port,
+                        int receive_buffer = 0) {
+    auto conn = qt::connect_loopback(port, receive_buffer);
+    if (!conn.fd) {
+      mark_ready();
+      problem(who + ": connect failed: " + std::strerror(conn.error));
+    }
+    return std::move(conn.fd);
+  }
+
   void problem(const std::string& what) {
     std::lock_guard<std::mutex> guard{mtx_};
     problems_.push_back(what);
@@ -244,8 +221,9 @@ public:
     }
     bool complete = false;
     if (http_) {
-      auto rsp = parse_response(got.bytes);
-      if (rsp.complete) {
+      auto parsed = qt::parse_response(got.bytes);
+      if (parsed.status == qt::parse_status::complete) {
+        auto& rsp = parsed.value;
         complete = true;
         if (rsp.status != 200)
           fail("status " + std::to_string(rsp.status));
@@ -253,9 +231,11 @@ public:
           fail("wrong body (first difference at byte "
                + std::to_string(qt::first_difference(rsp.body, expected))
                + ")");
-        if (rsp.extra != 0)
-          fail(std::to_string(rsp.extra) + " bytes after the response");
-        if (need_close && !rsp.connection_close)
+        // The test sends one request per connection.
+        auto extra = got.bytes.size() - parsed.size;
+        if (extra != 0)
+          fail(std::to_string(extra) + " bytes after the response");
+        if (need_close && !qt::iequals(rsp.header("Connection"), "close"))
           fail("no `Connection: close` on a response made during the stop");
       }
     } else {
@@ -405,13 +385,10 @@ job half_request(uint64_t id, size_t size, double split_at) {
     auto split = std::clamp<size_t>(
       static_cast<size_t>(split_at * static_cast<double>(spec.request.size())),
       1, spec.request.size() - 1);
-    auto conn = qt::connect_loopback(port);
-    if (!conn.fd) {
-      cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+    auto conn = cs.connect(who, port);
+    if (!conn)
       return;
-    }
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     auto sent = qt::send_all(
       fd, std::string_view{spec.request}.substr(0, split), client_timeout);
     cs.mark_ready();
@@ -448,57 +425,30 @@ job echo_stream(uint64_t id, size_t before_ready) {
     auto who = "echo stream " + std::to_string(id);
     constexpr size_t chunk = 1024;
     constexpr size_t window = size_t{32} * 1024;
-    auto conn = qt::connect_loopback(port);
-    if (!conn.fd || !qt::set_nonblocking(conn.fd.get())) {
+    auto conn = cs.connect(who, port);
+    if (!conn)
+      return;
+    if (!qt::set_nonblocking(conn.get())) {
       cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+      cs.problem(
+        who + ": cannot make the socket non-blocking: " + std::strerror(errno));
       return;
     }
-    auto fd = conn.fd.get();
     auto base = id * (size_t{1} << 32);
-    std::string received;
-    size_t sent = 0;
     bool ready = false;
-    int send_error = 0;
-    qt::read_result end;
-    char buf[16 * 1024];
-    for (;;) {
-      if (!ready && received.size() >= before_ready) {
-        ready = true;
-        cs.mark_ready();
-      }
-      pollfd pfd{fd, POLLIN, 0};
-      if (send_error == 0 && sent - received.size() < window)
-        pfd.events |= POLLOUT;
-      auto rc = ::poll(&pfd, 1, static_cast<int>(client_timeout.count()));
-      if (rc < 0 && errno == EINTR)
-        continue;
-      if (rc <= 0) {
-        end.status = qt::read_status::timeout;
-        break;
-      }
-      if ((pfd.revents & POLLOUT) != 0) {
-        auto bytes = qt::pattern(base + sent, chunk);
-        auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-        if (n > 0)
-          sent += static_cast<size_t>(n);
-        else if (n < 0 && errno != EAGAIN && errno != EINTR)
-          send_error = errno;
-      }
-      if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        auto n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) {
-          received.append(buf, static_cast<size_t>(n));
-        } else if (n == 0) {
-          end.status = qt::read_status::eof;
-          break;
-        } else if (errno != EAGAIN && errno != EINTR) {
-          end.status = qt::read_status::error;
-          end.error = errno;
-          break;
+    auto stream = qt::stream_echo(
+      conn.get(), base, chunk, window,
+      [&](const qt::stream_result& so_far) {
+        if (!ready && so_far.echo.bytes.size() >= before_ready) {
+          ready = true;
+          cs.mark_ready();
         }
-      }
-    }
+      },
+      client_timeout);
+    auto& received = stream.echo.bytes;
+    auto& end = stream.echo;
+    auto sent = stream.sent;
+    auto send_error = stream.send_error;
     if (!ready)
       cs.mark_ready();
     auto fail = [&](const std::string& what) {
@@ -520,17 +470,6 @@ job echo_stream(uint64_t id, size_t before_ready) {
   };
 }
 
-/// Waits until `fd` has input (or the peer's EOF); false on timeout.
-bool wait_readable(int fd) {
-  pollfd pfd{fd, POLLIN, 0};
-  for (;;) {
-    auto rc = ::poll(&pfd, 1, static_cast<int>(client_timeout.count()));
-    if (rc < 0 && errno == EINTR)
-      continue;
-    return rc > 0;
-  }
-}
-
 /// Sends a request with a large answer (HTTP: POST /echo of `size` bytes;
 /// echo: `size` bytes) with a small receive buffer and without reading; once
 /// the first byte of the answer is in, it is ready; it reads only after the
@@ -541,19 +480,16 @@ job slow_reader(uint64_t id, size_t size) {
     auto who = "slow reader " + std::to_string(id) + " (" + std::to_string(size)
                + " bytes)";
     auto spec = small_request(cs.http(), id, size);
-    auto conn = qt::connect_loopback(port, 4096);
-    if (!conn.fd) {
-      cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+    auto conn = cs.connect(who, port, 4096);
+    if (!conn)
       return;
-    }
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     if (!qt::send_all(fd, spec.request, client_timeout)) {
       cs.mark_ready();
       cs.problem(who + ": send failed: " + std::strerror(errno));
       return;
     }
-    auto answering = wait_readable(fd);
+    auto answering = qt::wait_readable(fd, client_timeout);
     cs.mark_ready();
     if (!answering) {
       cs.problem(who + ": no answer began");
@@ -583,21 +519,23 @@ bool flood_requests(int fd) {
     return false;
   size_t sent = 0;
   auto deadline = steady::now() + client_timeout;
-  while (sent < all.size() && steady::now() < deadline) {
-    auto n
-      = ::send(fd, all.data() + sent,
-               std::min(all.size() - sent, size_t{64} * 1024), MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      return false;
-    pollfd pfd{fd, POLLOUT, 0};
-    if (::poll(&pfd, 1, 300) == 0 && sent >= enough)
-      return true; // the server has stopped reading
+  while (sent < all.size()) {
+    auto left
+      = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
+    auto pos = sent;
+    auto next = [&] {
+      auto piece = all.substr(pos, size_t{64} * 1024);
+      pos += piece.size();
+      return piece;
+    };
+    auto more = qt::send_until_stuck(fd, next, 300ms, left);
+    if (!more)
+      return false; // an error, or the deadline
+    sent += *more;
+    if (sent >= enough)
+      return true; // the server has stopped reading (or took it all)
   }
-  return sent == all.size();
+  return true;
 }
 
 /// A client whose work cannot finish: HTTP `GET /delay` of ten minutes, or
@@ -606,13 +544,10 @@ bool flood_requests(int fd) {
 job stuck_client(uint64_t id, bool delay) {
   return [=](cycle_state& cs, uint16_t port) {
     auto who = "stuck client " + std::to_string(id);
-    auto conn = qt::connect_loopback(port, 4096);
-    if (!conn.fd) {
-      cs.mark_ready();
-      cs.problem(who + ": connect failed: " + std::strerror(conn.error));
+    auto conn = cs.connect(who, port, 4096);
+    if (!conn)
       return;
-    }
-    auto fd = conn.fd.get();
+    auto fd = conn.get();
     bool ok = true;
     if (cs.http() && delay) {
       ok = qt::send_all(fd, "GET /delay/600000 HTTP/1.1\r\nHost: q\r\n\r\n",

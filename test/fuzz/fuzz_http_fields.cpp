@@ -24,17 +24,12 @@
 #include <string_view>
 
 #include "test/fuzz/check.hpp"
+#include "test/support/strings.hpp"
 
 using quiesce::fuzz::fail;
+using quiesce::test::iequals;
 
 namespace {
-
-std::string lower(std::string_view x) {
-  std::string result;
-  for (auto c : x)
-    result += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return result;
-}
 
 /// The reference: the decimal value with unbounded precision, compared as a
 /// string against the limit's digits.
@@ -91,7 +86,7 @@ reference_expectations(const quiesce::http::request& req) {
   if (req.version_major * 1000 + req.version_minor < 1001)
     return result;
   for (auto& [field, value] : req.headers) {
-    if (lower(field) != "expect")
+    if (!iequals(field, "expect"))
       continue;
     size_t start = 0;
     for (;;) {
@@ -101,7 +96,7 @@ reference_expectations(const quiesce::http::request& req) {
       auto b = member.find_first_not_of(" \t");
       auto e = member.find_last_not_of(" \t");
       member = b == std::string::npos ? "" : member.substr(b, e - b + 1);
-      if (lower(member) == "100-continue")
+      if (iequals(member, "100-continue"))
         result.wants_continue = true;
       else if (!member.empty())
         result.unmet = true;

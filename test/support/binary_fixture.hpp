@@ -167,6 +167,17 @@ public:
     return code == 0;
   }
 
+  /// Waits until the server has opened `n` connections (needs
+  /// `--log-level=debug`), e.g. so that no client waits in the listen
+  /// backlog at a stop; false after a failed check.
+  bool await_opened(size_t n) {
+    if (server().wait_stderr(" opened\n", n))
+      return true;
+    CAF_ERROR("the server opened only " << server().stderr_count(" opened\n")
+                                        << " of " << n << " connections");
+    return false;
+  }
+
   /// Waits for the server's exit and checks its code. Compares the
   /// descriptions, so that a failure reads "killed by signal 9 (Killed)"
   /// or "no exit before the watchdog" instead of a bare number.

@@ -50,34 +50,43 @@ bool would_block(int err) {
   return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
+/// One recv of at most `max` bytes appended to `result.bytes`. False once
+/// the stream has ended: `result.status` says how (EOF or an error).
+bool receive(int fd, read_result& result, size_t max, int flags) {
+  char buf[chunk_size];
+  auto n = ::recv(fd, buf, std::min(sizeof(buf), max), flags);
+  if (n > 0) {
+    result.bytes.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  if (n < 0 && would_block(errno))
+    return true;
+  result.status = n == 0 ? read_status::eof : read_status::error;
+  result.error = n == 0 ? 0 : errno;
+  return false;
+}
+
+/// Waits for `events` on `fd` as `poll_one`; false when the watchdog
+/// passed or poll failed: `result.status` then says which.
+bool await_event(int fd, short events, milliseconds timeout, short& revents,
+                 read_result& result) {
+  auto rc = poll_one(fd, events, timeout, revents);
+  if (rc > 0)
+    return true;
+  result.status = rc == 0 ? read_status::timeout : read_status::error;
+  result.error = rc == 0 ? 0 : errno;
+  return false;
+}
+
 /// Reads until `limit` bytes have arrived or the stream ends.
 read_result read_until(int fd, size_t limit, milliseconds timeout) {
   read_result result;
-  char buf[chunk_size];
   while (result.bytes.size() < limit) {
     short revents = 0;
-    auto rc = poll_one(fd, POLLIN, timeout, revents);
-    if (rc == 0) {
-      result.status = read_status::timeout;
+    if (!await_event(fd, POLLIN, timeout, revents, result))
       return result;
-    }
-    if (rc < 0) {
-      result.status = read_status::error;
-      result.error = errno;
+    if (!receive(fd, result, limit - result.bytes.size(), MSG_DONTWAIT))
       return result;
-    }
-    auto want = std::min(sizeof(buf), limit - result.bytes.size());
-    auto n = ::recv(fd, buf, want, MSG_DONTWAIT);
-    if (n > 0) {
-      result.bytes.append(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      result.status = read_status::eof;
-      return result;
-    } else if (!would_block(errno)) {
-      result.status = read_status::error;
-      result.error = errno;
-      return result;
-    }
   }
   result.status = read_status::complete;
   return result;
@@ -511,22 +520,13 @@ read_result read_through(int fd, std::string_view delimiter,
 read_result exchange(int fd, std::string_view data, milliseconds timeout) {
   read_result result;
   size_t sent = 0;
-  char buf[chunk_size];
   while (result.bytes.size() < data.size()) {
     short events = POLLIN;
     if (sent < data.size())
       events |= POLLOUT;
     short revents = 0;
-    auto rc = poll_one(fd, events, timeout, revents);
-    if (rc == 0) {
-      result.status = read_status::timeout;
+    if (!await_event(fd, events, timeout, revents, result))
       return result;
-    }
-    if (rc < 0) {
-      result.status = read_status::error;
-      result.error = errno;
-      return result;
-    }
     if ((revents & POLLOUT) != 0 && sent < data.size()) {
       auto n = ::send(fd, data.data() + sent,
                       std::min(data.size() - sent, chunk_size), MSG_NOSIGNAL);
@@ -538,36 +538,40 @@ read_result exchange(int fd, std::string_view data, milliseconds timeout) {
         return result;
       }
     }
-    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      auto n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n > 0) {
-        result.bytes.append(buf, static_cast<size_t>(n));
-      } else if (n == 0) {
-        result.status = read_status::eof;
-        return result;
-      } else if (!would_block(errno)) {
-        result.status = read_status::error;
-        result.error = errno;
-        return result;
-      }
-    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0
+        && !receive(fd, result, chunk_size, 0))
+      return result;
   }
   result.status = read_status::complete;
   return result;
 }
 
-std::optional<size_t> flood(int fd, milliseconds quiet) {
-  auto chunk = pattern(0, chunk_size);
+bool wait_readable(int fd, milliseconds timeout) {
+  short revents = 0;
+  return poll_one(fd, POLLIN, timeout, revents) > 0;
+}
+
+std::optional<size_t> send_until_stuck(int fd,
+                                       const std::function<std::string()>& next,
+                                       milliseconds quiet,
+                                       milliseconds timeout) {
+  std::string pending;
   size_t total = 0;
-  auto deadline = steady_clock::now() + default_timeout;
+  auto deadline = steady_clock::now() + timeout;
   for (;;) {
+    if (pending.empty()) {
+      pending = next();
+      if (pending.empty())
+        return total;
+    }
     if (steady_clock::now() > deadline) {
       errno = ETIMEDOUT; // the server never stopped reading
       return std::nullopt;
     }
-    auto n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    auto n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
     if (n > 0) {
       total += static_cast<size_t>(n);
+      pending.erase(0, static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -581,6 +585,49 @@ std::optional<size_t> flood(int fd, milliseconds quiet) {
       return total;
     if (rc < 0)
       return std::nullopt;
+  }
+}
+
+std::optional<size_t> flood(int fd, milliseconds quiet) {
+  size_t offset = 0;
+  auto next = [&offset] {
+    auto chunk = pattern(offset, chunk_size);
+    offset += chunk.size();
+    return chunk;
+  };
+  return send_until_stuck(fd, next, quiet);
+}
+
+stream_result
+stream_echo(int fd, size_t base, size_t chunk, size_t window,
+            const std::function<void(const stream_result&)>& progress,
+            milliseconds timeout) {
+  stream_result result;
+  auto& received = result.echo.bytes;
+  for (;;) {
+    progress(result);
+    short events = POLLIN;
+    if (result.send_error == 0 && result.sent - received.size() < window)
+      events |= POLLOUT;
+    short revents = 0;
+    auto rc = poll_one(fd, events, timeout, revents);
+    if (rc <= 0) {
+      result.echo.status = read_status::timeout;
+      return result;
+    }
+    if ((revents & POLLOUT) != 0) {
+      // The pattern is a function of the position: a short send just
+      // continues from where it ended.
+      auto bytes = pattern(base + result.sent, chunk);
+      auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n > 0)
+        result.sent += static_cast<size_t>(n);
+      else if (n < 0 && !would_block(errno))
+        result.send_error = errno; // reading on tells how the stream ended
+    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0
+        && !receive(fd, result.echo, chunk_size, 0))
+      return result;
   }
 }
 

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -248,11 +249,46 @@ read_result read_through(int fd, std::string_view delimiter,
 read_result exchange(int fd, std::string_view data,
                      std::chrono::milliseconds timeout = default_timeout);
 
-/// Sends without reading until the connection takes no more: the server's
-/// echo fills this side's receive buffer, the server stops reading, and
-/// sending would block for `quiet`. Returns the number of bytes sent, or
-/// nothing on an error. `fd` must be non-blocking.
+/// Waits until `fd` has input (or the peer's EOF or an error to read);
+/// false when `timeout` passes first or poll fails.
+bool wait_readable(int fd, std::chrono::milliseconds timeout = default_timeout);
+
+/// Sends the bytes `next` gives (an empty string: no more) without reading,
+/// until the connection takes nothing for `quiet` (the server has stopped
+/// reading) or `next` has no more. Returns the number of bytes sent, or
+/// nothing on an error (in `errno`; ETIMEDOUT when the connection still
+/// took bytes after `timeout`). `fd` must be non-blocking.
+std::optional<size_t>
+send_until_stuck(int fd, const std::function<std::string()>& next,
+                 std::chrono::milliseconds quiet,
+                 std::chrono::milliseconds timeout = default_timeout);
+
+/// Sends the pattern without reading until the connection takes no more:
+/// the server's echo fills this side's receive buffer, the server stops
+/// reading, and sending would block for `quiet`. Returns the number of
+/// bytes sent, or nothing on an error. `fd` must be non-blocking.
 std::optional<size_t> flood(int fd, std::chrono::milliseconds quiet);
+
+/// Result of `stream_echo`.
+struct stream_result {
+  /// The echo received, and how the stream ended: EOF, an error, or the
+  /// timeout (never `complete`).
+  read_result echo;
+  size_t sent = 0;
+  /// `errno` of a failed send, 0 if none. Reading goes on after it: how
+  /// the stream ended says why.
+  int send_error = 0;
+};
+
+/// Streams the pattern from `base` on in sends of up to `chunk` bytes, at
+/// most `window` bytes ahead of the echo, and reads the echo until the
+/// stream ends or `timeout` passes without an event. Calls `progress`
+/// with the state so far before each wait (e.g. to signal the server once
+/// enough has come back). `fd` must be non-blocking.
+stream_result
+stream_echo(int fd, size_t base, size_t chunk, size_t window,
+            const std::function<void(const stream_result&)>& progress,
+            std::chrono::milliseconds timeout = default_timeout);
 
 /// A deterministic byte sequence that does not repeat with a short period:
 /// bytes [offset, offset + n) of it.
