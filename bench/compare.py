@@ -71,6 +71,10 @@ TARGETS = {
     "http": {"go-http": 1.3, "nginx": 0.8},
 }
 STOP_TARGET = (10000, 100.0)  # idle connections, ms
+# idle connections, at most this multiple of the kernel's graceful floor
+# (close_floor, same run) for quiesce's stop (issue 11)
+FLOOR_TARGET = (10000, 1.15)
+FLOOR = "close_floor"  # the runs of the floor, beside the servers' stop runs
 RSS_TARGET = (10000, 4096.0)  # idle connections, bytes per connection
 
 
@@ -513,6 +517,31 @@ def measure_stop(name, cfg, tag, idle):
     return run
 
 
+def first_cpu(cpus):
+    """The first CPU of a taskset list such as `0` or `2-3,5`."""
+    m = re.match(r"\s*(\d+)", cpus)
+    if not m:
+        raise Failure(f"cannot read a CPU number from '{cpus}'")
+    return m.group(1)
+
+
+def measure_floor(cfg, tag, idle):
+    """close_floor --rounds=1: the kernel's own cost of closing `idle` idle
+    connections, in the same round as the servers' stop runs."""
+    argv = [os.path.join(cfg.bin, "close_floor"), f"--connections={idle}",
+            "--rounds=1", f"--server-cpu={first_cpu(cfg.server_cpus)}",
+            f"--client-cpu={first_cpu(cfg.load_cpus)}"]
+    rc, text, err, cmd = run_tool(cfg, f"{tag}.close_floor", argv, 180)
+    run = dict(commands=[cmd])
+    values = kv(last_line_of(text, r"^close_floor:"))
+    if rc != 0 or "graceful_ms" not in values:
+        raise Failure(f"close_floor rc={rc}: "
+                      + (last_line(err) or "no output")[:100], run)
+    run["values"] = dict(graceful_ms=float(values["graceful_ms"]),
+                         close_ms=float(values["close_ms"]))
+    return run
+
+
 # ------------------------------------------------------------------ the plan
 
 
@@ -520,6 +549,10 @@ def plan_runs(cfg):
     """Every (round, group, metric key, server) in the order they run."""
     plan = []
     for r in range(cfg.rounds):
+        # The floor under every stop of this round, measured in the round.
+        if "stop" in cfg.metrics:
+            for n in cfg.idle:
+                plan.append((r + 1, "floor", f"floor@{n}", FLOOR))
         for group, members in GROUPS.items():
             servers = [s for s in members if s in cfg.servers]
             if not servers:
@@ -547,6 +580,8 @@ def estimate_s(cfg, key):
         return cfg.duration + 2.5
     if key == "sustain":
         return cfg.sustain + 2
+    if key.startswith("floor@"):
+        return 0.5 + int(key.split("@")[1]) / 2500
     return 1.5 + int(key.split("@")[1]) / 2500
 
 
@@ -560,6 +595,8 @@ def run_one(cfg, rnd, key, name):
             run = measure_accept(name, cfg, tag)
         elif key == "sustain":
             run = measure_sustain(name, cfg, tag)
+        elif key.startswith("floor@"):
+            run = measure_floor(cfg, tag, int(key.split("@")[1]))
         else:
             run = measure_stop(name, cfg, tag, int(key.split("@")[1]))
         run["ok"] = True
@@ -569,7 +606,8 @@ def run_one(cfg, rnd, key, name):
         run["error"] = e.args[0]
     except Exception as e:  # a bug here must not lose the other runs
         run = dict(ok=False, error=f"{type(e).__name__}: {e}")
-    run.update(round=rnd, server=name, metric=key, group=SERVERS[name]["group"],
+    group = "floor" if name == FLOOR else SERVERS[name]["group"]
+    run.update(round=rnd, server=name, metric=key, group=group,
                logs=shown(os.path.join(cfg.logs, tag)),
                seconds=round(time.monotonic() - t0, 1))
     return run
@@ -586,6 +624,9 @@ def describe(run):
         return f"{v['rate']:,.0f} conns/s"
     if key == "sustain":
         return f"growth {v['growth_kb']:+,} KB ({v['growth_pct']:+.1f}%)"
+    if key.startswith("floor@"):
+        return (f"graceful {v['graceful_ms']:.1f} ms, close "
+                f"{v['close_ms']:.1f} ms")
     return (f"{v['stop_ms']:.1f} ms, {v['rss_per_conn_bytes']:,.0f} B/conn")
 
 
@@ -736,6 +777,54 @@ def group_table(cfg, runs, group):
             f"every run 0: {'met' if all_zero else 'MISSED'}"]
     rows.append(exits)
     return header, rows, summary
+
+
+def floor_table(cfg, runs):
+    """Each server's stop next to the kernel's graceful floor of the same
+    run (close_floor), with the ratio; (markdown lines, summary)."""
+    header = ["idle conns", "server", "stop ms", "close_floor graceful ms",
+              "stop ÷ floor", "target (quiesce)"]
+    rows, summary = [], {}
+    for n in cfg.idle:
+        key = f"floor@{n}"
+        floor, floor_err = cell_stats(runs, FLOOR, key, "graceful_ms")
+        close, _ = cell_stats(runs, FLOOR, key, "close_ms")
+        summary[key] = dict(graceful_ms=floor, close_ms=close,
+                            error=floor_err, ratios={})
+        floor_text = fmt_num(floor) if floor_err is None else (
+            f"FAILED ({floor_err})")
+        for group in GROUPS:
+            for s in GROUPS[group]:
+                if s not in cfg.servers:
+                    continue
+                stop, err = cell_stats(runs, s, f"stop@{n}", "stop_ms")
+                ratio = None
+                if err is None and floor_err is None and stop and floor:
+                    ratio = stop / floor
+                    summary[key]["ratios"][s] = ratio
+                target = "–"
+                if (n == FLOOR_TARGET[0] and s.startswith("quiesce")
+                        and not SERVERS[s].get("baseline")):
+                    goal = f"≤{FLOOR_TARGET[1]:.2f}×"
+                    if ratio is None:
+                        target = f"{goal}: not measured"
+                    else:
+                        met = ratio <= FLOOR_TARGET[1]
+                        target = f"{goal}: {'met' if met else 'MISSED'}"
+                rows.append([f"{n:,}", s,
+                             fmt_num(stop) if err is None else f"FAILED ({err})",
+                             floor_text,
+                             "n/a" if ratio is None else f"{ratio:.2f}×",
+                             target])
+    lines = ["## stop vs the kernel's floor", "",
+             "close_floor: the same connections closed by a process that "
+             "makes only the system calls a graceful stop needs (shutdown, "
+             "the client's FIN, close), in the same rounds; medians. "
+             "Its plain-close time: "
+             + ", ".join(f"{fmt_num(v['close_ms'])} ms at {int(k[6:]):,}"
+                         for k, v in summary.items()) + ".", "",
+             render_md(header, rows), ""]
+    return lines, summary
 
 
 def ratio_text(ratio, higher):
@@ -1053,6 +1142,9 @@ def report(cfg, machine, command, runs, elapsed):
             continue
         header, rows, summary[group] = group_table(cfg, runs, group)
         lines += [f"## {group}", "", render_md(header, rows), ""]
+    if any(r["server"] == FLOOR for r in runs):
+        floor_lines, summary["floor"] = floor_table(cfg, runs)
+        lines += floor_lines
     failed = [r for r in runs if not r["ok"]]
     chart = os.path.join(cfg.out, "chart.png")
     chart_error = write_chart(cfg, runs, chart, machine["date"])

@@ -10,7 +10,8 @@
 # bench tools (reusing build/ if it exists, as the README creates it; it must
 # be a Release or RelWithDebInfo build without sanitizers), builds the peers
 # (bench/peers/build.sh), then runs bench/compare.py, which prints the table
-# and writes OUT/results.json, OUT/table.md and OUT/chart.png. Exits non-zero
+# (with every stop next to the kernel's floor, close_floor, of the same
+# rounds) and writes OUT/results.json, OUT/table.md and OUT/chart.png. Exits non-zero
 # if any measurement failed. BUILD_DIR=dir uses another build directory.
 # --baseline=REV also builds quiesce at git revision REV (a worktree in
 # $BUILD_DIR/baseline-src, built in $BUILD_DIR/baseline) and runs it as
@@ -108,11 +109,6 @@ rc=0
 COMPARE_COMMAND="bench/compare.sh${*:+ $*}" \
   /usr/bin/python3 bench/compare.py --bin="$build/bin" --peers="$peers" \
   ${args[@]+"${args[@]}"} || rc=$?
-# The kernel's own cost of closing idle connections on this machine, with
-# no server at all: the floor under every "stop ms" row (docs/performance.md).
-for n in 1000 10000; do
-  "$build/bin/close_floor" --connections=$n --rounds=3 | tail -n 1 || rc=1
-done
 elapsed=$(($(date +%s) - started))
 say "done in $((elapsed / 60))m$((elapsed % 60))s (set-up and build included), exit $rc"
 exit "$rc"
