@@ -5,9 +5,8 @@
 /// acceptor and connection brokers on CAF's fake multiplexer, under the test
 /// coordinator (virtual time), with a supervisor that records what it is
 /// told. Installed with the library, header-only but for `spawn_acceptor`
-/// (spawn_acceptor.hpp);
-/// the conformance kit (conformance.hpp) runs on it, and a behaviour's own
-/// tests may too.
+/// (spawn_acceptor.hpp), which the library compiles. The conformance kit
+/// (conformance.hpp) runs on it, and a behaviour's own tests may too.
 
 #include <algorithm>
 #include <cstddef>

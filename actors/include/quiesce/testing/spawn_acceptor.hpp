@@ -19,7 +19,8 @@ namespace quiesce::testing {
 /// Spawns quiesce's acceptor broker on `door` (a listening socket: the fake
 /// multiplexer's in a test). Its connections report to `sup` and get their
 /// behaviours from `make`; it pauses at `max_connections` open ones;
-/// `idle_timeout` is theirs (zero: no idle close).
+/// `idle_timeout` is theirs (zero: no idle close). Its log names it
+/// `test:8080`.
 acceptor_actor spawn_acceptor(caf::io::middleman& mm, caf::io::doorman_ptr door,
                               supervisor_actor sup, behaviour_factory make,
                               size_t max_connections,
