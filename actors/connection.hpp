@@ -212,6 +212,8 @@ private:
   bool large_reads_ = false;
   /// A timer went to the relay: the relay is told when this actor ends.
   bool timers_sent_ = false;
+  /// The `end` action ran: the actor has quit, no later action runs.
+  bool ended_ = false;
   /// The kernel took bytes since the output sample: take a new one at the
   /// next look instead of comparing.
   bool output_sample_stale_ = false;

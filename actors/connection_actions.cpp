@@ -57,8 +57,14 @@ void fill(std::string& text, std::string_view key, const std::string& value) {
 // -- carrying out the core's actions ------------------------------------------
 
 void connection_state::run(const lifecycle_actions& actions) {
-  for (auto& x : actions)
+  for (auto& x : actions) {
+    // An action can run the core again (write_only or watch_flush failing
+    // gives reopen_failed, whose actions end the actor): the rest of this
+    // batch must not touch the scribe CAF dropped at end-of-stream.
+    if (ended_)
+      return;
     run_one(x);
+  }
 }
 
 void connection_state::run_one(const lifecycle_action& x) {
@@ -171,6 +177,7 @@ void connection_state::run_one(const lifecycle_action& x) {
       self_->close(hdl_);
       return;
     case action_kind::end:
+      ended_ = true;
       switch (x.reason) {
         case end_reason::normal:
           self_->quit();
