@@ -30,7 +30,6 @@
 #include "actors/acceptor.hpp"
 #include "quiesce/registry.hpp"
 #include "actors/config_file.hpp"
-#include "actors/lean_scheduler.hpp"
 #include "actors/listener.hpp"
 #include "quiesce/log.hpp"
 #include "quiesce/messages.hpp"
@@ -422,9 +421,6 @@ int run_server(int argc, char** argv) {
     // The threads CAF starts now inherit SCHED_BATCH; serve() returns the
     // I/O thread to the normal policy (see favour_io_thread).
     run_helpers_as_batch();
-    // An ending connection actor must not wake CAF's clock thread
-    // (lean_scheduler.hpp).
-    use_lean_scheduler(cfg);
     caf::actor_system sys{cfg};
     code = serve(sys, cfg, signals, lst, std::move(factory), max_connections);
     watchdog.arm(code);
