@@ -75,6 +75,10 @@ STOP_TARGET = (10000, 100.0)  # idle connections, ms
 # (close_floor, same run) for quiesce's stop (issue 11)
 FLOOR_TARGET = (10000, 1.15)
 FLOOR = "close_floor"  # the runs of the floor, beside the servers' stop runs
+# The runs of the CAF floor (bench/caf_floor.cpp): the same stop made by an
+# echo server of plain CAF 0.17.6 brokers, one per connection, with none of
+# quiesce's guarantees; what quiesce's design costs at the least.
+CAF_FLOOR = "caf_floor"
 RSS_TARGET = (10000, 4096.0)  # idle connections, bytes per connection
 
 
@@ -484,12 +488,25 @@ def measure_stop(name, cfg, tag, idle):
     """stop_time --raw: one server start, `idle` connections, SIGTERM."""
     server = Server(name, cfg, tag)
     server.check_binary()
-    protocol = SERVERS[name]["protocol"]
+    return stop_time_run(cfg, tag, server.binary(),
+                         server.args(server.choose_port()),
+                         SERVERS[name]["protocol"], idle)
+
+
+def measure_caf_floor(cfg, tag, idle):
+    """stop_time --raw on bench/caf_floor: CAF's own floor for the stop."""
+    binary = os.path.join(cfg.bin, CAF_FLOOR)
+    if not os.access(binary, os.X_OK):
+        raise Failure(f"{binary} missing")
+    return stop_time_run(cfg, tag, binary, ["--port=0"], "echo", idle)
+
+
+def stop_time_run(cfg, tag, binary, args, protocol, idle):
     argv = [os.path.join(cfg.bin, "stop_time"), "--raw",
-            f"--server={server.binary()}", "--rounds=1",
+            f"--server={binary}", "--rounds=1",
             f"--connections={idle}", f"--protocol={protocol}",
             f"--server-cpus={cfg.server_cpus}", "--"]
-    argv += server.args(server.choose_port())
+    argv += args
     rc, text, err, cmd = run_tool(cfg, f"{tag}.stop_time", argv, 180)
     run = dict(commands=[cmd])
     round_line = last_line_of(text, r"^round 1/1:")
@@ -553,6 +570,7 @@ def plan_runs(cfg):
         if "stop" in cfg.metrics:
             for n in cfg.idle:
                 plan.append((r + 1, "floor", f"floor@{n}", FLOOR))
+                plan.append((r + 1, "floor", f"caffloor@{n}", CAF_FLOOR))
         for group, members in GROUPS.items():
             servers = [s for s in members if s in cfg.servers]
             if not servers:
@@ -582,6 +600,8 @@ def estimate_s(cfg, key):
         return cfg.sustain + 2
     if key.startswith("floor@"):
         return 0.5 + int(key.split("@")[1]) / 2500
+    if key.startswith("caffloor@"):
+        return 1.5 + int(key.split("@")[1]) / 2500
     return 1.5 + int(key.split("@")[1]) / 2500
 
 
@@ -597,6 +617,8 @@ def run_one(cfg, rnd, key, name):
             run = measure_sustain(name, cfg, tag)
         elif key.startswith("floor@"):
             run = measure_floor(cfg, tag, int(key.split("@")[1]))
+        elif key.startswith("caffloor@"):
+            run = measure_caf_floor(cfg, tag, int(key.split("@")[1]))
         else:
             run = measure_stop(name, cfg, tag, int(key.split("@")[1]))
         run["ok"] = True
@@ -606,7 +628,7 @@ def run_one(cfg, rnd, key, name):
         run["error"] = e.args[0]
     except Exception as e:  # a bug here must not lose the other runs
         run = dict(ok=False, error=f"{type(e).__name__}: {e}")
-    group = "floor" if name == FLOOR else SERVERS[name]["group"]
+    group = "floor" if name in (FLOOR, CAF_FLOOR) else SERVERS[name]["group"]
     run.update(round=rnd, server=name, metric=key, group=group,
                logs=shown(os.path.join(cfg.logs, tag)),
                seconds=round(time.monotonic() - t0, 1))
@@ -780,49 +802,65 @@ def group_table(cfg, runs, group):
 
 
 def floor_table(cfg, runs):
-    """Each server's stop next to the kernel's graceful floor of the same
-    run (close_floor), with the ratio; (markdown lines, summary)."""
+    """Each server's stop next to the two floors of the same rounds: the
+    kernel's (close_floor, graceful) and CAF's (caf_floor, plain brokers),
+    with the ratios; (markdown lines, summary)."""
     header = ["idle conns", "server", "stop ms", "close_floor graceful ms",
-              "stop ÷ floor", "target (quiesce)"]
+              "stop ÷ floor", "caf_floor stop ms", "stop ÷ caf_floor",
+              "target (quiesce)"]
     rows, summary = [], {}
     for n in cfg.idle:
         key = f"floor@{n}"
         floor, floor_err = cell_stats(runs, FLOOR, key, "graceful_ms")
         close, _ = cell_stats(runs, FLOOR, key, "close_ms")
+        caf, caf_err = cell_stats(runs, CAF_FLOOR, f"caffloor@{n}", "stop_ms")
         summary[key] = dict(graceful_ms=floor, close_ms=close,
-                            error=floor_err, ratios={})
+                            error=floor_err, ratios={}, caf_floor_ms=caf,
+                            caf_floor_error=caf_err, caf_ratios={})
         floor_text = fmt_num(floor) if floor_err is None else (
             f"FAILED ({floor_err})")
-        for group in GROUPS:
-            for s in GROUPS[group]:
-                if s not in cfg.servers:
-                    continue
+        caf_text = fmt_num(caf) if caf_err is None else f"FAILED ({caf_err})"
+        names = ([CAF_FLOOR] if caf_err is None else []) + [
+            s for group in GROUPS for s in GROUPS[group] if s in cfg.servers]
+        for s in names:
+            if s == CAF_FLOOR:
+                stop, err = caf, caf_err
+            else:
                 stop, err = cell_stats(runs, s, f"stop@{n}", "stop_ms")
-                ratio = None
-                if err is None and floor_err is None and stop and floor:
-                    ratio = stop / floor
-                    summary[key]["ratios"][s] = ratio
-                target = "–"
-                if (n == FLOOR_TARGET[0] and s.startswith("quiesce")
-                        and not SERVERS[s].get("baseline")):
-                    goal = f"≤{FLOOR_TARGET[1]:.2f}×"
-                    if ratio is None:
-                        target = f"{goal}: not measured"
-                    else:
-                        met = ratio <= FLOOR_TARGET[1]
-                        target = f"{goal}: {'met' if met else 'MISSED'}"
-                rows.append([f"{n:,}", s,
-                             fmt_num(stop) if err is None else f"FAILED ({err})",
-                             floor_text,
-                             "n/a" if ratio is None else f"{ratio:.2f}×",
-                             target])
-    lines = ["## stop vs the kernel's floor", "",
+            ratio = caf_ratio = None
+            if err is None and floor_err is None and stop and floor:
+                ratio = stop / floor
+                summary[key]["ratios"][s] = ratio
+            if err is None and caf_err is None and stop and caf:
+                caf_ratio = stop / caf
+                summary[key]["caf_ratios"][s] = caf_ratio
+            target = "–"
+            if (n == FLOOR_TARGET[0] and s.startswith("quiesce")
+                    and not SERVERS[s].get("baseline")):
+                goal = f"≤{FLOOR_TARGET[1]:.2f}×"
+                if ratio is None:
+                    target = f"{goal}: not measured"
+                else:
+                    met = ratio <= FLOOR_TARGET[1]
+                    target = f"{goal}: {'met' if met else 'MISSED'}"
+            rows.append([f"{n:,}", s,
+                         fmt_num(stop) if err is None else f"FAILED ({err})",
+                         floor_text,
+                         "n/a" if ratio is None else f"{ratio:.2f}×",
+                         caf_text,
+                         "n/a" if caf_ratio is None else f"{caf_ratio:.2f}×",
+                         target])
+    lines = ["## stop vs the floors", "",
              "close_floor: the same connections closed by a process that "
              "makes only the system calls a graceful stop needs (shutdown, "
              "the client's FIN, close), in the same rounds; medians. "
              "Its plain-close time: "
              + ", ".join(f"{fmt_num(v['close_ms'])} ms at {int(k[6:]):,}"
-                         for k, v in summary.items()) + ".", "",
+                         for k, v in summary.items()) + ". "
+             "caf_floor: an echo server of plain CAF 0.17.6 brokers, one per "
+             "connection, that at SIGTERM only sends each FIN and quits on "
+             "the client's (bench/caf_floor.cpp): the least a stop costs with "
+             "quiesce's design, in the same rounds.", "",
              render_md(header, rows), ""]
     return lines, summary
 

@@ -10,9 +10,10 @@
 # bench tools (reusing build/ if it exists, as the README creates it; it must
 # be a Release or RelWithDebInfo build without sanitizers), builds the peers
 # (bench/peers/build.sh), then runs bench/compare.py, which prints the table
-# (with every stop next to the kernel's floor, close_floor, of the same
-# rounds) and writes OUT/results.json, OUT/table.md and OUT/chart.png. Exits non-zero
-# if any measurement failed. BUILD_DIR=dir uses another build directory.
+# (with every stop next to the two floors of the same rounds: the kernel's,
+# close_floor, and CAF's, caf_floor) and writes OUT/results.json, OUT/table.md
+# and OUT/chart.png. Exits non-zero if any measurement failed. BUILD_DIR=dir
+# uses another build directory.
 # --baseline=REV also builds quiesce at git revision REV (a worktree in
 # $BUILD_DIR/baseline-src, built in $BUILD_DIR/baseline) and runs it as
 # quiesce-echo@base and quiesce-http@base beside the rest: a before/after
@@ -81,7 +82,7 @@ if [[ -f $build/CMakeCache.txt ]]; then
 else
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
-cmake --build "$build" -j"$(nproc)" --target quiesce echo_load stop_time conn_rate close_floor
+cmake --build "$build" -j"$(nproc)" --target quiesce echo_load stop_time conn_rate close_floor caf_floor
 
 if [[ -n $baseline ]]; then
   rev=$(git rev-parse --verify "$baseline^{commit}")
