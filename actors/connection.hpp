@@ -168,7 +168,8 @@ private:
   /// After a behaviour callback: flushes its output and tells the core.
   void after_callback();
 
-  /// Sends what the last callback wrote; returns how many bytes wait in CAF.
+  /// Sends what the last callback wrote; returns how many of those bytes
+  /// wait in CAF (bytes left from an earlier flush were counted then).
   size_t flush_output();
 
   /// Sizes the read buffer after a read of `msg` (see small_read).
@@ -208,6 +209,9 @@ private:
   caf::io::new_data_msg* input_ = nullptr;
   /// The last callback wrote bytes that are not flushed yet.
   bool wrote_ = false;
+  /// Bytes in `*out_` before the last callback wrote: an earlier flush's,
+  /// left there while CAF was still writing and counted as waiting then.
+  size_t out_counted_ = 0;
   /// Reads use the large buffer (see connection_config::small_read).
   bool large_reads_ = false;
   /// A timer went to the relay: the relay is told when this actor ends.
