@@ -255,7 +255,17 @@ bool connection_state::reopen_write_only() {
   auto dup_fd = ::fcntl(*fd_, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0)
     return false;
-  hdl_ = static_cast<caf::io::abstract_broker*>(self_)->add_scribe(dup_fd);
+  // abstract_broker::add_scribe: typed_broker's add_tcp_scribe(fd) does not
+  // compile in 0.17.6 (it calls an abstract_broker overload that does not
+  // exist). The scribe is not in the event loop yet: add_servant's
+  // launch_servant is a no-op for scribes (abstract_broker.hpp:394), and
+  // only configure_read launches one (scribe_impl.cpp:38-43); this one is
+  // never configured. Only a CAF flush adds it, for writing (stream.cpp:73),
+  // and then output waits, so the core ends no earlier than CAF's write
+  // event. So answering in on_input_end and ending in this same turn (direct
+  // send, then `finish`) adds and removes nothing in one turn: no leak of
+  // the kind deferred_close.hpp works around.
+  hdl_ = self_->add_scribe(dup_fd);
   out_ = &self_->wr_buf(hdl_);
   fd_ = dup_fd;
   self_->ack_writes(hdl_, true);
