@@ -229,8 +229,9 @@ private:
   caf::error forced_reason_;
   /// A duplicate descriptor this actor owns and closes (flushing).
   int owned_fd_ = -1;
-  /// CAF's descriptor and its socket's inode, while flushing.
+  /// CAF's descriptor and its socket's device and inode, while flushing.
   int caf_fd_ = -1;
+  dev_t caf_fd_dev_ = 0;
   ino_t caf_fd_inode_ = 0;
   /// The kernel's account of the output when the write timer last looked
   /// (or output started waiting): a peer that reads, however slowly, makes

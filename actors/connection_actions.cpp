@@ -292,6 +292,7 @@ bool connection_state::watch_flush() {
   if (dup_fd < 0)
     return false;
   caf_fd_ = *fd_;
+  caf_fd_dev_ = st.st_dev;
   caf_fd_inode_ = st.st_ino;
   owned_fd_ = dup_fd;
   fd_ = dup_fd;
@@ -304,9 +305,11 @@ bool connection_state::watch_flush() {
 
 bool connection_state::caf_flushed() const {
   // CAF closes its descriptor once the stream has written everything (or
-  // failed); a new socket may reuse the number, never the inode.
+  // failed); a new file may reuse the number, never the socket's identity
+  // (device and inode; an inode number is unique only on its device).
   struct stat st {};
-  return ::fstat(caf_fd_, &st) != 0 || st.st_ino != caf_fd_inode_;
+  return ::fstat(caf_fd_, &st) != 0 || !S_ISSOCK(st.st_mode)
+         || st.st_dev != caf_fd_dev_ || st.st_ino != caf_fd_inode_;
 }
 
 bool connection_state::peer_read_since_sample() {
