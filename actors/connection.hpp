@@ -137,10 +137,6 @@ public:
   /// A behaviour threw: abort the connection instead of leaving it half done.
   void on_exception();
 
-  lifecycle_state current_state() const {
-    return core_->state();
-  }
-
 protected:
   uint64_t new_request(uint64_t token) override;
 
