@@ -70,6 +70,8 @@ std::string connection_state::millis(caf::timespan x) {
 void connection_state::write(std::string_view bytes) {
   if (bytes.empty())
     return;
+  if (!wrote_)
+    out_counted_ = out_->size(); // an earlier flush's, counted already
   out_->insert(out_->end(), bytes.begin(), bytes.end());
   wrote_ = true;
 }

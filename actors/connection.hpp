@@ -137,10 +137,6 @@ public:
   /// A behaviour threw: abort the connection instead of leaving it half done.
   void on_exception();
 
-  lifecycle_state current_state() const {
-    return core_->state();
-  }
-
 protected:
   uint64_t new_request(uint64_t token) override;
 
@@ -168,7 +164,8 @@ private:
   /// After a behaviour callback: flushes its output and tells the core.
   void after_callback();
 
-  /// Sends what the last callback wrote; returns how many bytes wait in CAF.
+  /// Sends what the last callback wrote; returns how many of those bytes
+  /// wait in CAF (bytes left from an earlier flush were counted then).
   size_t flush_output();
 
   /// Sizes the read buffer after a read of `msg` (see small_read).
@@ -208,6 +205,9 @@ private:
   caf::io::new_data_msg* input_ = nullptr;
   /// The last callback wrote bytes that are not flushed yet.
   bool wrote_ = false;
+  /// Bytes in `*out_` before the last callback wrote: an earlier flush's,
+  /// left there while CAF was still writing and counted as waiting then.
+  size_t out_counted_ = 0;
   /// Reads use the large buffer (see connection_config::small_read).
   bool large_reads_ = false;
   /// A timer went to the relay: the relay is told when this actor ends.
@@ -225,8 +225,9 @@ private:
   caf::error forced_reason_;
   /// A duplicate descriptor this actor owns and closes (flushing).
   int owned_fd_ = -1;
-  /// CAF's descriptor and its socket's inode, while flushing.
+  /// CAF's descriptor and its socket's device and inode, while flushing.
   int caf_fd_ = -1;
+  dev_t caf_fd_dev_ = 0;
   ino_t caf_fd_inode_ = 0;
   /// The kernel's account of the output when the write timer last looked
   /// (or output started waiting): a peer that reads, however slowly, makes

@@ -8,10 +8,6 @@ namespace quiesce {
 
 namespace {
 
-using duration = connection_lifecycle::duration;
-
-constexpr duration zero{0};
-
 template <class Enum, size_t N>
 const char* name_of(Enum x, const char* const (&names)[N]) {
   auto i = static_cast<size_t>(x);
@@ -31,6 +27,7 @@ const char* to_string(lifecycle_state x) {
 const char* to_string(timer_kind x) {
   static constexpr const char* names[]
     = {"linger", "idle", "write", "flush_poll", "end_tick"};
+  static_assert(std::size(names) == timer_kind_count);
   return name_of(x, names);
 }
 

@@ -133,6 +133,9 @@ enum class timer_kind : uint8_t {
   end_tick,
 };
 
+/// The number of timer kinds, for tables.
+constexpr size_t timer_kind_count = 5;
+
 const char* to_string(timer_kind x);
 
 /// Why a connection ended.
@@ -369,6 +372,8 @@ public:
   }
 
 private:
+  static constexpr duration zero{0};
+
   static uint8_t bit(timer_kind kind) {
     return static_cast<uint8_t>(1u << static_cast<unsigned>(kind));
   }

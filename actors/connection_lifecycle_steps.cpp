@@ -8,13 +8,9 @@ namespace quiesce {
 
 namespace {
 
-using duration = connection_lifecycle::duration;
-
-constexpr duration zero{0};
-
 /// A closed or aborted connection's actor ends on the next turn of its
 /// event loop; how that is done is the adapter's (timer_kind::end_tick).
-constexpr duration end_delay{0};
+constexpr connection_lifecycle::duration end_delay{0};
 
 } // namespace
 

@@ -457,10 +457,10 @@ private:
         case action_kind::note:
           break;
       }
-      // A nested event (reopen_failed) ended the core: the rest of this
-      // batch is not carried out.
-      if (core_.state() == lifecycle_state::ended)
-        ended_ = true;
+      // The end action, of this batch or of a nested reopen_failed's: the
+      // rest of this batch is not carried out (nor by the adapter). The
+      // core's state is not the test: `finish` sets it before the close,
+      // `done` and end it returns are looked at.
       if (ended_)
         break;
     }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -548,7 +549,14 @@ read_result exchange(int fd, std::string_view data, milliseconds timeout) {
 
 bool wait_readable(int fd, milliseconds timeout) {
   short revents = 0;
-  return poll_one(fd, POLLIN, timeout, revents) > 0;
+  auto rc = poll_one(fd, POLLIN, timeout, revents);
+  if (rc < 0) {
+    // Not a timeout: a check that expects no input must not pass on it.
+    std::fprintf(stderr, "wait_readable: poll failed: %s\n",
+                 std::strerror(errno));
+    std::abort();
+  }
+  return rc > 0;
 }
 
 std::optional<size_t> send_until_stuck(int fd,
@@ -610,11 +618,8 @@ stream_echo(int fd, size_t base, size_t chunk, size_t window,
     if (result.send_error == 0 && result.sent - received.size() < window)
       events |= POLLOUT;
     short revents = 0;
-    auto rc = poll_one(fd, events, timeout, revents);
-    if (rc <= 0) {
-      result.echo.status = read_status::timeout;
-      return result;
-    }
+    if (!await_event(fd, events, timeout, revents, result.echo))
+      return result; // the timeout, or poll's error
     if ((revents & POLLOUT) != 0) {
       // The pattern is a function of the position: a short send just
       // continues from where it ended.

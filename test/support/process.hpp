@@ -250,7 +250,8 @@ read_result exchange(int fd, std::string_view data,
                      std::chrono::milliseconds timeout = default_timeout);
 
 /// Waits until `fd` has input (or the peer's EOF or an error to read);
-/// false when `timeout` passes first or poll fails.
+/// false when `timeout` passes first. A poll error fails the test (abort,
+/// with the error's text): it is never taken for a timeout.
 bool wait_readable(int fd, std::chrono::milliseconds timeout = default_timeout);
 
 /// Sends the bytes `next` gives (an empty string: no more) without reading,
@@ -271,8 +272,8 @@ std::optional<size_t> flood(int fd, std::chrono::milliseconds quiet);
 
 /// Result of `stream_echo`.
 struct stream_result {
-  /// The echo received, and how the stream ended: EOF, an error, or the
-  /// timeout (never `complete`).
+  /// The echo received, and how the stream ended: EOF, an error (recv's or
+  /// poll's, in `echo.error`), or the timeout (never `complete`).
   read_result echo;
   size_t sent = 0;
   /// `errno` of a failed send, 0 if none. Reading goes on after it: how

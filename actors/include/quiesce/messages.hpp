@@ -44,24 +44,28 @@ CAF_ADD_ATOM(quiesce, quiesce, connected_atom, "connected")
 /// The drain deadline passed (supervisor -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
 /// The linger after a connection's FIN: time to look whether the peer went
-/// quiet (connection -> itself, delayed; timer_kind::linger).
+/// quiet (connection -> timer relay -> connection, delayed;
+/// timer_kind::linger).
 CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
 /// A connection whose peer closed while output was owed looks whether the
-/// output has left (connection -> itself, delayed; timer_kind::flush_poll).
+/// output has left (connection -> timer relay -> connection, delayed;
+/// timer_kind::flush_poll).
 CAF_ADD_ATOM(quiesce, quiesce, flush_poll_atom, "flush_poll")
 /// One turn after a close or an abort, the connection actor ends
-/// (connection -> itself, delayed; timer_kind::end_tick).
+/// (connection -> timer relay -> connection, delayed; timer_kind::end_tick).
 CAF_ADD_ATOM(quiesce, quiesce, end_tick_atom, "end_tick")
-/// A behaviour's timer fired (connection -> itself, delayed).
-CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
-/// A behaviour's request got no reply in time (connection -> itself,
+/// A behaviour's timer fired (connection -> timer relay -> connection,
 /// delayed).
+CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
+/// A behaviour's request got no reply in time (connection -> timer relay ->
+/// connection, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
 /// Time to check whether a connection has been idle for its idle timeout
-/// (connection -> itself, delayed).
+/// (connection -> timer relay -> connection, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, idle_atom, "idle")
 /// Time to check whether a connection's output has waited for its write
-/// timeout without the peer taking a byte (connection -> itself, delayed).
+/// timeout without the peer taking a byte (connection -> timer relay ->
+/// connection, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, write_timeout_atom, "write_tmo")
 /// A message for a connection's behaviour (any actor -> connection).
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
