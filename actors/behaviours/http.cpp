@@ -177,25 +177,23 @@ void http_behaviour::on_timer(uint64_t token, connection_io& io) {
     on_body_timeout(io);
     return;
   }
-  for (auto& ex : queue_) {
-    if (ex.id == token) {
-      ex.ready = true;
-      break;
-    }
-  }
+  queue_.fill(token); // a `/delay` response, built when it was routed
   pump({}, io);
 }
 
 void http_behaviour::serve(http::request req, connection_io& io) {
   auto ex = route(req, std::move(req.body));
-  ex.id = next_id_++;
-  if (!ex.ready)
-    io.start_timer(ex.delay, ex.id);
+  auto slot = queue_.reserve();
   // Nothing after a response that closes the connection is answered. (After
   // a stop, the parser ends the input: see parse.)
   if (ex.must_close || !ex.keep_alive)
     accepting_ = false;
-  queue_.push_back(std::move(ex));
+  if (ex.delayed) {
+    io.start_timer(ex.delay, slot);
+    *queue_.find(slot) = std::move(ex); // filled when the timer fires
+  } else {
+    queue_.fill(slot, std::move(ex));
+  }
 }
 
 void http_behaviour::check_expectation() {
@@ -243,20 +241,17 @@ void http_behaviour::fail(int status) {
 }
 
 void http_behaviour::refuse(exchange ex) {
-  ex.id = next_id_++;
-  ex.ready = true;
   ex.must_close = true;
   accepting_ = false;
   continue_ = interim::settled;
-  queue_.push_back(std::move(ex));
+  queue_.fill(queue_.reserve(), std::move(ex));
 }
 
 void http_behaviour::hold_if_backlogged(connection_io& io) {
   // Responses wait in order behind one that is not ready (a delay): past a
   // bound, the client waits in TCP flow control instead of in our memory.
   size_t queued_bytes = 0;
-  for (auto& ex : queue_)
-    queued_bytes += ex.body.size();
+  queue_.for_each([&](const exchange& ex) { queued_bytes += ex.body.size(); });
   // Bytes kept unparsed (see parse) are more of the same: no more reading
   // until they are parsed.
   input_held_ = queue_.size() >= max_queued_requests
@@ -266,8 +261,10 @@ void http_behaviour::hold_if_backlogged(connection_io& io) {
 }
 
 void http_behaviour::write_ready(connection_io& io) {
-  while (!queue_.empty() && queue_.front().ready) {
-    auto& ex = queue_.front();
+  auto closed = false;
+  queue_.take_ready([&](exchange& ex) {
+    // While it is handed, `ex` is still in the queue: `size() == 1` says it
+    // is the last response owed.
     auto last = ex.must_close || !ex.keep_alive
                 || (stopping_ && !accepting_ && queue_.size() == 1);
     if (!last && queue_.size() == 1 && !stopping_ && io.stop_requested()) {
@@ -276,7 +273,7 @@ void http_behaviour::write_ready(connection_io& io) {
       // be the last response: written now, it would say keep-alive. It
       // waits for on_stop (only this one: the queue must keep draining, or
       // held input would keep the stop from ever beginning).
-      break;
+      return take_step::keep;
     }
     // Built in the thread's scratch string (see on_data), then copied once
     // into the connection's output.
@@ -302,14 +299,17 @@ void http_behaviour::write_ready(connection_io& io) {
     io.write(out);
     if (out.capacity() > 64 * 1024)
       std::string{}.swap(out); // a large /echo body: don't keep its memory
-    queue_.erase(queue_.begin());
-    if (last) {
-      finished_ = true;
-      accepting_ = false;
-      queue_.clear();
-      io.close();
-      return;
-    }
+    if (!last)
+      return take_step::next;
+    closed = true;
+    return take_step::last;
+  });
+  if (closed) {
+    finished_ = true;
+    accepting_ = false;
+    queue_.clear();
+    io.close();
+    return;
   }
   if (queue_.empty() && continue_ == interim::owed && !io.stop_requested()) {
     // Every earlier response is out, and the body has not started (else

@@ -11,12 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "caf/actor_clock.hpp"
 
 #include "quiesce/behaviour.hpp"
 #include "quiesce/http.hpp"
+#include "quiesce/ordered_replies.hpp"
 
 #include "actors/behaviours/http_request_parser.hpp"
 
@@ -46,20 +46,20 @@ public:
 
   /// Timer tokens with this bit set are header timeouts; the rest of the
   /// token is the number of the request watched (`/delay` timers use the
-  /// exchange ids, which never reach it).
+  /// queue's slot ids, which never reach it).
   static constexpr uint64_t header_timer_bit = uint64_t{1} << 63;
 
   /// The token of the body timer (one per connection: it watches whichever
-  /// body is being received when it fires). Neither the exchange ids nor
-  /// the request numbers of header tokens ever reach this bit.
+  /// body is being received when it fires). Neither the queue's slot ids
+  /// nor the request numbers of header tokens ever reach this bit.
   static constexpr uint64_t body_timer_bit = uint64_t{1} << 62;
 
 private:
   /// One request, from parsing to its response.
   struct exchange {
-    uint64_t id = 0;
-    /// The response is complete (a delayed one: once its timer fired).
-    bool ready = false;
+    /// The response is complete only when its timer fires (`/delay`): its
+    /// slot in the queue is filled then, with the exchange kept there.
+    bool delayed = false;
     /// The client asked to keep the connection open.
     bool keep_alive = true;
     /// The response must close the connection (errors, CONNECT, a request
@@ -75,7 +75,7 @@ private:
   };
 
   /// The response to `req`, decided from its head; `body` (the request
-  /// body) is what `POST /echo` answers. Not ready when it is delayed.
+  /// body) is what `POST /echo` answers.
   exchange route(const http::request& req, std::string body) const;
 
   void serve(http::request req, connection_io& io);
@@ -151,12 +151,9 @@ private:
   bool input_held_ = false;
   /// Input read while nothing more is answered, dropped (see pump).
   size_t dropped_ = 0;
-  /// Responses owed, in request order. A vector, not a deque: libstdc++'s
-  /// deque allocates 576 bytes up front, which every idle connection would
-  /// keep; this queue holds a handful of entries at most (see
-  /// max_queued_requests), so erasing at the front is cheap.
-  std::vector<exchange> queue_;
-  uint64_t next_id_ = 0;
+  /// Responses owed, in request order; a slot is filled once its response
+  /// is complete. It holds max_queued_requests at most.
+  ordered_replies<exchange> queue_;
   bool stopping_ = false;
   /// New requests are served (false after a stop, once the request half
   /// received at the stop is complete, and after a closing response).

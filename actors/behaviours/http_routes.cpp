@@ -19,7 +19,6 @@ http_behaviour::exchange http_behaviour::route(const http::request& req,
   exchange ex;
   ex.keep_alive = req.keep_alive;
   ex.head = req.method == "HEAD";
-  ex.ready = true;
   auto path = path_of(req.target);
   auto get_like = req.method == "GET" || ex.head;
   auto not_allowed = [&](const char* allow) {
@@ -68,7 +67,7 @@ http_behaviour::exchange http_behaviour::route(const http::request& req,
     } else {
       ex.body = "delayed " + std::to_string(ms) + " ms\n";
       ex.delay = std::chrono::milliseconds(ms);
-      ex.ready = false;
+      ex.delayed = true;
     }
   } else {
     ex.status = 404;
