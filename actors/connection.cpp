@@ -305,11 +305,12 @@ connection_actor::behavior_type connection_main(
     [&st](caf::io::data_transferred_msg& msg) { st.on_transferred(msg); },
     [&st](caf::io::connection_closed_msg&) { st.on_peer_closed(); },
     [&st](stop_atom) { st.on_stop(); },
-    [&st](linger_atom) { st.on_timer_fired(timer_kind::linger); },
-    [&st](idle_atom) { st.on_timer_fired(timer_kind::idle); },
-    [&st](write_timeout_atom) { st.on_timer_fired(timer_kind::write); },
-    [&st](flush_poll_atom) { st.on_timer_fired(timer_kind::flush_poll); },
-    [&st](end_tick_atom) { st.on_timer_fired(timer_kind::end_tick); },
+    [&st](lifecycle_timer_atom, uint8_t tag) {
+      // The tags are the core's timer kinds (messages.hpp); anything else
+      // is not one of ours.
+      if (tag < timer_kind_count)
+        st.on_timer_fired(static_cast<timer_kind>(tag));
+    },
     [&st](timer_atom, uint64_t token) { st.on_timer(token); },
     [&st](deliver_atom, caf::message& msg) { st.on_message(msg); },
     [&st](request_timeout_atom, uint64_t id) { st.on_request_timeout(id); },

@@ -5,6 +5,7 @@
 // Each workaround for CAF 0.17 says which behaviour of CAF it works around.
 
 #include <algorithm>
+#include <iterator>
 #include <fcntl.h>
 #include <string>
 #include <sys/stat.h>
@@ -22,28 +23,35 @@ namespace {
 
 constexpr const char* component = "connection";
 
+caf::message make_timer_message(lifecycle_timer tag) {
+  return caf::make_message(lifecycle_timer_atom_v, static_cast<uint8_t>(tag));
+}
+
+// The public tags and the core's timer kinds are the same list.
+static_assert(static_cast<int>(lifecycle_timer::linger)
+              == static_cast<int>(timer_kind::linger));
+static_assert(static_cast<int>(lifecycle_timer::idle)
+              == static_cast<int>(timer_kind::idle));
+static_assert(static_cast<int>(lifecycle_timer::write)
+              == static_cast<int>(timer_kind::write));
+static_assert(static_cast<int>(lifecycle_timer::flush_poll)
+              == static_cast<int>(timer_kind::flush_poll));
+static_assert(static_cast<int>(lifecycle_timer::end_tick)
+              == static_cast<int>(timer_kind::end_tick));
+
 /// The connection's own timer messages, made once and shared (a
 /// caf::message is reference-counted): a pending timer costs no allocation
 /// of its own beyond the relay's entry.
 const caf::message& timer_message(timer_kind kind) {
-  static const caf::message linger = caf::make_message(linger_atom_v);
-  static const caf::message idle = caf::make_message(idle_atom_v);
-  static const caf::message write = caf::make_message(write_timeout_atom_v);
-  static const caf::message flush = caf::make_message(flush_poll_atom_v);
-  static const caf::message end = caf::make_message(end_tick_atom_v);
-  switch (kind) {
-    case timer_kind::linger:
-      return linger;
-    case timer_kind::idle:
-      return idle;
-    case timer_kind::write:
-      return write;
-    case timer_kind::flush_poll:
-      return flush;
-    case timer_kind::end_tick:
-      break;
-  }
-  return end;
+  static const caf::message messages[] = {
+    make_timer_message(lifecycle_timer::linger),
+    make_timer_message(lifecycle_timer::idle),
+    make_timer_message(lifecycle_timer::write),
+    make_timer_message(lifecycle_timer::flush_poll),
+    make_timer_message(lifecycle_timer::end_tick),
+  };
+  static_assert(std::size(messages) == timer_kind_count);
+  return messages[static_cast<size_t>(kind)];
 }
 
 /// Replaces `key` in `text` by `value` (the core's notes, see

@@ -60,14 +60,10 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
       if (mode == on_stop::report_done)
         self->quit();
     },
-    [](linger_atom) {},
+    [](lifecycle_timer_atom, uint8_t) {},
     [](timer_atom, uint64_t) {},
     [](deliver_atom, caf::message&) {},
     [](request_timeout_atom, uint64_t) {},
-    [](idle_atom) {},
-    [](write_timeout_atom) {},
-    [](flush_poll_atom) {},
-    [](end_tick_atom) {},
   };
 }
 

@@ -43,30 +43,30 @@ CAF_ADD_ATOM(quiesce, quiesce, done_atom, "done")
 CAF_ADD_ATOM(quiesce, quiesce, connected_atom, "connected")
 /// The drain deadline passed (supervisor -> itself, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
-/// The linger after a connection's FIN: time to look whether the peer went
-/// quiet (connection -> timer relay -> connection, delayed;
-/// timer_kind::linger).
-CAF_ADD_ATOM(quiesce, quiesce, linger_atom, "linger")
-/// A connection whose peer closed while output was owed looks whether the
-/// output has left (connection -> timer relay -> connection, delayed;
-/// timer_kind::flush_poll).
-CAF_ADD_ATOM(quiesce, quiesce, flush_poll_atom, "flush_poll")
-/// One turn after a close or an abort, the connection actor ends
-/// (connection -> timer relay -> connection, delayed; timer_kind::end_tick).
-CAF_ADD_ATOM(quiesce, quiesce, end_tick_atom, "end_tick")
+/// A timer of a connection's lifecycle fired (connection -> timer relay ->
+/// connection, delayed). Its second element tags the kind, one tag per kind
+/// (`lifecycle_timer`): the linger after the FIN, the idle timeout, the
+/// write timeout, the poll for output left after the peer closed, and the
+/// turn after a close or an abort at which the actor ends. One handler for
+/// all of them: CAF allocates each actor's handlers with it, about 32 bytes
+/// apiece for every open connection.
+CAF_ADD_ATOM(quiesce, quiesce, lifecycle_timer_atom, "lc_timer")
+
+/// The tags of `lifecycle_timer_atom`, in the order of the lifecycle core's
+/// timer kinds.
+enum class lifecycle_timer : uint8_t {
+  linger,
+  idle,
+  write,
+  flush_poll,
+  end_tick,
+};
 /// A behaviour's timer fired (connection -> timer relay -> connection,
 /// delayed).
 CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
 /// A behaviour's request got no reply in time (connection -> timer relay ->
 /// connection, delayed).
 CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
-/// Time to check whether a connection has been idle for its idle timeout
-/// (connection -> timer relay -> connection, delayed).
-CAF_ADD_ATOM(quiesce, quiesce, idle_atom, "idle")
-/// Time to check whether a connection's output has waited for its write
-/// timeout without the peer taking a byte (connection -> timer relay ->
-/// connection, delayed).
-CAF_ADD_ATOM(quiesce, quiesce, write_timeout_atom, "write_tmo")
 /// A message for a connection's behaviour (any actor -> connection).
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
 /// A signal arrived (signal thread -> main).
@@ -117,10 +117,9 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
 /// behaviour with `(deliver_atom, caf::message)`.
 using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<caf::io::data_transferred_msg>, caf::reacts_to<stop_atom>,
-  caf::reacts_to<linger_atom>, caf::reacts_to<timer_atom, uint64_t>,
-  caf::reacts_to<deliver_atom, caf::message>, caf::reacts_to<idle_atom>,
-  caf::reacts_to<write_timeout_atom>, caf::reacts_to<flush_poll_atom>,
-  caf::reacts_to<end_tick_atom>,
+  caf::reacts_to<lifecycle_timer_atom, uint8_t>,
+  caf::reacts_to<timer_atom, uint64_t>,
+  caf::reacts_to<deliver_atom, caf::message>,
   caf::reacts_to<request_timeout_atom, uint64_t>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
