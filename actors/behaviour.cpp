@@ -11,6 +11,8 @@ namespace quiesce {
 // Out-of-line destructors anchor the vtables in the library.
 connection_io::~connection_io() = default;
 
+detail::ask_callbacks::~ask_callbacks() = default;
+
 caf::actor_clock::time_point connection_io::now() const {
   return system().clock().now();
 }

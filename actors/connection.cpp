@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "caf/actor_cast.hpp"
+#include "caf/actor_system.hpp"
 #include "caf/exit_reason.hpp"
 #include "caf/sec.hpp"
 
@@ -117,8 +118,69 @@ bool connection_state::busy() const {
 
 uint64_t connection_state::new_request(uint64_t token) {
   auto id = ++last_request_id_;
-  pending_requests_.emplace(id, token);
+  pending_requests_.emplace(id, pending_request{token, nullptr});
   return id;
+}
+
+uint64_t
+connection_state::new_ask(std::unique_ptr<detail::ask_callbacks> callbacks) {
+  auto id = ++last_request_id_;
+  pending_requests_.emplace(id, pending_request{0, std::move(callbacks)});
+  return id;
+}
+
+std::optional<connection_state::pending_request>
+connection_state::end_request(uint64_t id) {
+  auto i = pending_requests_.find(id);
+  if (i == pending_requests_.end())
+    return std::nullopt; // timed out already, or the reply came first
+  auto result = std::move(i->second);
+  pending_requests_.erase(i);
+  if (!core_->accepts_work()) {
+    // The connection has ended its work; nobody can use the reply.
+    if (log::enabled(log::level::debug))
+      log::debug(
+        component,
+        describe() + " dropped the reply to "
+          + (result.ask ? "an ask" : "request " + std::to_string(result.token))
+          + " after the FIN");
+    return std::nullopt;
+  }
+  return result;
+}
+
+std::unique_ptr<detail::ask_callbacks> connection_state::take_ask(uint64_t id) {
+  auto x = end_request(id);
+  return x ? std::move(x->ask) : nullptr;
+}
+
+void connection_state::ask_done() {
+  after_callback();
+}
+
+std::string
+connection_state::render_error(const caf::error& err,
+                               const detail::ask_callbacks& ask) const {
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        return "request timed out after " + millis(ask.timeout);
+      case caf::sec::request_receiver_down:
+        return "the receiver is gone";
+      case caf::sec::invalid_argument:
+        // CAF's answer to a request to an invalid handle, at once.
+        if (!ask.has_receiver)
+          return "the receiver is gone (the handle is invalid)";
+        break;
+      case caf::sec::unexpected_response:
+        // The context is the reply that came instead.
+        return "the reply has other types than asked for: "
+               + caf::to_string(err.context());
+      default:
+        break;
+    }
+  }
+  return system().render(err);
 }
 
 void connection_state::send_request(uint64_t id, const caf::actor& dest,
@@ -140,22 +202,18 @@ void connection_state::on_request_timeout(uint64_t id) {
 
 void connection_state::reply_arrived(uint64_t id,
                                      caf::expected<caf::message> reply) {
-  auto i = pending_requests_.find(id);
-  if (i == pending_requests_.end())
-    return; // timed out already, or the reply came first
-  auto token = i->second;
-  pending_requests_.erase(i);
-  if (!core_->accepts_work()) {
-    // The connection has ended its work; nobody can use the reply.
-    if (log::enabled(log::level::debug))
-      log::debug(component, describe() + " dropped the reply to request "
-                              + std::to_string(token) + " after the FIN");
+  auto x = end_request(id);
+  if (!x)
     return;
+  if (x->ask) {
+    // Only an ask's failure comes here: its reply goes through take_ask.
+    if (!reply)
+      x->ask->failed(render_error(reply.error(), *x->ask), *this);
+  } else if (reply) {
+    behaviour_->on_reply(x->token, *reply, *this);
+  } else {
+    behaviour_->on_reply_error(x->token, reply.error(), *this);
   }
-  if (reply)
-    behaviour_->on_reply(token, *reply, *this);
-  else
-    behaviour_->on_reply_error(token, reply.error(), *this);
   after_callback();
 }
 

@@ -138,6 +138,12 @@ public:
   void on_exception();
 
 protected:
+  uint64_t new_ask(std::unique_ptr<detail::ask_callbacks> callbacks) override;
+
+  std::unique_ptr<detail::ask_callbacks> take_ask(uint64_t id) override;
+
+  void ask_done() override;
+
   uint64_t new_request(uint64_t token) override;
 
   void send_request(uint64_t id, const caf::actor& dest, caf::timespan timeout,
@@ -167,6 +173,16 @@ private:
   /// Sends what the last callback wrote; returns how many of those bytes
   /// wait in CAF (bytes left from an earlier flush were counted then).
   size_t flush_output();
+
+  struct pending_request;
+
+  /// Ends the pending request `id`: what it was, if it is still pending and
+  /// the behaviour is to be told (not after the FIN).
+  std::optional<pending_request> end_request(uint64_t id);
+
+  /// The error of a failed ask, as its error callback gets it.
+  std::string render_error(const caf::error& err,
+                           const detail::ask_callbacks& ask) const;
 
   /// Sizes the read buffer after a read of `msg` (see small_read).
   void adapt_read_buffer(caf::io::new_data_msg& msg);
@@ -217,9 +233,15 @@ private:
   /// The kernel took bytes since the output sample: take a new one at the
   /// next look instead of comparing.
   bool output_sample_stale_ = false;
-  /// Requests made by the behaviour whose reply (or error) has not come:
-  /// id -> the behaviour's token.
-  std::unordered_map<uint64_t, uint64_t> pending_requests_;
+  /// A request made by the behaviour whose reply (or error) has not come.
+  struct pending_request {
+    /// The behaviour's token (`request`).
+    uint64_t token = 0;
+    /// The callbacks of an `ask`; nullptr for a `request`.
+    std::unique_ptr<detail::ask_callbacks> ask;
+  };
+  /// The pending requests by id.
+  std::unordered_map<uint64_t, pending_request> pending_requests_;
   uint64_t last_request_id_ = 0;
   /// The exit reason of a forced end (the supervisor's).
   caf::error forced_reason_;

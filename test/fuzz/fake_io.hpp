@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,6 +111,20 @@ private:
   }
 
 protected:
+  uint64_t new_ask(std::unique_ptr<detail::ask_callbacks>) override {
+    fail("new_ask() called");
+    return 0;
+  }
+
+  std::unique_ptr<detail::ask_callbacks> take_ask(uint64_t) override {
+    fail("take_ask() called");
+    return nullptr;
+  }
+
+  void ask_done() override {
+    fail("ask_done() called");
+  }
+
   uint64_t new_request(uint64_t) override {
     fail("new_request() called");
     return 0;

@@ -16,13 +16,14 @@
 ///   finish what is in flight. Input that arrives once the behaviour is idle
 ///   after the stop is read and discarded.
 /// - `on_stop` is pure virtual: a protocol cannot forget to drain.
-/// - Work elsewhere is a message: `connection_io::request` asks another actor
-///   (a backend, a worker doing heavy work) and its reply comes back as
-///   `on_reply`. While a request is pending the framework counts the
-///   connection as busy, whatever `idle()` says: a stop waits for the reply
-///   (or the request's timeout), so no protocol can drop an answer it waits
-///   for. Other actors may push messages to the connection (`handle()`);
-///   they arrive as `on_message`.
+/// - Work elsewhere is a message: `connection_io::ask` asks another actor
+///   (a backend, a worker doing heavy work) and its reply, or the error as
+///   text, comes back to callbacks given with that request (the older
+///   `connection_io::request` delivers it to `on_reply` by token). While a
+///   request is pending the framework counts the connection as busy,
+///   whatever `idle()` says: a stop waits for the reply (or the request's
+///   timeout), so no protocol can drop an answer it waits for. Other actors may
+///   push messages to the connection (`handle()`); they arrive as `on_message`.
 /// - Never block in a callback: every connection of the server shares one I/O
 ///   thread. Waiting is a timer or a request; heavy work goes to an actor
 ///   spawned on `system()`.
@@ -30,7 +31,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "caf/actor.hpp"
@@ -45,6 +48,37 @@
 #include "quiesce/messages.hpp"
 
 namespace quiesce {
+
+class connection_io;
+
+template <class... Reply>
+class ask_request;
+
+namespace detail {
+
+/// What a connection keeps of one `connection_io::ask` until it ends: the
+/// behaviour's callbacks. The error callback is called through this base;
+/// the reply callback by the typed reply handler that `ask_request::then`
+/// makes, which knows the concrete type.
+class ask_callbacks {
+public:
+  ask_callbacks(caf::timespan request_timeout, bool valid_handle)
+      : timeout(request_timeout), has_receiver(valid_handle) {}
+
+  virtual ~ask_callbacks();
+
+  /// Calls the behaviour's error callback with `error`, already text.
+  virtual void failed(const std::string& error, connection_io& io) = 0;
+
+  /// The request's timeout, for the text of a timeout.
+  caf::timespan timeout;
+
+  /// False if the handle asked was invalid (CAF then answers
+  /// `invalid_argument`, which would read like the receiver's own error).
+  bool has_receiver;
+};
+
+} // namespace detail
 
 /// What a behaviour may do to its connection.
 class connection_io {
@@ -116,7 +150,56 @@ public:
                  std::move(on_reply));
   }
 
+  /// Asks `dest` with the message `xs...`, expecting a reply of the types
+  /// `Reply...` (none: an empty reply, as from a handler returning void).
+  /// Nothing is sent until the callbacks are given to `then` on the result
+  /// (`[[nodiscard]]`: a request without them does not compile):
+  ///
+  /// ```cpp
+  /// io.ask<int64_t>(store_, 1s, incr_atom_v, key)
+  ///   .then([this](int64_t n, connection_io& io) { ... },
+  ///         [this](const std::string& error, connection_io& io) { ... });
+  /// ```
+  ///
+  /// Exactly one of the two is called, like any other behaviour callback
+  /// (its writes flushed when it returns): the reply's with the reply's
+  /// values and the connection, or the error's with a text saying what went
+  /// wrong ("request timed out after 1000ms", "the receiver is gone", "the
+  /// reply has other types than asked for: ...", or the receiver's error as
+  /// the actor system renders it). Until one of them has run, the
+  /// connection is busy: a stop waits for it. A reply that arrives after
+  /// the connection has sent its FIN is dropped, with its callbacks. A
+  /// receiver that ends while it holds the request unanswered is seen at
+  /// the timeout.
+  ///
+  /// Recommended over `request`: the answer comes to the code that asked,
+  /// with its types, and needs no token.
+  template <class... Reply, class Handle, class... Ts>
+  [[nodiscard]] ask_request<Reply...> ask(const Handle& dest,
+                                          caf::timespan timeout, Ts&&... xs) {
+    static_assert(sizeof...(Ts) > 0, "a request needs a message");
+    return ask_request<Reply...>{*this, caf::actor_cast<caf::actor>(dest),
+                                 timeout,
+                                 caf::make_message(std::forward<Ts>(xs)...)};
+  }
+
 protected:
+  template <class... Reply>
+  friend class ask_request;
+
+  /// Registers an ask whose callbacks are `callbacks`; returns its id.
+  virtual uint64_t new_ask(std::unique_ptr<detail::ask_callbacks> callbacks)
+    = 0;
+
+  /// The reply to the ask `id` arrived: returns its callbacks if the
+  /// behaviour is to run them, else nullptr (it timed out already, or the
+  /// connection has sent its FIN). The ask is no longer pending.
+  virtual std::unique_ptr<detail::ask_callbacks> take_ask(uint64_t id) = 0;
+
+  /// A callback of an ask taken with `take_ask` has returned: flushes its
+  /// writes and tells the connection's core, as after every callback.
+  virtual void ask_done() = 0;
+
   /// Registers a request of the behaviour's `token`; returns its id.
   virtual uint64_t new_request(uint64_t token) = 0;
 
@@ -128,9 +211,76 @@ protected:
     = 0;
 
   /// The request `id` got its reply or failed (once; later ones are
-  /// dropped).
+  /// dropped). For an ask, only its failure comes here (its error callback
+  /// gets the error as text); its reply goes through `take_ask`.
   virtual void reply_arrived(uint64_t id, caf::expected<caf::message> reply)
     = 0;
+};
+
+/// A request made with `connection_io::ask`, not sent until `then` gives it
+/// its callbacks.
+template <class... Reply>
+class [[nodiscard]] ask_request {
+public:
+  ask_request(connection_io& io, caf::actor dest, caf::timespan timeout,
+              caf::message msg)
+      : io_(&io), dest_(std::move(dest)), timeout_(timeout),
+        msg_(std::move(msg)) {}
+
+  /// Sends the request. `on_reply` is called as
+  /// `on_reply(Reply&..., connection_io&)` (it may take the values by
+  /// value, const reference or reference), `on_error` as
+  /// `on_error(const std::string& error, connection_io&)`; see
+  /// `connection_io::ask`.
+  template <class OnReply, class OnError>
+  void then(OnReply on_reply, OnError on_error) && {
+    static_assert(std::is_invocable_v<OnReply&, Reply&..., connection_io&>,
+                  "the reply callback must take the reply's values (the "
+                  "types given to ask), then connection_io&");
+    static_assert(
+      std::is_invocable_v<OnError&, const std::string&, connection_io&>,
+      "the error callback must take (const std::string&, connection_io&)");
+    using callbacks = typed_callbacks<OnReply, OnError>;
+    auto io = io_;
+    auto id = io->new_ask(
+      std::make_unique<callbacks>(std::move(on_reply), std::move(on_error),
+                                  timeout_, static_cast<bool>(dest_)));
+    caf::behavior handler{
+      [io, id](Reply&... ys) {
+        auto taken = io->take_ask(id);
+        if (!taken)
+          return;
+        static_cast<callbacks&>(*taken).on_reply(ys..., *io);
+        io->ask_done();
+      },
+      [io, id](caf::error& err) { io->reply_arrived(id, std::move(err)); },
+    };
+    io->send_request(id, dest_, timeout_, std::move(msg_), std::move(handler));
+  }
+
+private:
+  template <class OnReply, class OnError>
+  class typed_callbacks final : public detail::ask_callbacks {
+  public:
+    typed_callbacks(OnReply reply_fn, OnError error_fn,
+                    caf::timespan request_timeout, bool valid_handle)
+        : ask_callbacks(request_timeout, valid_handle),
+          on_reply(std::move(reply_fn)), on_error_(std::move(error_fn)) {}
+
+    void failed(const std::string& error, connection_io& io) override {
+      on_error_(error, io);
+    }
+
+    OnReply on_reply;
+
+  private:
+    OnError on_error_;
+  };
+
+  connection_io* io_;
+  caf::actor dest_;
+  caf::timespan timeout_;
+  caf::message msg_;
 };
 
 /// A protocol, run by one connection actor for one connection.
@@ -151,7 +301,8 @@ public:
   /// A timer started with `connection_io::start_timer` fired.
   virtual void on_timer(uint64_t token, connection_io& io);
 
-  /// The reply to `connection_io::request(..., token, ...)` arrived. The
+  /// The reply to `connection_io::request(..., token, ...)` arrived (not
+  /// for `connection_io::ask`, whose replies go to its own callbacks). The
   /// default throws: a behaviour that makes requests must handle replies
   /// (the connection is then aborted and the error logged).
   virtual void on_reply(uint64_t token, caf::message& reply, connection_io& io);

@@ -1,0 +1,312 @@
+#define CAF_SUITE actors.ask
+
+// connection_io::ask: typed requests whose reply (or error, as text) comes
+// to callbacks given with the request, in a real connection actor under
+// CAF's fake multiplexer and the test coordinator.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "actors/connection.hpp"
+
+#include "test/actors/io_fixture.hpp"
+
+using namespace quiesce;
+using namespace quiesce::testing;
+
+namespace {
+
+/// Holds each `(key)` request until `(release, key, n)`, then answers
+/// `(key, n)`; answers `(int32_t)` with nothing, `(double)` with a string,
+/// `(bool)` with an error.
+class store_actor : public caf::event_based_actor {
+public:
+  using caf::event_based_actor::event_based_actor;
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](const std::string& key) -> caf::result<std::string, int64_t> {
+        held_.emplace(key, make_response_promise());
+        return caf::delegated<std::string, int64_t>{};
+      },
+      [this](release_atom, const std::string& key, int64_t n) {
+        auto i = held_.find(key);
+        if (i == held_.end())
+          return;
+        i->second.deliver(key, n);
+        held_.erase(i);
+      },
+      [](int32_t) {
+        // An empty reply.
+      },
+      [](double) { return std::string("not a number"); },
+      [](bool) -> caf::error { return caf::sec::runtime_error; },
+    };
+  }
+
+private:
+  std::map<std::string, caf::response_promise> held_;
+};
+
+/// Each line is a command: `get KEY` asks for `(key)` and expects
+/// `(std::string, int64_t)`; `void`, `wrong`, `fail` ask with an `int32_t`,
+/// a `double` and a `bool`. Replies are written as `ASKED:KEY=N` (the key
+/// the callback asked for, then the reply's), `void ok`, and
+/// errors as `error: TEXT`. Counts the callbacks it gets in `*calls`.
+class asking_behaviour final : public behaviour {
+public:
+  asking_behaviour(caf::actor store, std::shared_ptr<int> calls)
+      : store_(std::move(store)), calls_(std::move(calls)) {}
+
+  void on_data(std::string_view bytes, connection_io& io) override {
+    for (auto c : bytes) {
+      if (c != '\n') {
+        line_ += c;
+        continue;
+      }
+      command(line_, io);
+      line_.clear();
+    }
+  }
+
+  void on_stop(connection_io&) override {}
+
+  bool idle() const override {
+    // The framework counts the asks.
+    return true;
+  }
+
+private:
+  void command(const std::string& line, connection_io& io) {
+    auto on_error = [this](const std::string& error, connection_io& conn) {
+      ++*calls_;
+      conn.write("error: " + error + "\n");
+    };
+    if (line.rfind("get ", 0) == 0) {
+      // The callback writes the key it asked for and the reply's values.
+      auto asked = line.substr(4);
+      io.ask<std::string, int64_t>(store_, std::chrono::seconds(5), asked)
+        .then(
+          [this, asked](const std::string& key, int64_t n,
+                        connection_io& conn) {
+            ++*calls_;
+            conn.write(asked + ":" + key + "=" + std::to_string(n) + "\n");
+          },
+          on_error);
+    } else if (line == "void") {
+      io.ask<>(store_, std::chrono::seconds(5), int32_t{1})
+        .then(
+          [this](connection_io& conn) {
+            ++*calls_;
+            conn.write("void ok\n");
+          },
+          on_error);
+    } else if (line == "wrong") {
+      io.ask<int64_t>(store_, std::chrono::seconds(5), 1.5)
+        .then(
+          [this](int64_t, connection_io& conn) {
+            ++*calls_;
+            conn.write("wrong ok\n");
+          },
+          on_error);
+    } else if (line == "fail") {
+      io.ask<int64_t>(store_, std::chrono::seconds(5), true)
+        .then(
+          [this](int64_t, connection_io& conn) {
+            ++*calls_;
+            conn.write("fail ok\n");
+          },
+          on_error);
+    }
+  }
+
+  caf::actor store_;
+  std::shared_ptr<int> calls_;
+  std::string line_;
+};
+
+struct fixture : io_fixture {
+  connection_handle hdl;
+  connection_actor conn;
+  caf::actor store;
+  /// How many callbacks of asks have run.
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+
+  fixture() {
+    store = sys.spawn<store_actor>();
+  }
+
+  ~fixture() override {
+    caf::anon_send_exit(store, caf::exit_reason::kill);
+  }
+
+  /// Accepts one client running `asking_behaviour` on `to`.
+  void open(caf::actor to) {
+    make_behaviour
+      = [to, c = calls] { return std::make_unique<asking_behaviour>(to, c); };
+    hdl = connect_client();
+    CAF_REQUIRE_EQUAL(rec->connected.size(), 1u);
+    conn = rec->connected.back();
+  }
+
+  void open() {
+    open(store);
+  }
+
+  void release(const std::string& key, int64_t n) {
+    caf::anon_send(store, release_atom_v, key, n);
+    exhaust();
+  }
+
+  void stop() {
+    caf::anon_send(conn, stop_atom_v);
+    exhaust();
+  }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(ask_tests, fixture)
+
+CAF_TEST(an ask delivers its typed reply to its callback) {
+  open();
+  client_sends(hdl, "get apples\n");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK_EQUAL(*calls, 0);
+  release("apples", 42);
+  CAF_CHECK_EQUAL(output(hdl), "apples:apples=42\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(two asks answered out of order each reach their own callback) {
+  open();
+  client_sends(hdl, "get a\nget b\n");
+  release("b", 2);
+  CAF_CHECK_EQUAL(output(hdl), "b:b=2\n");
+  release("a", 1);
+  CAF_CHECK_EQUAL(output(hdl), "b:b=2\na:a=1\n");
+  CAF_CHECK_EQUAL(*calls, 2);
+}
+
+CAF_TEST(an ask with an empty reply calls its callback) {
+  open();
+  client_sends(hdl, "void\n");
+  CAF_CHECK_EQUAL(output(hdl), "void ok\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(an ask that times out calls its error callback with the timeout) {
+  open();
+  client_sends(hdl, "get slow\n");
+  // The only timer is the ask's timeout.
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 5000ms\n");
+  // The late reply finds no ask: dropped, no second callback.
+  release("slow", 1);
+  CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 5000ms\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(an ask to a receiver that is gone calls its error callback) {
+  open();
+  caf::anon_send_exit(store, caf::exit_reason::kill);
+  exhaust();
+  client_sends(hdl, "get a\n");
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(an ask to an invalid handle calls its error callback) {
+  open(caf::actor{});
+  client_sends(hdl, "get a\n");
+  CAF_CHECK_EQUAL(output(hdl),
+                  "error: the receiver is gone (the handle is invalid)\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(an ask answered with other types calls its error callback) {
+  open();
+  client_sends(hdl, "wrong\n");
+  CAF_CHECK_EQUAL(output(hdl), "error: the reply has other types than asked "
+                               "for: (\"not a number\")\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(an ask answered with an error calls its error callback with its text) {
+  open();
+  client_sends(hdl, "fail\n");
+  CAF_CHECK_EQUAL(output(hdl),
+                  "error: " + sys.render(caf::sec::runtime_error) + "\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(a pending ask keeps the connection busy through a stop) {
+  open();
+  client_sends(hdl, "get a\n");
+  stop();
+  // The behaviour says idle, but its ask has no reply yet: no FIN, no done.
+  CAF_CHECK_EQUAL(rec->done, 0);
+  release("a", 1);
+  // The reply is written, then the FIN and done.
+  CAF_CHECK_EQUAL(output(hdl), "a:a=1\n");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  peer_closes(conn, hdl);
+  CAF_CHECK(terminated(conn));
+}
+
+CAF_TEST(a stop waits for every pending ask) {
+  open();
+  client_sends(hdl, "get a\nget b\n");
+  stop();
+  release("b", 2);
+  CAF_CHECK_EQUAL(rec->done, 0);
+  release("a", 1);
+  CAF_CHECK_EQUAL(output(hdl), "b:b=2\na:a=1\n");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a reply after the connection has closed is dropped) {
+  open();
+  client_sends(hdl, "get a\n");
+  // A reset by the peer drops the work in flight and ends the actor.
+  peer_closes(conn, hdl);
+  CAF_REQUIRE(fire_timers_until([&] { return terminated(conn); }));
+  release("a", 1);
+  CAF_CHECK_EQUAL(*calls, 0);
+  CAF_CHECK_EQUAL(output(hdl), "");
+}
+
+CAF_TEST(a reply after a stop timed the ask out and sent the FIN is dropped) {
+  open();
+  client_sends(hdl, "get a\n");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  // The ask's timeout is the only timer: its error is the last answer.
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 5000ms\n");
+  CAF_CHECK_EQUAL(rec->done, 1);
+  // The actor lingers for the peer; the late reply finds nothing to call.
+  CAF_REQUIRE(!terminated(conn));
+  release("a", 1);
+  CAF_CHECK_EQUAL(*calls, 1);
+  CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 5000ms\n");
+  peer_closes(conn, hdl);
+  CAF_CHECK(terminated(conn));
+}
+
+CAF_TEST(a reply after a forced end is dropped) {
+  open();
+  client_sends(hdl, "get a\n");
+  caf::anon_send_exit(conn, caf::exit_reason::user_shutdown);
+  exhaust();
+  CAF_REQUIRE(fire_timers_until([&] { return terminated(conn); }));
+  release("a", 1);
+  CAF_CHECK_EQUAL(*calls, 0);
+  CAF_CHECK_EQUAL(output(hdl), "");
+  CAF_CHECK_EQUAL(rec->done, 0);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
