@@ -155,6 +155,13 @@ std::unique_ptr<detail::ask_callbacks> connection_state::take_ask(uint64_t id) {
 }
 
 void connection_state::ask_done() {
+  // The reply is written in the turn of the event loop it arrives in: a
+  // reply from an actor on another thread wakes the loop through CAF's pipe,
+  // whose reader resumes this broker at once (CAF 0.17.6 pipe_reader.cpp:
+  // 64-70, default_multiplexer.cpp:652-663); flush_output then sends
+  // directly when CAF holds nothing for the socket. A receiver that is a
+  // broker itself (on this thread) answers a loop iteration later: CAF
+  // queues a broker woken from its own thread (internally_posted_).
   after_callback();
 }
 
