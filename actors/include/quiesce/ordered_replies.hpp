@@ -18,13 +18,20 @@
 ///   auto slot = replies_.reserve();
 ///   if (answer_now)
 ///     replies_.fill(slot, "+PONG\r\n");
-///   else  // the slot id is the request's token
-///     io.request<std::string>(store_, 1s, slot, get_atom_v, key);
-///   replies_.take_ready([&](std::string& r) { io.write(r); });
+///   else  // the callbacks fill the request's slot
+///     io.ask<std::string>(store_, 1s, get_atom_v, key)
+///       .then([this, slot](std::string& value, connection_io& conn) {
+///               replies_.fill(slot, bulk(value));
+///               write_ready(conn);
+///             },
+///             [this, slot](const std::string& error, connection_io& conn) {
+///               replies_.fill(slot, "-ERR " + error + "\r\n");
+///               write_ready(conn);
+///             });
+///   write_ready(io);
 /// }
 ///
-/// void on_reply(uint64_t token, caf::message& msg, connection_io& io) {
-///   replies_.fill(token, msg.get_as<std::string>(0));
+/// void write_ready(connection_io& io) {
 ///   replies_.take_ready([&](std::string& r) { io.write(r); });
 /// }
 ///
