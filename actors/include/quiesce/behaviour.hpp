@@ -16,14 +16,17 @@
 ///   finish what is in flight. Input that arrives once the behaviour is idle
 ///   after the stop is read and discarded.
 /// - `on_stop` is pure virtual: a protocol cannot forget to drain.
-/// - Work elsewhere is a message: `connection_io::ask` asks another actor
-///   (a backend, a worker doing heavy work) and its reply, or the error as
-///   text, comes back to callbacks given with that request (the older
-///   `connection_io::request` delivers it to `on_reply` by token). While a
-///   request is pending the framework counts the connection as busy,
-///   whatever `idle()` says: a stop waits for the reply (or the request's
-///   timeout), so no protocol can drop an answer it waits for. Other actors may
-///   push messages to the connection (`handle()`); they arrive as `on_message`.
+/// - Work elsewhere is a message: `connection_io::request` asks another actor
+///   (a backend, a worker doing heavy work) and its reply comes back as
+///   `on_reply`. While a request is pending the framework counts the
+///   connection as busy, whatever `idle()` says: a stop waits for the reply
+///   (or the request's timeout), so no protocol can drop an answer it waits
+///   for. Other actors may push messages to the connection (`handle()`);
+///   they arrive as `on_message`.
+/// - `connection_io::ask`, recommended over `request`, makes the same request
+///   with the reply's types in the call: the reply, or the error as text,
+///   comes to callbacks given with that request, not to `on_reply` by token.
+///   It counts as pending, and keeps the connection busy, in the same way.
 /// - Never block in a callback: every connection of the server shares one I/O
 ///   thread. Waiting is a timer or a request; heavy work goes to an actor
 ///   spawned on `system()`.
@@ -211,8 +214,9 @@ protected:
     = 0;
 
   /// The request `id` got its reply or failed (once; later ones are
-  /// dropped). For an ask, only its failure comes here (its error callback
-  /// gets the error as text); its reply goes through `take_ask`.
+  /// dropped).
+  /// For an ask, only its failure comes here (its error callback gets the
+  /// error as text); its reply goes through `take_ask`.
   virtual void reply_arrived(uint64_t id, caf::expected<caf::message> reply)
     = 0;
 };
@@ -301,8 +305,8 @@ public:
   /// A timer started with `connection_io::start_timer` fired.
   virtual void on_timer(uint64_t token, connection_io& io);
 
-  /// The reply to `connection_io::request(..., token, ...)` arrived (not
-  /// for `connection_io::ask`, whose replies go to its own callbacks). The
+  /// (Not for `connection_io::ask`: its replies go to its own callbacks.)
+  /// The reply to `connection_io::request(..., token, ...)` arrived. The
   /// default throws: a behaviour that makes requests must handle replies
   /// (the connection is then aborted and the error logged).
   virtual void on_reply(uint64_t token, caf::message& reply, connection_io& io);
