@@ -51,6 +51,53 @@ store_actor::behavior_type fake_store(store_actor::pointer self) {
   return {[self](stop_atom) { self->quit(); }};
 }
 
+/// A connection_io with nothing behind it but the services: what a
+/// behaviour sees of them.
+class services_io : public connection_io {
+public:
+  services_io(caf::actor_system& sys, const service_directory* dir)
+      : sys_(sys), dir_(dir) {}
+  void write(std::string_view) override {}
+  void start_timer(caf::timespan, uint64_t) override {}
+  void close() override {}
+  void hold_input(bool) override {}
+  bool stop_requested() const override {
+    return false;
+  }
+  connection_actor handle() const override {
+    return {};
+  }
+  caf::actor_system& system() const override {
+    return sys_;
+  }
+
+protected:
+  const service_directory* services() const override {
+    return dir_;
+  }
+  uint64_t new_request(uint64_t) override {
+    return 0;
+  }
+  void send_request(uint64_t, const caf::actor&, caf::timespan, caf::message,
+                    caf::behavior) override {}
+  void reply_arrived(uint64_t, caf::expected<caf::message>) override {}
+
+private:
+  caf::actor_system& sys_;
+  const service_directory* dir_;
+};
+
+/// The same without services: connection_io's default.
+class bare_io : public services_io {
+public:
+  using services_io::services_io;
+
+protected:
+  const service_directory* services() const override {
+    return connection_io::services();
+  }
+};
+
 struct fixture : test_coordinator_fixture<> {
   journal seen = std::make_shared<std::vector<std::string>>();
   std::shared_ptr<service_directory> dir
@@ -208,7 +255,7 @@ CAF_TEST(a second signal forces the service being stopped at once) {
   CAF_CHECK_EQUAL(report(), make_report(0, 2, false));
 }
 
-CAF_TEST(a crashed service is restarted and found by later look - ups) {
+CAF_TEST(a crashed service is restarted and found by later lookups) {
   start({fake("a", on_stop::quit)});
   auto old = dir->find("a");
   CAF_CHECK_EQUAL(ask("a"), "a#1");
@@ -303,7 +350,7 @@ CAF_TEST(a spawn function returning no actor is an error) {
                   "no actor");
 }
 
-CAF_TEST(typed look - ups check the declared handle type) {
+CAF_TEST(typed lookups check the declared handle type) {
   service_declaration typed{"t",
                             [](caf::actor_system& host) {
                               return caf::actor_cast<caf::actor>(
@@ -316,9 +363,14 @@ CAF_TEST(typed look - ups check the declared handle type) {
   CAF_CHECK(dir->find("t", typeid(store_actor)));
   CAF_CHECK(dir->find("t", typeid(caf::actor)));
   CAF_CHECK(!dir->find("t", typeid(other_actor)));
-  auto store
-    = caf::actor_cast<store_actor>(dir->find("t", typeid(store_actor)));
-  CAF_CHECK(store);
+  // As a behaviour looks them up.
+  services_io io{sys, dir.get()};
+  CAF_CHECK(io.service("t") == dir->find("t"));
+  CAF_CHECK(io.service<store_actor>("t"));
+  CAF_CHECK(!io.service<other_actor>("t"));
+  CAF_CHECK(!io.service("nope"));
+  bare_io bare{sys, dir.get()};
+  CAF_CHECK(!bare.service("t"));
   stop();
   CAF_CHECK_EQUAL(report(), make_report(1, 0, false));
 }

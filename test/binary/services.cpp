@@ -127,7 +127,7 @@ CAF_TEST(a service that traps the forced exit is killed) {
   CAF_CHECK(stderr_pos("service 'counter' stopped in") != std::string::npos);
 }
 
-CAF_TEST(a crashed service is restarted and found by later look - ups) {
+CAF_TEST(a crashed service is restarted and found by later lookups) {
   auto port = start("restart");
   CAF_REQUIRE(port != 0);
   auto fd = connect_client(port);
