@@ -1,7 +1,8 @@
 // Services in the supervision tree, over real sockets: the test server
 // (test/services/server.cpp) runs run_server with test services. A request
 // to a service that is pending at SIGTERM is answered before the FIN, and
-// the service stops only after the drain; a service slow to stop is forced
+// the service stops only after the drain, and one that crashes during the
+// drain is restarted and stopped after it; a service slow to stop is forced
 // at its own deadline (exit 3), killed if it traps the forced exit; a
 // crashed service is restarted and later look-ups find the new actor, until
 // too many restarts stop the server (exit 1); a `stop_server` service's
@@ -88,6 +89,31 @@ CAF_TEST(a request pending at the stop is answered before the FIN) {
   CAF_CHECK(drained != std::string::npos);
   CAF_CHECK(stopped != std::string::npos);
   CAF_CHECK(drained < stopped);
+}
+
+CAF_TEST(a service crashing during the drain is restarted and stopped) {
+  auto port = start("restart");
+  CAF_REQUIRE(port != 0);
+  auto fd = connect_client(port);
+  CAF_REQUIRE(fd);
+  CAF_REQUIRE(qt::send_all(fd.get(), "wait counter 1000\n"));
+  CAF_REQUIRE(srv->wait_stderr("test-service counter: holding"));
+  CAF_CHECK(srv->signal(SIGTERM));
+  CAF_REQUIRE(srv->wait_stderr("SIGTERM received: stopping"));
+  // Busy with its request, the connection still reads: another service
+  // crashes during the drain, and is restarted (it might still be needed).
+  CAF_REQUIRE(qt::send_all(fd.get(), "crash aux\n"));
+  auto got = qt::read_until_eof(fd.get());
+  CAF_CHECK_EQUAL(got.bytes, "sent\nwaited\n");
+  CAF_CHECK_EQUAL(got.ending(), "clean EOF");
+  CAF_CHECK_EQUAL(qt::describe_exit(wait_exit()), qt::describe_exit(0));
+  auto restarted = stderr_pos("service 'aux' ended unexpectedly");
+  auto stopped = stderr_pos("service 'aux' stopped in");
+  CAF_CHECK(restarted != std::string::npos);
+  CAF_CHECK(stopped != std::string::npos);
+  CAF_CHECK(restarted < stopped);
+  CAF_CHECK(stderr_pos("services stopped: stopped=2 forced=0")
+            != std::string::npos);
 }
 
 CAF_TEST(a service slow to stop is forced at its deadline) {

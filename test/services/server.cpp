@@ -3,7 +3,8 @@
 // first argument picks the services, `--services=MODE`, and is taken off
 // the command line before run_server sees it:
 //
-// - `restart`: `counter`, restarted on a crash (5 in 10 s, deadline 2 s);
+// - `restart`: `counter`, restarted on a crash (5 in 10 s, deadline 2 s),
+//   and `aux`, the same;
 // - `fatal`: `counter`, whose crash stops the server;
 // - `slow`: `counter` and `slow` (declared last, so stopped first), which
 //   ignores its stop; deadline 300 ms;
@@ -190,6 +191,8 @@ int main(int argc, char** argv) {
   if (mode == "fatal")
     counter_opts.on_crash = quiesce::crash_policy::stop_server;
   add_test_service("counter", stop_mode::quit, counter_opts);
+  if (mode == "restart")
+    add_test_service("aux", stop_mode::quit, counter_opts);
   quiesce::service_options slow_opts;
   slow_opts.stop_deadline = 300ms;
   if (mode == "slow")
