@@ -110,6 +110,10 @@ caf::actor_system& connection_state::system() const {
   return self_->system();
 }
 
+const service_directory* connection_state::services() const {
+  return cfg_->services.get();
+}
+
 bool connection_state::busy() const {
   return !pending_requests_.empty() || !behaviour_->idle();
 }

@@ -45,6 +45,7 @@
 #include "quiesce/behaviour.hpp"
 #include "actors/connection_lifecycle.hpp"
 #include "quiesce/messages.hpp"
+#include "quiesce/service.hpp"
 #include "actors/socket_ops.hpp"
 #include "actors/timer_relay.hpp"
 
@@ -72,6 +73,8 @@ struct connection_config : lifecycle_limits {
   /// connection says `stop_requested()` from the start, so that bytes it
   /// reads before its `stop` arrives are treated as sent before the stop.
   bool stopping = false;
+  /// The server's services, for `connection_io::service`; none if null.
+  std::shared_ptr<const service_directory> services;
 };
 
 /// One configuration for all connection actors of a server: each keeps a
@@ -143,6 +146,7 @@ protected:
   std::unique_ptr<detail::ask_callbacks> take_ask(uint64_t id) override;
 
   void ask_done() override;
+  const service_directory* services() const override;
 
   uint64_t new_request(uint64_t token) override;
 

@@ -34,6 +34,8 @@
 #include "quiesce/log.hpp"
 #include "quiesce/messages.hpp"
 #include "quiesce/options.hpp"
+#include "quiesce/service.hpp"
+#include "actors/services.hpp"
 #include "actors/supervisor.hpp"
 
 namespace quiesce {
@@ -280,11 +282,47 @@ std::string signal_name(int sig) {
   return "signal " + std::to_string(sig);
 }
 
+/// Spawns the services actor on a thread of its own (its deadlines must
+/// fire even if a service blocks every scheduler worker) and starts every
+/// declared service. Nothing if all started; else the exit code, after the
+/// ones that started are stopped again.
+std::optional<int> start_services(caf::scoped_actor& self,
+                                  const services_actor& services) {
+  std::string error;
+  self->request(services, caf::infinite, start_atom_v)
+    .receive([&](std::string& err) { error = std::move(err); },
+             [&](caf::error& err) { error = to_string(err); });
+  if (error.empty())
+    return std::nullopt;
+  std::cerr << "quiesce: " << error << std::endl;
+  self->request(services, caf::infinite, stop_atom_v)
+    .receive([](services_report&) {}, [](caf::error&) {});
+  return exit_cannot_run;
+}
+
 /// Runs the server until it has stopped; returns the exit code.
 int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
           listener& lst, behaviour_factory factory, size_t max_connections) {
   auto& mm = sys.middleman();
   favour_io_thread(mm);
+  caf::scoped_actor self{sys};
+  // The services first: connections may use them from their first byte.
+  // The listening socket is bound already (a port in use fails before any
+  // service starts), but no client is accepted before they all run.
+  auto directory = std::make_shared<service_directory>();
+  services_config svc_cfg;
+  svc_cfg.services = declared_services();
+  svc_cfg.directory = directory;
+  svc_cfg.on_failure = [main = caf::actor{self}](const std::string& why) {
+    caf::anon_send(main, service_failed_atom_v, why);
+  };
+  auto services = sys.spawn<caf::detached>(services_main, std::move(svc_cfg));
+  self->monitor(services);
+  if (auto code = start_services(self, services)) {
+    ::close(lst.fd);
+    lst.fd = -1;
+    return *code;
+  }
   auto door = mm.backend().new_doorman(lst.fd);
   lst.fd = -1; // the doorman owns it now
   supervisor_config sup_cfg;
@@ -299,18 +337,18 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   };
   sup_cfg.start_acceptor
     = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
-       write_timeout = cfg.write_timeout,
-       address = lst.address](supervisor_actor sup) {
+       write_timeout = cfg.write_timeout, address = lst.address,
+       directory](supervisor_actor sup) {
         acceptor_config acc_cfg;
         acc_cfg.connection.make_behaviour = factory;
         acc_cfg.connection.supervisor = sup;
         acc_cfg.connection.idle_timeout = idle_timeout;
         acc_cfg.connection.write_timeout = write_timeout;
+        acc_cfg.connection.services = directory;
         acc_cfg.max_connections = max_connections;
         acc_cfg.address = address;
         return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
       };
-  caf::scoped_actor self{sys};
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);
   // A signal that arrived during start-up is pending: it is taken now.
@@ -320,10 +358,22 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   log::info("main", "listening on " + lst.address + " (protocol " + cfg.protocol
                       + ", max connections " + std::to_string(max_connections)
                       + ")");
+  // The phases of the stop: the supervisor's (listener, drain), then the
+  // services actor's (each service's stop and deadline), then the exit.
   int signals_seen = 0;
+  bool stop_sent = false;
   bool supervisor_gone = false;
+  bool services_gone = false;
+  bool service_failed = false;
   std::optional<shutdown_report> report;
-  self->receive_while([&] { return !supervisor_gone; })(
+  std::optional<services_report> svc_report;
+  auto begin_stop = [&] {
+    if (!stop_sent) {
+      stop_sent = true;
+      self->send(sup, stop_atom_v);
+    }
+  };
+  self->receive_while([&] { return !services_gone; })(
     [&](signal_atom, int sig) {
       auto name = signal_name(sig);
       if (sig == SIGHUP) {
@@ -344,25 +394,50 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
       }
       // Act first, then log: the stop must not wait for standard error.
       if (++signals_seen == 1) {
-        self->send(sup, stop_atom_v);
+        if (stop_sent) {
+          log::info("main", name
+                              + " received: stopping already (a second "
+                                "signal forces the stop)");
+          return;
+        }
+        begin_stop();
         log::info("main", name
                             + " received: stopping (a second signal "
                               "forces the stop)");
       } else {
-        self->send(sup, force_atom_v);
+        if (!supervisor_gone)
+          self->send(sup, force_atom_v);
+        self->send(services, force_atom_v);
         log::warning("main", name + " received again: forcing the stop");
       }
     },
+    [&](service_failed_atom, std::string&) {
+      // Logged by the services actor already.
+      service_failed = true;
+      if (!stop_sent) {
+        begin_stop();
+        log::info("main", "a service failed: stopping (exit code 1)");
+      }
+    },
     [&](shutdown_report& x) { report = x; },
+    [&](services_report& x) { svc_report = x; },
     [&](caf::down_msg& msg) {
-      if (msg.source == sup.address())
+      if (msg.source == sup.address()) {
         supervisor_gone = true;
+        // The connections have drained: now the services may stop.
+        self->send(services, stop_atom_v);
+      } else if (msg.source == services.address()) {
+        services_gone = true;
+      }
     });
   if (!report) {
     log::error("main", "the server stopped on its own (see above)");
     return exit_cannot_run;
   }
-  return report->forced > 0 ? exit_forced : exit_clean;
+  if (service_failed || !svc_report || svc_report->failed)
+    return exit_cannot_run;
+  return report->forced > 0 || svc_report->forced > 0 ? exit_forced
+                                                      : exit_clean;
 }
 
 } // namespace

@@ -37,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "caf/actor.hpp"
@@ -82,6 +83,7 @@ public:
 };
 
 } // namespace detail
+class service_directory;
 
 /// What a behaviour may do to its connection.
 class connection_io {
@@ -130,6 +132,20 @@ public:
 
   /// The actor system, to spawn a worker for work that would block.
   virtual caf::actor_system& system() const = 0;
+
+  /// The actor of the server's service `name` (quiesce/service.hpp): the one
+  /// running now, a new one after a restart, so look it up for each request
+  /// instead of keeping it (a look-up takes a lock, no message). An invalid
+  /// handle if the server has no service of that name.
+  caf::actor service(std::string_view name) const;
+
+  /// The same as the typed handle the service was declared with (what its
+  /// spawn function returns); an invalid handle if it was declared with
+  /// another type.
+  template <class Handle>
+  Handle service(std::string_view name) const {
+    return caf::actor_cast<Handle>(find_service(name, typeid(Handle)));
+  }
 
   /// Asks `dest` with the message `xs...`. Its reply, of the types `Reply...`
   /// (none for an empty reply), arrives as `behaviour::on_reply(token, ...)`;
@@ -203,6 +219,9 @@ protected:
   /// writes and tells the connection's core, as after every callback.
   virtual void ask_done() = 0;
 
+  /// Where `service` looks: the server's services; the default, none.
+  virtual const service_directory* services() const;
+
   /// Registers a request of the behaviour's `token`; returns its id.
   virtual uint64_t new_request(uint64_t token) = 0;
 
@@ -219,6 +238,10 @@ protected:
   /// error as text); its reply goes through `take_ask`.
   virtual void reply_arrived(uint64_t id, caf::expected<caf::message> reply)
     = 0;
+
+private:
+  caf::actor find_service(std::string_view name,
+                          const std::type_info& type) const;
 };
 
 /// A request made with `connection_io::ask`, not sent until `then` gives it

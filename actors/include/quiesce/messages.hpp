@@ -15,9 +15,15 @@
 ///                      ├──drain_timeout (to itself, after --drain-timeout)
 ///                      ◀──done── each connection
 ///   main ◀─shutdown_report── supervisor               (drained, forced, time)
+///   main ──stop──▶ services actor ──stop──▶ each service, last declared
+///                      │                     first, one at a time
+///                      ├──service_timer (its deadline; then exit
+///                      │                 user_shutdown, kill)
+///   main ◀─services_report── services actor           (stopped, forced)
 ///
 /// A second signal sends `force`: the supervisor then forces every remaining
-/// connection at once, as the drain timeout would.
+/// connection at once, as the drain timeout would, and the services actor
+/// forces each service without waiting for its deadline.
 
 #include <cstdint>
 #include <string>
@@ -71,6 +77,14 @@ CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
 /// A signal arrived (signal thread -> main).
 CAF_ADD_ATOM(quiesce, quiesce, signal_atom, "signal")
+/// Spawn every declared service (main -> services actor).
+CAF_ADD_ATOM(quiesce, quiesce, start_atom, "start")
+/// A step of a service's stop is due: its deadline, the kill after the
+/// forced exit, giving up on it (services actor -> itself, delayed).
+CAF_ADD_ATOM(quiesce, quiesce, service_timer_atom, "svc_timer")
+/// A service failed by its crash policy: stop the server, exit 1
+/// (services actor -> main).
+CAF_ADD_ATOM(quiesce, quiesce, service_failed_atom, "svc_failed")
 
 namespace quiesce {
 
@@ -105,6 +119,28 @@ inline bool operator==(const shutdown_report& x, const shutdown_report& y) {
          && x.forced == y.forced && x.duration == y.duration;
 }
 
+/// The outcome of the services' stop, sent by the services actor to
+/// whoever asked for it.
+struct services_report {
+  /// Services that exited within their stop deadline.
+  uint32_t stopped = 0;
+  /// Services forced at their deadline (or at once, after a second signal).
+  uint32_t forced = 0;
+  /// A crash policy gave up on a service (`stop_server`, or too many
+  /// restarts), or a restart failed: the process exits 1.
+  bool failed = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, services_report& x) {
+  return f(caf::meta::type_name("services_report"), x.stopped, x.forced,
+           x.failed);
+}
+
+inline bool operator==(const services_report& x, const services_report& y) {
+  return x.stopped == y.stopped && x.forced == y.forced && x.failed == y.failed;
+}
+
 // -- typed interfaces
 // -----------------------------------------------------------
 
@@ -135,5 +171,16 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<connected_atom, connection_actor>, caf::reacts_to<done_atom>,
   caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
   caf::reacts_to<drain_timeout_atom>>;
+
+/// The services actor: spawns the declared services (service.hpp), applies
+/// their crash policies and stops them after the drain. `start` answers an
+/// empty text, or the error that kept a service from starting; `stop`
+/// answers once every service has exited (or was given up on); `force`
+/// makes the stop skip every deadline (a second signal).
+using services_actor
+  = caf::typed_actor<caf::replies_to<start_atom>::with<std::string>,
+                     caf::replies_to<stop_atom>::with<services_report>,
+                     caf::reacts_to<force_atom>,
+                     caf::reacts_to<service_timer_atom, uint32_t, uint8_t>>;
 
 } // namespace quiesce
