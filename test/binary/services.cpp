@@ -49,6 +49,22 @@ struct fixture : qt::binary_fixture {
     return *port;
   }
 
+  /// Starts the test server in `mode`, connects, and asks the counter
+  /// service with a request it holds; returns the connection once the
+  /// service has it (or a null descriptor after a failed check).
+  qt::unique_fd hold_request(const std::string& mode) {
+    auto port = start(mode);
+    if (port == 0)
+      return {};
+    auto fd = connect_client(port);
+    if (!fd || !qt::send_all(fd.get(), "wait counter 1000\n")
+        || !srv->wait_stderr("test-service counter: holding")) {
+      CAF_ERROR("the counter service did not get the request");
+      return {};
+    }
+    return fd;
+  }
+
   /// Sends `line` and reads one line back.
   std::string ask(int fd, const std::string& line) {
     if (!qt::send_all(fd, line + "\n"))
@@ -71,13 +87,9 @@ struct fixture : qt::binary_fixture {
 CAF_TEST_FIXTURE_SCOPE(services_tests, fixture)
 
 CAF_TEST(a request pending at the stop is answered before the FIN) {
-  auto port = start("restart");
-  CAF_REQUIRE(port != 0);
-  auto fd = connect_client(port);
+  auto fd = hold_request("restart");
   CAF_REQUIRE(fd);
-  CAF_REQUIRE(qt::send_all(fd.get(), "wait counter 1000\n"));
   // The request has reached the service: now the stop.
-  CAF_REQUIRE(srv->wait_stderr("test-service counter: holding"));
   CAF_CHECK(srv->signal(SIGTERM));
   auto got = qt::read_until_eof(fd.get());
   CAF_CHECK_EQUAL(got.bytes, "waited\n");
@@ -92,12 +104,8 @@ CAF_TEST(a request pending at the stop is answered before the FIN) {
 }
 
 CAF_TEST(a service crashing during the drain is restarted and stopped) {
-  auto port = start("restart");
-  CAF_REQUIRE(port != 0);
-  auto fd = connect_client(port);
+  auto fd = hold_request("restart");
   CAF_REQUIRE(fd);
-  CAF_REQUIRE(qt::send_all(fd.get(), "wait counter 1000\n"));
-  CAF_REQUIRE(srv->wait_stderr("test-service counter: holding"));
   CAF_CHECK(srv->signal(SIGTERM));
   CAF_REQUIRE(srv->wait_stderr("SIGTERM received: stopping"));
   // Busy with its request, the connection still reads: another service
