@@ -1,0 +1,160 @@
+#include "kv.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <iterator>
+#include <utility>
+
+namespace {
+
+/// How long a command may wait for the store.
+constexpr auto store_timeout = std::chrono::seconds(5);
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
+
+bool known(const std::string& name) {
+  for (auto x : {"ping", "echo", "set", "get", "del", "incr"})
+    if (name == x)
+      return true;
+  return false;
+}
+
+/// Redis's words, so that redis-cli shows the same.
+std::string unknown_command(const std::vector<std::string>& args) {
+  std::string listed;
+  for (size_t i = 1; i < args.size() && listed.size() < 128; ++i)
+    listed += "'" + args[i].substr(0, 128 - listed.size()) + "' ";
+  return resp::error("ERR unknown command '" + args[0].substr(0, 128)
+                     + "', with args beginning with: " + listed);
+}
+
+} // namespace
+
+void kv_protocol::on_data(std::string_view bytes, quiesce::connection_io& io) {
+  auto completed = false;
+  while (!closing_) {
+    auto r = parser_.next(bytes, args_);
+    if (r == resp_parser::result::need_more)
+      break;
+    if (r == resp_parser::result::error) {
+      // The replies owed go first, then this one, then the FIN.
+      replies_.fill(replies_.reserve(),
+                    {resp::error("ERR " + parser_.error()), true});
+      closing_ = true;
+      break;
+    }
+    execute(args_, io);
+    completed = true;
+  }
+  // After a stop, the command half received then is finished with the
+  // complete ones that come with it; what follows them is not read.
+  if (stopping_ && (completed || !parser_.partial()))
+    closing_ = true;
+  write_ready(io);
+}
+
+void kv_protocol::execute(std::vector<std::string>& args,
+                          quiesce::connection_io& io) {
+  auto slot = replies_.reserve();
+  auto answer
+    = [&](std::string bytes) { replies_.fill(slot, {std::move(bytes)}); };
+  auto name = lower(args[0]);
+  auto n = args.size();
+  if (name == "ping" && n <= 2) {
+    answer(n == 1 ? resp::simple("PONG") : resp::bulk(args[1]));
+  } else if (name == "echo" && n == 2) {
+    answer(resp::bulk(args[1]));
+  } else if (name == "quit") {
+    replies_.fill(slot, {resp::simple("OK"), true});
+    closing_ = true;
+  } else if (name == "get" && n == 2) {
+    ask_store<bool, std::string>(
+      slot, io,
+      [](bool found, std::string& value) {
+        return found ? resp::bulk(value) : resp::nil;
+      },
+      kv::get_atom_v, std::move(args[1]));
+  } else if (name == "set" && n == 3) {
+    ask_store<>(
+      slot, io, [] { return resp::simple("OK"); }, kv::set_atom_v,
+      std::move(args[1]), std::move(args[2]));
+  } else if (name == "set" && n > 3) {
+    answer(resp::error("ERR syntax error")); // no options (EX, NX, ...)
+  } else if (name == "del" && n >= 2) {
+    ask_store<int64_t>(
+      slot, io, [](int64_t count) { return resp::integer(count); },
+      kv::del_atom_v,
+      std::vector<std::string>{std::make_move_iterator(args.begin() + 1),
+                               std::make_move_iterator(args.end())});
+  } else if (name == "incr" && n == 2) {
+    ask_store<int64_t, std::string>(
+      slot, io,
+      [](int64_t value, std::string& error) {
+        return error.empty() ? resp::integer(value)
+                             : resp::error("ERR " + error);
+      },
+      kv::incr_atom_v, std::move(args[1]));
+  } else if (known(name)) {
+    answer(
+      resp::error("ERR wrong number of arguments for '" + name + "' command"));
+  } else {
+    answer(unknown_command(args));
+  }
+}
+
+template <class... Reply, class Encode, class... Ts>
+void kv_protocol::ask_store(slot_id slot, quiesce::connection_io& io,
+                            Encode encode, Ts&&... xs) {
+  io.ask<Reply...>(find_store(io), store_timeout, std::forward<Ts>(xs)...)
+    .then(
+      [this, slot, encode](Reply&... ys, quiesce::connection_io& conn) {
+        replies_.fill(slot, {encode(ys...)});
+        write_ready(conn);
+      },
+      [this, slot](const std::string& error, quiesce::connection_io& conn) {
+        replies_.fill(slot, {resp::error("ERR " + error)});
+        write_ready(conn);
+      });
+}
+
+kv::store_actor kv_protocol::find_store(quiesce::connection_io& io) {
+  // services: replace with io.service("store") when services land
+  if (!store_)
+    store_ = stores_->find(io.system());
+  return store_;
+}
+
+void kv_protocol::write_ready(quiesce::connection_io& io) {
+  replies_.take_ready([&io](reply& r) {
+    io.write(r.bytes);
+    if (!r.close)
+      return quiesce::take_step::next;
+    io.close();
+    return quiesce::take_step::last;
+  });
+}
+
+void kv_protocol::on_stop(quiesce::connection_io& io) {
+  // The replies owed are written as the store answers (a pending ask keeps
+  // the connection busy). A command half received is finished when its rest
+  // arrives (idle() is false until then); no new one is started.
+  stopping_ = true;
+  if (!parser_.partial())
+    closing_ = true;
+  write_ready(io);
+}
+
+bool kv_protocol::idle() const {
+  return replies_.empty() && (closing_ || !parser_.partial());
+}
+
+void kv_protocol::on_input_end(quiesce::connection_io&) {
+  // No more input: a command half received will never be whole; it is
+  // dropped, as Redis does. The replies owed are still written.
+  closing_ = true;
+}

@@ -1,0 +1,75 @@
+#pragma once
+
+/// @file
+/// A subset of Redis's protocol (RESP2), written outside quiesce against its
+/// installed package: PING [msg], ECHO msg, SET key value, GET key, DEL key
+/// [key ...], INCR key, QUIT. The keys live in one store actor (store.hpp)
+/// that every connection asks with `io.ask`.
+///
+/// Wire format: requests as resp.hpp parses them (arrays of bulk strings,
+/// or inline commands), answered in request order (pipelining), whatever
+/// order the store's replies come in. An unknown command or wrong arguments
+/// get an error reply, as from Redis, and the connection goes on.
+/// Who closes: the client; the server after QUIT (`+OK` first) or after
+/// malformed input (`-ERR Protocol error: ...` first; the rest of the input
+/// is ignored), and when it stops.
+/// On `stop`: every reply owed is still written (the store's replies are
+/// awaited). A command half received is finished when its rest arrives
+/// (busy until then), with the complete commands that arrive with it (the
+/// client sent them before it saw the FIN); input after that is not read.
+/// Then the connection closes.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quiesce/behaviour.hpp"
+#include "quiesce/ordered_replies.hpp"
+
+#include "resp.hpp"
+#include "store.hpp"
+
+class kv_protocol final : public quiesce::behaviour {
+public:
+  explicit kv_protocol(std::shared_ptr<kv::store_locator> stores)
+      : stores_(std::move(stores)) {}
+
+  void on_data(std::string_view bytes, quiesce::connection_io& io) override;
+
+  void on_stop(quiesce::connection_io& io) override;
+
+  bool idle() const override;
+
+  void on_input_end(quiesce::connection_io& io) override;
+
+private:
+  struct reply {
+    std::string bytes;
+    /// The connection closes once this reply is written.
+    bool close = false;
+  };
+
+  using slot_id = quiesce::ordered_replies<reply>::slot_id;
+
+  void execute(std::vector<std::string>& args, quiesce::connection_io& io);
+
+  /// Fills `slot` once the store has answered `xs...` with `Reply...`:
+  /// `encode(reply...)` on success, else an error reply.
+  template <class... Reply, class Encode, class... Ts>
+  void ask_store(slot_id slot, quiesce::connection_io& io, Encode encode,
+                 Ts&&... xs);
+
+  kv::store_actor find_store(quiesce::connection_io& io);
+
+  void write_ready(quiesce::connection_io& io);
+
+  std::shared_ptr<kv::store_locator> stores_;
+  kv::store_actor store_;
+  resp_parser parser_;
+  std::vector<std::string> args_;
+  quiesce::ordered_replies<reply> replies_;
+  /// After QUIT or malformed input (or the client's FIN): no more commands.
+  bool closing_ = false;
+  /// `on_stop` has been called.
+  bool stopping_ = false;
+};

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Smoke test of the Redis-protocol example: starts BINARY on a free port
+# (without --protocol: `resp` is its default), talks to it with redis-cli
+# and raw RESP, then sends SIGTERM in the middle of a pipelined load and
+# checks that every reply owed arrives, in order, before a clean EOF, and
+# that the server exits 0 with the connection drained.
+# Every wait is on an event (a line, EOF, the exit) and bounded by a
+# timeout; only processes this script started are signalled.
+set -euo pipefail
+bin=$1
+tmp=$(mktemp -d)
+server_pid='' writer_pid=''
+cleanup() {
+  [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null || true
+  [ -n "$server_pid" ] && kill -KILL "$server_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+  echo "smoke: $*"
+  echo "--- server log:"
+  cat "$tmp/err" || true
+  exit 1
+}
+
+coproc server { exec "$bin" --port=0 2>"$tmp/err"; }
+server_pid=$server_PID
+IFS= read -r -t 10 listening <&"${server[0]}" || fail "no listening line"
+port=$(sed -nE 's/^listening on [^ ]*:([0-9]+) protocol=resp$/\1/p' <<<"$listening")
+[ -n "$port" ] || fail "unexpected first line: '$listening'"
+
+# redis-cli, one connection per command; the keys outlive the connections.
+expect_cli() {
+  local want=$1 got
+  shift
+  got=$(timeout 10 redis-cli -p "$port" "$@") || fail "redis-cli $* failed"
+  [ "$got" = "$want" ] || fail "redis-cli $*: got '$got', want '$want'"
+}
+expect_cli PONG ping
+expect_cli hello ping hello
+expect_cli OK set greeting hi
+expect_cli hi get greeting
+expect_cli 1 incr counter
+expect_cli 2 incr counter
+expect_cli "ERR value is not an integer or out of range" incr greeting
+expect_cli 2 del greeting counter missing
+expect_cli "" get greeting
+expect_cli "ERR unknown command 'frobnicate', with args beginning with: 'x' " \
+  frobnicate x
+expect_cli "ERR syntax error" set k v EX 10
+
+# Raw RESP: `session BYTES` sends BYTES on a new connection and prints all
+# it gets until the server closes (EOF).
+session() {
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf '%b' "$1" >&3
+  timeout 10 cat <&3 || fail "no EOF after '$1'"
+  exec 3<&-
+}
+expect_session() {
+  local got
+  got=$(session "$1" | od -An -c | tr -s ' \n' ' ')
+  local want
+  want=$(printf '%b' "$2" | od -An -c | tr -s ' \n' ' ')
+  [ "$got" = "$want" ] || fail "sent '$1': got '$got', want '$want'"
+}
+# QUIT answers, then closes; the command after it is not read.
+expect_session 'PING\r\nQUIT\r\nPING\r\n' '+PONG\r\n+OK\r\n'
+# Malformed input: the error, then the close.
+expect_session '*1\r\n$x\r\n' '-ERR Protocol error: invalid bulk length\r\n'
+# A bulk string over the 64 MiB limit is refused on its length alone.
+expect_session '*2\r\n$4\r\nECHO\r\n$67108865\r\n' \
+  '-ERR Protocol error: invalid bulk length\r\n'
+
+# The pipelined load: n INCRs in as few writes as the kernel takes, written
+# by a background process while this one reads. SIGTERM goes out once the
+# first reply is in; then the replies must be :1, :2, ... :k, nothing lost
+# or reordered, k < n (the stop came in the middle), and then EOF.
+n=100000
+for ((i = 0; i < n; i++)); do
+  printf '*2\r\n$4\r\nINCR\r\n$4\r\nload\r\n'
+done >"$tmp/load"
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+cat "$tmp/load" >&3 2>/dev/null &
+writer_pid=$!
+IFS= read -r -t 10 first <&3 || fail "no first reply to the load"
+kill -TERM "$server_pid"
+timeout 30 cat <&3 >"$tmp/rest" || fail "no EOF after SIGTERM"
+kill "$writer_pid" 2>/dev/null || true
+wait "$writer_pid" 2>/dev/null || true
+writer_pid=''
+exec 3<&-
+{ printf '%s\n' "$first"; cat "$tmp/rest"; } | tr -d '\r' >"$tmp/replies"
+[ -z "$(tail -c 1 "$tmp/rest")" ] || fail "the last reply is cut off"
+k=$(wc -l <"$tmp/replies")
+awk '$0 != ":" NR { bad = 1; print "reply " NR ": " $0; exit }
+     END { exit bad }' "$tmp/replies" || fail "replies out of order or lost"
+[ "$k" -lt "$n" ] || fail "all $n commands were answered before the stop"
+
+code=0
+timeout 20 tail --pid="$server_pid" -f /dev/null || fail "server did not exit"
+wait "$server_pid" || code=$?
+server_pid=''
+[ "$code" -eq 0 ] || fail "exit code $code"
+grep -q 'stopped: drained=1 forced=0' "$tmp/err" || fail "no clean summary"
+echo "smoke: kv-server answered; $k of $n pipelined commands answered in" \
+  "order before the stop's EOF; exit 0"
