@@ -123,7 +123,11 @@ void kv_protocol::ask_store(slot_id slot, quiesce::connection_io& io,
 }
 
 kv::store_actor kv_protocol::find_store(quiesce::connection_io& io) {
-  // services: replace with io.service("store") when services land
+  if (!stores_) {
+    // The service, looked up for each request: after a restart it is a new
+    // actor (quiesce/service.hpp).
+    return io.service<kv::store_actor>("store");
+  }
   if (!store_)
     store_ = stores_->find(io.system());
   return store_;

@@ -31,6 +31,11 @@
 
 class kv_protocol final : public quiesce::behaviour {
 public:
+  /// Asks the server's service "store" (main.cpp).
+  kv_protocol() = default;
+
+  /// Asks a store from `stores` instead: for tests that run the behaviour
+  /// without the server's services.
   explicit kv_protocol(std::shared_ptr<kv::store_locator> stores)
       : stores_(std::move(stores)) {}
 

@@ -1,20 +1,26 @@
 // A Redis-protocol server of its own: quiesce's whole process (options,
 // signals, the drain, exit codes) serving one protocol, `resp`, whose keys
-// live in one store actor shared by every connection.
+// live in one store actor shared by every connection: a service.
 
+#include <chrono>
 #include <memory>
 
 #include "quiesce/registry.hpp"
 #include "quiesce/server.hpp"
+#include "quiesce/service.hpp"
 
 #include "kv.hpp"
 
 int main(int argc, char** argv) {
-  // One locator for every connection of the server: it starts the store on
-  // first use and keeps its keys (store.hpp). The first protocol added is
-  // the default: `--protocol` is `resp` unless given.
-  auto stores = std::make_shared<kv::store_locator>();
-  quiesce::add_protocol(
-    "resp", [stores] { return std::make_unique<kv_protocol>(stores); });
+  // The store: started before the listener opens, stopped after the drain
+  // (2 s to quit), restarted over the same keys if it crashes (store.hpp).
+  auto keys = std::make_shared<kv::store_data>();
+  quiesce::add_service(
+    "store",
+    [keys](caf::actor_system& sys) { return kv::spawn_store(sys, keys); },
+    {std::chrono::seconds(2), quiesce::crash_policy::restart});
+  // The first protocol added is the default: `--protocol` is `resp` unless
+  // given.
+  quiesce::add_protocol("resp", [] { return std::make_unique<kv_protocol>(); });
   return quiesce::run_server(argc, argv);
 }

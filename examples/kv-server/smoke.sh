@@ -103,5 +103,10 @@ wait "$server_pid" || code=$?
 server_pid=''
 [ "$code" -eq 0 ] || fail "exit code $code"
 grep -q 'stopped: drained=1 forced=0' "$tmp/err" || fail "no clean summary"
+# The store service stops after the drain, not before it.
+drained=$(grep -n 'stopped: drained=1 forced=0' "$tmp/err" | head -1 | cut -d: -f1)
+store=$(grep -n "service 'store' stopped in" "$tmp/err" | head -1 | cut -d: -f1)
+[ -n "$store" ] || fail "no line of the store service's stop"
+[ "$store" -gt "$drained" ] || fail "the store stopped before the drain ended"
 echo "smoke: kv-server answered; $k of $n pipelined commands answered in" \
   "order before the stop's EOF; exit 0"

@@ -26,6 +26,10 @@ store_main(store_actor::stateful_pointer<store_state> self,
     return std::pair{std::unique_lock{d.mtx}, &d.map};
   };
   return {
+    [self](quiesce::stop_atom) {
+      // Nothing to flush: the keys are in memory only.
+      self->quit();
+    },
     [locked](get_atom, const std::string& key) {
       auto [guard, map] = locked();
       auto i = map->find(key);
@@ -71,9 +75,14 @@ store_actor store_locator::find(caf::actor_system& sys) {
   if (auto alive = caf::actor_cast<store_actor>(store_);
       alive && &alive->home_system() == &sys)
     return alive;
-  auto store = sys.spawn(store_main, data_);
+  auto store = spawn_store(sys, data_);
   store_ = store.address();
   return store;
+}
+
+store_actor spawn_store(caf::actor_system& sys,
+                        std::shared_ptr<store_data> data) {
+  return sys.spawn(store_main, std::move(data));
 }
 
 } // namespace kv

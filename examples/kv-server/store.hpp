@@ -4,14 +4,17 @@
 /// The store every connection asks: an event-based actor over one
 /// `std::unordered_map<std::string, std::string>`.
 ///
-/// Its lifetime today (quiesce has no services yet, and no hook at the
-/// server's stop): `store_locator::find` spawns it on first use and hands
-/// out strong handles, which only the connections keep. When the last
-/// connection that holds one ends, CAF ends the actor (no one can reach it);
-/// at a stop that is when the last connection has drained, so nothing is
-/// left for `~actor_system` to wait for. The keys live in `store_data`,
-/// which outlives the actor: the next connection's request starts a new
-/// one over the same map.
+/// In the server it is a quiesce service (main.cpp, quiesce/service.hpp):
+/// started before the listener opens, asked by every connection through
+/// `io.service<kv::store_actor>("store")`, told `stop_atom` after the
+/// connections have drained, and restarted if it crashes. The keys live in
+/// `store_data`, which outlives the actor: a restarted store serves the same
+/// map.
+///
+/// `store_locator` is the other way, for tests that run a behaviour without
+/// the server (the conformance kit): it spawns the store on first use and
+/// hands out strong handles, which only the connections keep, so CAF ends
+/// the actor with the last of them.
 
 #include <cstdint>
 #include <memory>
@@ -24,6 +27,8 @@
 #include "caf/fwd.hpp"
 #include "caf/type_id.hpp"
 #include "caf/typed_actor.hpp"
+
+#include "quiesce/messages.hpp"
 
 CAF_ADD_ATOM(kv, kv, get_atom, "kv_get")
 CAF_ADD_ATOM(kv, kv, set_atom, "kv_set")
@@ -38,7 +43,9 @@ namespace kv {
 /// - `incr`: (value after, error); the error is Redis's text ("value is
 ///   not an integer or out of range", "increment or decrement would
 ///   overflow"), empty on success.
+/// - `quiesce::stop_atom`: the server's stop, after the drain: it quits.
 using store_actor = caf::typed_actor<
+  caf::reacts_to<quiesce::stop_atom>,
   caf::replies_to<get_atom, std::string>::with<bool, std::string>,
   caf::reacts_to<set_atom, std::string, std::string>,
   caf::replies_to<del_atom, std::vector<std::string>>::with<int64_t>,
@@ -52,8 +59,12 @@ struct store_data {
   std::unordered_map<std::string, std::string> map;
 };
 
-/// Finds the store actor, or starts it (see the file comment). One per
-/// server, shared by every connection's behaviour.
+/// Spawns a store over `data`.
+store_actor spawn_store(caf::actor_system& sys,
+                        std::shared_ptr<store_data> data);
+
+/// Finds the store actor, or starts it (see the file comment), for a
+/// behaviour run without the server's services.
 class store_locator {
 public:
   store_actor find(caf::actor_system& sys);
