@@ -351,6 +351,20 @@ void connection_state::on_timer_fired(timer_kind kind) {
   }
 }
 
+void connection_state::on_read_again() {
+  if (ended_ || !core_ || core_->reading_paused())
+    return;
+  switch (core_->state()) {
+    case lifecycle_state::answering: // its write-only handle never reads
+    case lifecycle_state::flushing:  // CAF has dropped the socket
+    case lifecycle_state::ending:
+    case lifecycle_state::ended:
+      return;
+    default:
+      self_->trigger(hdl_);
+  }
+}
+
 void connection_state::on_exception() {
   run(core_->failed());
 }
@@ -379,6 +393,8 @@ connection_actor::behavior_type connection_main(
       // is not one of ours.
       if (tag < timer_kind_count)
         st.on_timer_fired(static_cast<timer_kind>(tag));
+      else if (tag == static_cast<uint8_t>(lifecycle_timer::read_again))
+        st.on_read_again();
     },
     [&st](timer_atom, uint64_t token) { st.on_timer(token); },
     [&st](deliver_atom, caf::message& msg) { st.on_message(msg); },

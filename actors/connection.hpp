@@ -130,6 +130,10 @@ public:
 
   void on_timer_fired(timer_kind kind);
 
+  /// A turn after reading resumed: resumes it again if it should still run
+  /// (connection_actions.cpp, resume_reading).
+  void on_read_again();
+
   /// A behaviour timer fired.
   void on_timer(uint64_t token);
 

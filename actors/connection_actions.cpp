@@ -11,7 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caf/actor_cast.hpp"
+#include "caf/io/network/multiplexer.hpp"
 #include "caf/sec.hpp"
+#include "caf/send.hpp"
 
 #include "actors/deferred_close.hpp"
 #include "quiesce/log.hpp"
@@ -99,6 +102,22 @@ void connection_state::run_one(const lifecycle_action& x) {
       return;
     case action_kind::resume_reading:
       self_->trigger(hdl_);
+      // CAF 0.17.6 loses a resume that comes before the event loop has
+      // applied the pause: `halt` only queues the removal of the socket's
+      // read interest (applied after the turn's handlers have run),
+      // `trigger` does nothing while the stream still has its reader
+      // (stream::activate), and the removal, once applied, drops the
+      // reader: the connection never reads again. A pipelining client whose
+      // replies came back from another actor in the turn of the pause
+      // stalled so. A function posted to the event loop runs after the
+      // pending removals are applied; the message it sends asks for
+      // reading once more, which re-adds the read interest if it was lost
+      // and does nothing if not.
+      self_->backend().post([conn = self_->address()] {
+        if (auto dest = caf::actor_cast<connection_actor>(conn))
+          caf::anon_send(dest, lifecycle_timer_atom_v,
+                         static_cast<uint8_t>(lifecycle_timer::read_again));
+      });
       return;
     case action_kind::sample_output:
       if (fd_)

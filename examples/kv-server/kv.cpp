@@ -141,6 +141,13 @@ void kv_protocol::write_ready(quiesce::connection_io& io) {
     io.close();
     return quiesce::take_step::last;
   });
+  // A client that pipelines faster than the store answers waits in TCP flow
+  // control, not in this connection's memory.
+  auto hold = replies_.size() >= max_owed_replies;
+  if (hold != holding_) {
+    holding_ = hold;
+    io.hold_input(hold);
+  }
 }
 
 void kv_protocol::on_stop(quiesce::connection_io& io) {

@@ -77,4 +77,9 @@ private:
   bool closing_ = false;
   /// `on_stop` has been called.
   bool stopping_ = false;
+  /// Reading is held: `max_owed_replies` replies are owed.
+  bool holding_ = false;
+
+  /// Replies owed at which the connection stops reading until fewer are.
+  static constexpr size_t max_owed_replies = 1024;
 };

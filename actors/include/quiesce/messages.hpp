@@ -59,13 +59,16 @@ CAF_ADD_ATOM(quiesce, quiesce, drain_timeout_atom, "drain_tmo")
 CAF_ADD_ATOM(quiesce, quiesce, lifecycle_timer_atom, "lc_timer")
 
 /// The tags of `lifecycle_timer_atom`, in the order of the lifecycle core's
-/// timer kinds.
+/// timer kinds, then the connection actor's own `read_again`: reading
+/// resumed, asked once more a turn of the event loop later (connection.cpp
+/// says which behaviour of CAF 0.17 that works around).
 enum class lifecycle_timer : uint8_t {
   linger,
   idle,
   write,
   flush_poll,
   end_tick,
+  read_again,
 };
 /// A behaviour's timer fired (connection -> timer relay -> connection,
 /// delayed).
