@@ -352,17 +352,8 @@ void connection_state::on_timer_fired(timer_kind kind) {
 }
 
 void connection_state::on_read_again() {
-  if (ended_ || !core_ || core_->reading_paused())
-    return;
-  switch (core_->state()) {
-    case lifecycle_state::answering: // its write-only handle never reads
-    case lifecycle_state::flushing:  // CAF has dropped the socket
-    case lifecycle_state::ending:
-    case lifecycle_state::ended:
-      return;
-    default:
-      self_->trigger(hdl_);
-  }
+  if (!ended_ && core_ && core_->reads())
+    self_->trigger(hdl_);
 }
 
 void connection_state::on_exception() {

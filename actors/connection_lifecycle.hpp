@@ -357,6 +357,13 @@ public:
     return paused_;
   }
 
+  /// Whether the connection's socket is to be read now: it has a reading
+  /// handle (not once answering on the write-only one, flushing or ending)
+  /// and reading is not paused.
+  bool reads() const {
+    return has_reader() && !paused_;
+  }
+
   /// A peer close now would keep the connection answering if the peer sent
   /// FIN (see `peer_closed`): the adapter needs to ask the socket.
   bool may_answer_after_fin() const;
@@ -385,6 +392,9 @@ private:
   void note_activity(time_point now);
 
   void arm(lifecycle_actions& out, timer_kind kind, duration delay);
+
+  /// Not answering on the write-only handle, flushing, ending or ended.
+  bool has_reader() const;
 
   void update_reading(lifecycle_actions& out);
 

@@ -30,16 +30,21 @@ void connection_lifecycle::arm(lifecycle_actions& out, timer_kind kind,
   out.push(x);
 }
 
-void connection_lifecycle::update_reading(lifecycle_actions& out) {
+bool connection_lifecycle::has_reader() const {
   switch (state_) {
     case lifecycle_state::answering: // the write-only handle never reads
     case lifecycle_state::flushing:  // nothing left to read from
     case lifecycle_state::ending:
     case lifecycle_state::ended:
-      return;
+      return false;
     default:
-      break;
+      return true;
   }
+}
+
+void connection_lifecycle::update_reading(lifecycle_actions& out) {
+  if (!has_reader())
+    return;
   // Once the FIN is out, reading goes on (the peer's FIN must be seen)
   // unless the discard limit was reached.
   auto pause = discard_capped_ || (serving() && (output_full_ || input_held_));

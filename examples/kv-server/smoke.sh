@@ -72,23 +72,32 @@ expect_session '*1\r\n$x\r\n' '-ERR Protocol error: invalid bulk length\r\n'
 expect_session '*2\r\n$4\r\nECHO\r\n$67108865\r\n' \
   '-ERR Protocol error: invalid bulk length\r\n'
 
+# Pipelined loads: n INCRs of key $1 in as few writes as the kernel takes,
+# on descriptor 3, written by a background process while this one reads.
+start_load() {
+  for ((i = 0; i < n; i++)); do
+    printf '*2\r\n$4\r\nINCR\r\n$%d\r\n%s\r\n' "${#1}" "$1"
+  done >"$tmp/$1"
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  cat "$tmp/$1" >&3 2>/dev/null &
+  writer_pid=$!
+}
+end_load() {
+  kill "$writer_pid" 2>/dev/null || true
+  wait "$writer_pid" 2>/dev/null || true
+  writer_pid=''
+  exec 3<&-
+}
+
 # A pipelined load with no stop: every reply comes, in order. The server
 # stops reading while 1,024 replies are owed and reads again once fewer are
 # (kv.cpp), many times over in this load: a resume that CAF 0.17 lost
 # stalled it here for good (connection_actions.cpp, resume_reading).
 n=100000
-for ((i = 0; i < n; i++)); do
-  printf '*2\r\n$4\r\nINCR\r\n$3\r\nall\r\n'
-done >"$tmp/all"
-exec 3<>"/dev/tcp/127.0.0.1/$port"
-cat "$tmp/all" >&3 2>/dev/null &
-writer_pid=$!
+start_load all
 timeout 60 head -n "$n" <&3 | tr -d '\r' >"$tmp/all-replies" ||
   fail "not every reply of $n pipelined commands came"
-kill "$writer_pid" 2>/dev/null || true
-wait "$writer_pid" 2>/dev/null || true
-writer_pid=''
-exec 3<&-
+end_load
 awk '$0 != ":" NR { bad = 1; print "reply " NR ": " $0; exit }
      END { exit bad || NR != '"$n"' }' "$tmp/all-replies" ||
   fail "pipelined replies out of order or lost"
@@ -97,20 +106,11 @@ awk '$0 != ":" NR { bad = 1; print "reply " NR ": " $0; exit }
 # by a background process while this one reads. SIGTERM goes out once the
 # first reply is in; then the replies must be :1, :2, ... :k, nothing lost
 # or reordered, k < n (the stop came in the middle), and then EOF.
-n=100000
-for ((i = 0; i < n; i++)); do
-  printf '*2\r\n$4\r\nINCR\r\n$4\r\nload\r\n'
-done >"$tmp/load"
-exec 3<>"/dev/tcp/127.0.0.1/$port"
-cat "$tmp/load" >&3 2>/dev/null &
-writer_pid=$!
+start_load load
 IFS= read -r -t 10 first <&3 || fail "no first reply to the load"
 kill -TERM "$server_pid"
 timeout 30 cat <&3 >"$tmp/rest" || fail "no EOF after SIGTERM"
-kill "$writer_pid" 2>/dev/null || true
-wait "$writer_pid" 2>/dev/null || true
-writer_pid=''
-exec 3<&-
+end_load
 { printf '%s\n' "$first"; cat "$tmp/rest"; } | tr -d '\r' >"$tmp/replies"
 [ -z "$(tail -c 1 "$tmp/rest")" ] || fail "the last reply is cut off"
 k=$(wc -l <"$tmp/replies")

@@ -850,6 +850,26 @@ CAF_TEST(reading resumes once the output that filled the buffer has left) {
   CAF_CHECK_EQUAL(format(d.core.idle_timer(t0 + 60s)), "arm(idle,2000ms)");
 }
 
+CAF_TEST(the socket is read in every state that has a reading handle) {
+  for (auto& s : situations()) {
+    CAF_MESSAGE("situation " << s.name);
+    driven d;
+    s.prefix(d);
+    auto st = d.core.state();
+    auto has_reader
+      = st != lifecycle_state::answering && st != lifecycle_state::flushing
+        && st != lifecycle_state::ending && st != lifecycle_state::ended;
+    CAF_CHECK_EQUAL(d.core.reads(), has_reader && !d.core.reading_paused());
+  }
+  driven d;
+  open(d);
+  CAF_CHECK(d.core.reads());
+  d.core.hold_input(true);
+  CAF_CHECK(!d.core.reads());
+  d.core.hold_input(false);
+  CAF_CHECK(d.core.reads());
+}
+
 CAF_TEST(zero limits turn the idle and write timeouts off) {
   auto limits = test_limits();
   limits.idle_timeout = duration{0};
