@@ -18,6 +18,10 @@ using namespace quiesce::testing;
 
 namespace {
 
+/// The typed handle of the store service, for a typed look-up.
+using store_handle
+  = caf::typed_actor<caf::replies_to<std::string>::with<std::string>>;
+
 /// Asks a service on behalf of a connection and pushes the reply to it
 /// (`deliver_atom`): the connection does not know that a request is
 /// pending.
@@ -60,7 +64,9 @@ public:
     idle_while_asking,
   };
 
-  explicit pipelined_line(defect d = defect::none) : defect_(d) {}
+  /// With `typed`, it looks the store up as a `store_handle`.
+  explicit pipelined_line(defect d = defect::none, bool typed = false)
+      : defect_(d), typed_(typed) {}
 
   void on_data(std::string_view bytes, connection_io& io) override {
     for (auto c : bytes) {
@@ -102,7 +108,11 @@ private:
         return;
       }
       auto slot = replies_.reserve();
-      io.ask<std::string>(io.service("store"), std::chrono::seconds(5), key)
+      auto store
+        = typed_
+            ? caf::actor_cast<caf::actor>(io.service<store_handle>("store"))
+            : io.service("store");
+      io.ask<std::string>(store, std::chrono::seconds(5), key)
         .then(
           [this, slot, key](const std::string& value, connection_io& conn) {
             fill(slot, key + "=" + value + "\n", conn);
@@ -143,6 +153,7 @@ private:
   }
 
   defect defect_;
+  bool typed_;
   bool stopping_ = false;
   std::string partial_;
   ordered_replies<std::string> replies_;
@@ -205,4 +216,25 @@ CAF_TEST(a close before the pending service reply is caught) {
     verdicts.failed_with("service \"store\" never answers the "
                          "request held at the stop, forced at the "
                          "drain deadline: aborted, with user_shutdown"));
+}
+
+CAF_TEST(a typed lookup finds the stand in under its declared type) {
+  auto c = pipeline_case();
+  c.make = [] {
+    return std::make_unique<pipelined_line>(pipelined_line::defect::none, true);
+  };
+  {
+    collect_verdicts verdicts;
+    c.service.handle_type = typeid(store_handle);
+    check_conformance(c);
+    CAF_CHECK_EQUAL(verdicts.failures, std::vector<std::string>{});
+  }
+  {
+    // Declared untyped: the typed look-up finds nothing, the ask fails.
+    collect_verdicts verdicts;
+    c.service.handle_type = typeid(caf::actor);
+    check_conformance(c);
+    CAF_CHECK(verdicts.failed_with(
+      "service \"store\", answered: the behaviour asked the service"));
+  }
 }
