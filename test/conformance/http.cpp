@@ -74,3 +74,23 @@ CAF_TEST(a delayed response keeps the shutdown promise) {
   c.response_at_stop = response("delayed 20 ms\n", "close");
   testing::check_conformance(c);
 }
+
+CAF_TEST(pipelined requests keep the shutdown promise) {
+  // A delayed response first: the echo after it is answered at once but
+  // must wait for it; at a stop, only the last response owed says close.
+  auto c = http_case();
+  auto echo = [](const char* connection) {
+    return "HTTP/1.1 200 OK\r\nDate: -\r\n"
+           "Content-Type: application/octet-stream\r\n"
+           "Content-Length: 2\r\nConnection: "
+           + std::string(connection) + "\r\n\r\nhi";
+  };
+  c.pipeline = {
+    {"GET /delay/20 HTTP/1.1\r\nHost: test\r\n\r\n",
+     response("delayed 20 ms\n", "keep-alive"),
+     response("delayed 20 ms\n", "close")},
+    {"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nhi",
+     echo("keep-alive"), echo("close")},
+  };
+  testing::check_conformance(c);
+}

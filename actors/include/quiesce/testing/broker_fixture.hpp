@@ -14,12 +14,15 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <typeindex>
+#include <typeinfo>
 #include <vector>
 
 #include "caf/test/io_dsl.hpp"
 
 #include "quiesce/behaviour.hpp"
 #include "quiesce/messages.hpp"
+#include "quiesce/service.hpp"
 #include "quiesce/testing/spawn_acceptor.hpp"
 
 namespace quiesce::testing {
@@ -68,6 +71,10 @@ public:
   int64_t next_id = 100;
   /// Makes the behaviour of each new connection (set it before connecting).
   behaviour_factory make_behaviour;
+  /// The services the connections find (`connection_io::service`): none
+  /// until a test gives one with `set_service`.
+  std::shared_ptr<service_directory> services
+    = std::make_shared<service_directory>();
 
   /// `idle_timeout` is the connections' (`connection_config`): zero, the
   /// default, turns the framework's idle close off, so that firing every
@@ -79,7 +86,8 @@ public:
     sup = sys.spawn(recording_supervisor, rec);
     acc = spawn_acceptor(
       mm, mpx.new_doorman(acc_hdl, 8080), sup,
-      [this] { return new_behaviour(); }, max_connections, idle_timeout);
+      [this] { return new_behaviour(); }, max_connections, idle_timeout,
+      services);
     exhaust();
   }
 
@@ -94,6 +102,7 @@ public:
     // them at shutdown.
     sched.clock().cancel_all();
     exhaust();
+    services->clear();
     for (auto& conn : rec->connected)
       caf::anon_send_exit(conn, caf::exit_reason::kill);
     caf::anon_send_exit(acc, caf::exit_reason::kill);
@@ -104,6 +113,16 @@ public:
   /// Makes the behaviour of a new connection.
   virtual std::unique_ptr<behaviour> new_behaviour() {
     return make_behaviour();
+  }
+
+  /// Makes `handle` the server's service `name` for every connection, as if
+  /// declared with `add_service` (quiesce/service.hpp) and a spawn function
+  /// returning the handle type `type` (what a typed look-up must name): a
+  /// stand-in that the test controls. Look-ups happen at each request, so
+  /// it may be set or replaced at any time. The test ends the actor.
+  void set_service(const std::string& name, caf::actor handle,
+                   std::type_index type = typeid(caf::actor)) {
+    services->set(name, std::move(handle), type);
   }
 
   /// Runs every message and I/O event; fires no timer.

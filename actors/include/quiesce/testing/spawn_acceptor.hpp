@@ -6,6 +6,7 @@
 /// can compile it.
 
 #include <cstddef>
+#include <memory>
 
 #include "caf/io/doorman.hpp"
 #include "caf/io/middleman.hpp"
@@ -13,6 +14,7 @@
 
 #include "quiesce/behaviour.hpp"
 #include "quiesce/messages.hpp"
+#include "quiesce/service.hpp"
 
 namespace quiesce::testing {
 
@@ -25,5 +27,13 @@ acceptor_actor spawn_acceptor(caf::io::middleman& mm, caf::io::doorman_ptr door,
                               supervisor_actor sup, behaviour_factory make,
                               size_t max_connections,
                               caf::timespan idle_timeout);
+
+/// The same, with `services` as the server's services: what the
+/// connections' `connection_io::service` finds (none if null).
+acceptor_actor
+spawn_acceptor(caf::io::middleman& mm, caf::io::doorman_ptr door,
+               supervisor_actor sup, behaviour_factory make,
+               size_t max_connections, caf::timespan idle_timeout,
+               std::shared_ptr<const service_directory> services);
 
 } // namespace quiesce::testing
