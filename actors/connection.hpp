@@ -188,6 +188,9 @@ private:
   /// the behaviour is to be told (not after the FIN).
   std::optional<pending_request> end_request(uint64_t id);
 
+  /// Makes sure a check of the requests' deadlines comes by `at`.
+  void arm_request_check(caf::actor_clock::time_point at);
+
   /// The error of a failed ask, as its error callback gets it.
   std::string render_error(const caf::error& err,
                            const detail::ask_callbacks& ask) const;
@@ -247,10 +250,16 @@ private:
     uint64_t token = 0;
     /// The callbacks of an `ask`; nullptr for a `request`.
     std::unique_ptr<detail::ask_callbacks> ask;
+    /// When it fails with a timeout if no reply has come.
+    caf::actor_clock::time_point deadline = caf::actor_clock::time_point::max();
   };
   /// The pending requests by id.
   std::unordered_map<uint64_t, pending_request> pending_requests_;
   uint64_t last_request_id_ = 0;
+  /// The time of the earliest check of the requests' deadlines under way at
+  /// the relay; max(): none (see arm_request_check).
+  caf::actor_clock::time_point next_request_check_
+    = caf::actor_clock::time_point::max();
   /// The exit reason of a forced end (the supervisor's).
   caf::error forced_reason_;
   /// A duplicate descriptor this actor owns and closes (flushing).

@@ -83,10 +83,13 @@ private:
       ++*calls_;
       conn.write("error: " + error + "\n");
     };
-    if (line.rfind("get ", 0) == 0) {
-      // The callback writes the key it asked for and the reply's values.
-      auto asked = line.substr(4);
-      io.ask<std::string, int64_t>(store_, std::chrono::seconds(5), asked)
+    // `get KEY` waits 5 s for the reply, `quick KEY` 1 s. The callback
+    // writes the key it asked for and the reply's values.
+    auto get = line.rfind("get ", 0) == 0;
+    if (get || line.rfind("quick ", 0) == 0) {
+      auto asked = line.substr(get ? 4 : 6);
+      auto timeout = std::chrono::seconds(get ? 5 : 1);
+      io.ask<std::string, int64_t>(store_, timeout, asked)
         .then(
           [this, asked](const std::string& key, int64_t n,
                         connection_io& conn) {
@@ -207,6 +210,38 @@ CAF_TEST(an ask that times out calls its error callback with the timeout) {
   release("slow", 1);
   CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 5000ms\n");
   CAF_CHECK_EQUAL(*calls, 1);
+}
+
+CAF_TEST(a shorter timeout after a longer one fails first and alone) {
+  open();
+  // One deadline check is under way per connection: for the 5 s ask, then
+  // an earlier one for the 1 s ask.
+  client_sends(hdl, "get a\nquick b\n");
+  CAF_REQUIRE(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 1000ms\n");
+  // The 5 s ask is still pending: its reply reaches its callback.
+  release("a", 1);
+  CAF_CHECK_EQUAL(output(hdl),
+                  "error: request timed out after 1000ms\na:a=1\n");
+  CAF_CHECK_EQUAL(*calls, 2);
+}
+
+CAF_TEST(asks with one deadline all time out at it in order) {
+  open();
+  client_sends(hdl, "get a\nget b\nget c\n");
+  // Every timer of the test clock, until none is left: the asks' deadline
+  // checks are all the timers there are.
+  size_t fired = 0;
+  while (sched.trigger_timeout()) {
+    ++fired;
+    exhaust();
+  }
+  CAF_CHECK_EQUAL(output(hdl), "error: request timed out after 5000ms\n"
+                               "error: request timed out after 5000ms\n"
+                               "error: request timed out after 5000ms\n");
+  CAF_CHECK_EQUAL(*calls, 3);
+  CAF_CHECK_EQUAL(fired, 1u);
 }
 
 CAF_TEST(an ask to a receiver that is gone calls its error callback) {

@@ -73,8 +73,9 @@ enum class lifecycle_timer : uint8_t {
 /// A behaviour's timer fired (connection -> timer relay -> connection,
 /// delayed).
 CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
-/// A behaviour's request got no reply in time (connection -> timer relay ->
-/// connection, delayed).
+/// Time to fail the behaviour's requests whose deadline has passed
+/// (connection -> timer relay -> connection, delayed; one under way per
+/// connection, for the earliest deadline; its number is not used).
 CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
 /// A message for a connection's behaviour (any actor -> connection).
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
