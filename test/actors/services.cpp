@@ -47,7 +47,9 @@ caf::behavior fake_service(caf::event_based_actor* self, std::string id,
 using store_actor = caf::typed_actor<caf::reacts_to<stop_atom>>;
 using other_actor = caf::typed_actor<caf::reacts_to<force_atom>>;
 
-store_actor::behavior_type fake_store(store_actor::pointer self) {
+// An argument, though it needs none: CAF 0.17 spawns an argument-less
+// function actor through a null reference (UBSan reports it).
+store_actor::behavior_type fake_store(store_actor::pointer self, int) {
   return {[self](stop_atom) { self->quit(); }};
 }
 
@@ -361,7 +363,7 @@ CAF_TEST(typed lookups check the declared handle type) {
   service_declaration typed{"t",
                             [](caf::actor_system& host) {
                               return caf::actor_cast<caf::actor>(
-                                host.spawn(fake_store));
+                                host.spawn(fake_store, 0));
                             },
                             typeid(store_actor),
                             {}};
