@@ -222,10 +222,10 @@ void connection_state::arm_request_check(caf::actor_clock::time_point at) {
     return; // a check under way comes first; it asks for the next one
   next_request_check_ = at;
   send_later(std::max(at - now(), caf::timespan{0}),
-             caf::make_message(request_timeout_atom_v, uint64_t{0}));
+             caf::make_message(request_timeout_atom_v));
 }
 
-void connection_state::on_request_timeout(uint64_t) {
+void connection_state::on_request_timeout() {
   auto t = now();
   if (next_request_check_ <= t)
     next_request_check_ = caf::actor_clock::time_point::max();
@@ -427,7 +427,7 @@ connection_actor::behavior_type connection_main(
     },
     [&st](timer_atom, uint64_t token) { st.on_timer(token); },
     [&st](deliver_atom, caf::message& msg) { st.on_message(msg); },
-    [&st](request_timeout_atom, uint64_t id) { st.on_request_timeout(id); },
+    [&st](request_timeout_atom) { st.on_request_timeout(); },
   };
 }
 

@@ -139,7 +139,7 @@ public:
 
   void on_message(caf::message& msg);
 
-  void on_request_timeout(uint64_t id);
+  void on_request_timeout();
 
   /// A behaviour threw: abort the connection instead of leaving it half done.
   void on_exception();

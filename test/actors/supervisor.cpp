@@ -63,7 +63,7 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
     [](lifecycle_timer_atom, uint8_t) {},
     [](timer_atom, uint64_t) {},
     [](deliver_atom, caf::message&) {},
-    [](request_timeout_atom, uint64_t) {},
+    [](request_timeout_atom) {},
   };
 }
 

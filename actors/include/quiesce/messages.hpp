@@ -75,7 +75,7 @@ enum class lifecycle_timer : uint8_t {
 CAF_ADD_ATOM(quiesce, quiesce, timer_atom, "timer")
 /// Time to fail the behaviour's requests whose deadline has passed
 /// (connection -> timer relay -> connection, delayed; one under way per
-/// connection, for the earliest deadline; its number is not used).
+/// connection, for the earliest deadline).
 CAF_ADD_ATOM(quiesce, quiesce, request_timeout_atom, "req_tmo")
 /// A message for a connection's behaviour (any actor -> connection).
 CAF_ADD_ATOM(quiesce, quiesce, deliver_atom, "deliver")
@@ -160,7 +160,7 @@ using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<lifecycle_timer_atom, uint8_t>,
   caf::reacts_to<timer_atom, uint64_t>,
   caf::reacts_to<deliver_atom, caf::message>,
-  caf::reacts_to<request_timeout_atom, uint64_t>>;
+  caf::reacts_to<request_timeout_atom>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
 /// listening at once and, one event-loop turn later (`close`, to itself),
