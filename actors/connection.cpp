@@ -296,11 +296,20 @@ void connection_state::adapt_read_buffer(caf::io::new_data_msg& msg) {
       return;
     // The read filled the small buffer: more is coming than it holds.
     large_reads_ = true;
+    short_reads_ = 0;
     self_->configure_read(hdl_,
                           caf::io::receive_policy::at_most(cfg_->large_read));
     return;
   }
-  if (n >= cfg_->small_read)
+  if (n >= cfg_->small_read) {
+    short_reads_ = 0;
+    return;
+  }
+  // The first short read after a switch is often the rest of the burst that
+  // filled the small buffer (a pipeline of 600 bytes is read as 512 + 88):
+  // switching back on it would read every such burst twice and allocate the
+  // large buffer again for each.
+  if (++short_reads_ < small_reads_to_shrink)
     return;
   // Little at a time again. `msg.buf` is the scribe's own read buffer, lent
   // to this handler (CAF swaps it back afterwards): leaving an empty vector

@@ -61,8 +61,8 @@ struct connection_config : lifecycle_limits {
   supervisor_actor supervisor;
   /// The read buffer: `small_read` bytes while the peer sends little at a
   /// time (an idle connection keeps only this much); a read that fills it
-  /// switches to `large_read` bytes, and the next read shorter than
-  /// `small_read` switches back and frees the large buffer.
+  /// switches to `large_read` bytes, and two reads in a row shorter than
+  /// `small_read` switch back and free the large buffer.
   size_t small_read = 512;
   size_t large_read = 16 * 1024;
   /// Carries every delayed message of the connection actors (see
@@ -237,6 +237,9 @@ private:
   size_t out_counted_ = 0;
   /// Reads use the large buffer (see connection_config::small_read).
   bool large_reads_ = false;
+  /// Reads in a row shorter than `small_read` while `large_reads_`.
+  uint8_t short_reads_ = 0;
+  static constexpr uint8_t small_reads_to_shrink = 2;
   /// A timer went to the relay: the relay is told when this actor ends.
   bool timers_sent_ = false;
   /// The `end` action ran: the actor has quit, no later action runs.

@@ -137,12 +137,19 @@ CAF_TEST(
   for (size_t i = 0; i < big.size(); ++i)
     big[i] = static_cast<char>('a' + i % 26);
   // The first read fills the 512-byte buffer; the rest comes in one large
-  // read. A short read switches back: 2,000 bytes then take 512 + 1,488.
+  // read. One short read keeps the large buffer (it is often the rest of a
+  // burst: 600 bytes read as 512 + 88), so 600 bytes then come in one read;
+  // two short reads in a row switch back: 2,000 bytes then take 512 + 1,488.
+  std::string burst(600, 'p');
   client_sends(hdl, big);
   client_sends(hdl, "x");
+  client_sends(hdl, burst);
+  client_sends(hdl, "y");
+  client_sends(hdl, "z");
   client_sends(hdl, big.substr(0, 2000));
-  CAF_CHECK_EQUAL(output(hdl), big + "x" + big.substr(0, 2000));
-  CAF_CHECK_EQUAL(sizes, (std::vector<size_t>{512, 4488, 1, 512, 1488}));
+  CAF_CHECK_EQUAL(output(hdl), big + "x" + burst + "yz" + big.substr(0, 2000));
+  CAF_CHECK_EQUAL(sizes,
+                  (std::vector<size_t>{512, 4488, 1, 600, 1, 1, 512, 1488}));
 }
 
 CAF_TEST(stop while idle reports done at once and lingers for the peer) {
