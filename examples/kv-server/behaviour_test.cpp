@@ -20,8 +20,9 @@ struct fixture : quiesce::testing::broker_fixture {
 
   fixture()
       : broker_fixture([] {
+          // The store on the scheduler: run_io_only holds its replies.
           return std::make_unique<kv_protocol>(
-            std::make_shared<kv::store_locator>());
+            std::make_shared<kv::store_locator>(kv::placement::scheduler));
         }) {
     hdl = connect_client();
     conn = rec->connected.back();
@@ -85,6 +86,27 @@ CAF_TEST(malformed input is answered with an error then closes) {
   client_sends(hdl, "PING\r\n");
   CAF_CHECK_EQUAL(output(hdl),
                   "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+}
+
+CAF_TEST(a batch the store never answers gets one error per command) {
+  // Commands on keys in a row are one request to the store; a command
+  // answered here splits them, so this read is two requests.
+  auto stores = std::make_shared<kv::store_locator>(kv::placement::scheduler);
+  make_behaviour = [stores] { return std::make_unique<kv_protocol>(stores); };
+  auto client = connect_client();
+  std::string_view input = "SET k v\r\nGET k\r\nPING\r\nINCR k\r\n";
+  mpx.virtual_send(client, std::vector<char>(input.begin(), input.end()));
+  run_io_only();
+  CAF_CHECK_EQUAL(output(client), "");
+  // Ahead of the requests in its mailbox: CAF answers them with an error.
+  auto store = caf::actor_cast<caf::actor>(stores->find(sys));
+  caf::anon_send<caf::message_priority::high>(
+    store, caf::exit_msg{store.address(), caf::exit_reason::kill});
+  exhaust();
+  CAF_CHECK_EQUAL(output(client), "-ERR the receiver is gone\r\n"
+                                  "-ERR the receiver is gone\r\n"
+                                  "+PONG\r\n"
+                                  "-ERR the receiver is gone\r\n");
 }
 
 CAF_TEST(keys outlive the connection that set them) {

@@ -71,8 +71,13 @@ CAF_TEST(a command the store service holds at the stop is answered first) {
   c.make = [] { return std::make_unique<kv_protocol>(); };
   c.service.name = "store";
   c.service.handle_type = typeid(kv::store_actor);
-  c.service.reply = [](const caf::message&) {
-    return caf::make_message(int64_t{7}, std::string{});
+  c.service.reply = [](const caf::message& request) {
+    // One reply per command of the batch (kv::exec_atom, commands).
+    auto n = request.get_as<std::vector<kv::command>>(1).size();
+    std::string replies;
+    for (size_t i = 0; i < n; ++i)
+      replies += ":7\r\n";
+    return caf::make_message(std::move(replies));
   };
   c.service.asking = {"*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n", ":7\r\n", ""};
   c.pipeline = {{"PING\r\n", "+PONG\r\n", ""},

@@ -43,7 +43,7 @@ void kv_protocol::on_data(std::string_view bytes, quiesce::connection_io& io) {
       break;
     if (r == resp_parser::result::error) {
       // The replies owed go first, then this one, then the FIN.
-      replies_.fill(replies_.reserve(),
+      replies_.fill(reserve_local(io),
                     {resp::error("ERR " + parser_.error()), true});
       closing_ = true;
       break;
@@ -51,6 +51,8 @@ void kv_protocol::on_data(std::string_view bytes, quiesce::connection_io& io) {
     execute(args_, io);
     completed = true;
   }
+  if (!batch_.empty())
+    ask_store(io);
   // After a stop, the command half received then is finished with the
   // complete ones that come with it; what follows them is not read.
   if (stopping_ && (completed || !parser_.partial()))
@@ -60,11 +62,20 @@ void kv_protocol::on_data(std::string_view bytes, quiesce::connection_io& io) {
 
 void kv_protocol::execute(std::vector<std::string>& args,
                           quiesce::connection_io& io) {
-  auto slot = replies_.reserve();
-  auto answer
-    = [&](std::string bytes) { replies_.fill(slot, {std::move(bytes)}); };
   auto name = lower(args[0]);
   auto n = args.size();
+  if ((name == "get" && n == 2) || (name == "set" && n == 3)
+      || (name == "del" && n >= 2) || (name == "incr" && n == 2)) {
+    // Asked at the end of the read, with the others it completes.
+    if (batch_.empty())
+      batch_slot_ = replies_.reserve();
+    args[0] = std::move(name);
+    batch_.push_back(std::exchange(args, {}));
+    return;
+  }
+  auto slot = reserve_local(io);
+  auto answer
+    = [&](std::string bytes) { replies_.fill(slot, {std::move(bytes)}); };
   if (name == "ping" && n <= 2) {
     answer(n == 1 ? resp::simple("PONG") : resp::bulk(args[1]));
   } else if (name == "echo" && n == 2) {
@@ -72,33 +83,8 @@ void kv_protocol::execute(std::vector<std::string>& args,
   } else if (name == "quit") {
     replies_.fill(slot, {resp::simple("OK"), true});
     closing_ = true;
-  } else if (name == "get" && n == 2) {
-    ask_store<bool, std::string>(
-      slot, io,
-      [](bool found, std::string& value) {
-        return found ? resp::bulk(value) : resp::nil;
-      },
-      kv::get_atom_v, std::move(args[1]));
-  } else if (name == "set" && n == 3) {
-    ask_store<>(
-      slot, io, [] { return resp::simple("OK"); }, kv::set_atom_v,
-      std::move(args[1]), std::move(args[2]));
   } else if (name == "set" && n > 3) {
     answer(resp::error("ERR syntax error")); // no options (EX, NX, ...)
-  } else if (name == "del" && n >= 2) {
-    ask_store<int64_t>(
-      slot, io, [](int64_t count) { return resp::integer(count); },
-      kv::del_atom_v,
-      std::vector<std::string>{std::make_move_iterator(args.begin() + 1),
-                               std::make_move_iterator(args.end())});
-  } else if (name == "incr" && n == 2) {
-    ask_store<int64_t, std::string>(
-      slot, io,
-      [](int64_t value, std::string& error) {
-        return error.empty() ? resp::integer(value)
-                             : resp::error("ERR " + error);
-      },
-      kv::incr_atom_v, std::move(args[1]));
   } else if (known(name)) {
     answer(
       resp::error("ERR wrong number of arguments for '" + name + "' command"));
@@ -107,17 +93,32 @@ void kv_protocol::execute(std::vector<std::string>& args,
   }
 }
 
-template <class... Reply, class Encode, class... Ts>
-void kv_protocol::ask_store(slot_id slot, quiesce::connection_io& io,
-                            Encode encode, Ts&&... xs) {
-  io.ask<Reply...>(find_store(io), store_timeout, std::forward<Ts>(xs)...)
+kv_protocol::slot_id kv_protocol::reserve_local(quiesce::connection_io& io) {
+  // A command on keys after this one must not join the batch before it:
+  // its reply would come first.
+  if (!batch_.empty())
+    ask_store(io);
+  return replies_.reserve();
+}
+
+void kv_protocol::ask_store(quiesce::connection_io& io) {
+  auto slot = batch_slot_;
+  auto count = batch_.size();
+  io.ask<std::string>(find_store(io), store_timeout, kv::exec_atom_v,
+                      std::exchange(batch_, {}))
     .then(
-      [this, slot, encode](Reply&... ys, quiesce::connection_io& conn) {
-        replies_.fill(slot, {encode(ys...)});
+      [this, slot](std::string& out, quiesce::connection_io& conn) {
+        replies_.fill(slot, {std::move(out)});
         write_ready(conn);
       },
-      [this, slot](const std::string& error, quiesce::connection_io& conn) {
-        replies_.fill(slot, {resp::error("ERR " + error)});
+      [this, slot, count](const std::string& error,
+                          quiesce::connection_io& conn) {
+        // One error reply for each command: the client counts them.
+        std::string out;
+        auto one = resp::error("ERR " + error);
+        for (size_t i = 0; i < count; ++i)
+          out += one;
+        replies_.fill(slot, {std::move(out)});
         write_ready(conn);
       });
 }

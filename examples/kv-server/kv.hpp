@@ -4,7 +4,8 @@
 /// A subset of Redis's protocol (RESP2), written outside quiesce against its
 /// installed package: PING [msg], ECHO msg, SET key value, GET key, DEL key
 /// [key ...], INCR key, QUIT. The keys live in one store actor (store.hpp)
-/// that every connection asks with `io.ask`.
+/// that every connection asks with `io.ask`: once per read, for all the
+/// commands on keys that the read completed.
 ///
 /// Wire format: requests as resp.hpp parses them (arrays of bulk strings,
 /// or inline commands), answered in request order (pipelining), whatever
@@ -58,11 +59,12 @@ private:
 
   void execute(std::vector<std::string>& args, quiesce::connection_io& io);
 
-  /// Fills `slot` once the store has answered `xs...` with `Reply...`:
-  /// `encode(reply...)` on success, else an error reply.
-  template <class... Reply, class Encode, class... Ts>
-  void ask_store(slot_id slot, quiesce::connection_io& io, Encode encode,
-                 Ts&&... xs);
+  /// A slot for a reply made here, after the replies of the batch so far.
+  slot_id reserve_local(quiesce::connection_io& io);
+
+  /// Asks the store for the commands in `batch_` in one request, and fills
+  /// `batch_slot_` with its replies.
+  void ask_store(quiesce::connection_io& io);
 
   kv::store_actor find_store(quiesce::connection_io& io);
 
@@ -72,6 +74,11 @@ private:
   kv::store_actor store_;
   resp_parser parser_;
   std::vector<std::string> args_;
+  /// Commands on keys parsed in a row from the current read, asked of the
+  /// store in one request at its end (or before a command answered here),
+  /// and the one slot of their replies.
+  std::vector<kv::command> batch_;
+  slot_id batch_slot_{};
   quiesce::ordered_replies<reply> replies_;
   /// After QUIT or malformed input (or the client's FIN): no more commands.
   bool closing_ = false;

@@ -1,8 +1,18 @@
 #pragma once
 
 /// @file
-/// The store every connection asks: an event-based actor over one
-/// `std::unordered_map<std::string, std::string>`.
+/// The store every connection asks: an actor over one
+/// `std::unordered_map<std::string, std::string>` that executes the
+/// commands on keys (GET, SET, DEL, INCR) in batches: a connection sends
+/// the commands of one read in one request, and gets their replies, encoded
+/// in RESP, in one reply (a pipeline of 16 commands is one request, not 16).
+///
+/// It runs on the I/O thread (a broker without sockets, spawned by CAF's
+/// middleman): a request and its reply never leave that thread, so a reply
+/// is written in the turn of the event loop it arrives in, with no hand-over
+/// between threads. Its work per command is a hash-map operation, as in
+/// Redis's single thread; a service that blocks or computes for long belongs
+/// on the scheduler's threads instead (`sys.spawn`).
 ///
 /// In the server it is a quiesce service (main.cpp, quiesce/service.hpp):
 /// started before the listener opens, asked by every connection through
@@ -30,26 +40,22 @@
 
 #include "quiesce/messages.hpp"
 
-CAF_ADD_ATOM(kv, kv, get_atom, "kv_get")
-CAF_ADD_ATOM(kv, kv, set_atom, "kv_set")
-CAF_ADD_ATOM(kv, kv, del_atom, "kv_del")
-CAF_ADD_ATOM(kv, kv, incr_atom, "kv_incr")
+CAF_ADD_ATOM(kv, kv, exec_atom, "kv_exec")
 
 namespace kv {
 
-/// - `get`: (found, value); value empty if not found.
-/// - `set`: an empty reply.
-/// - `del`: how many of the keys existed.
-/// - `incr`: (value after, error); the error is Redis's text ("value is
-///   not an integer or out of range", "increment or decrement would
-///   overflow"), empty on success.
+/// One command: its words, the name (lower case) first.
+using command = std::vector<std::string>;
+
+/// - `exec`: the replies to `commands`, in their order, encoded in RESP
+///   one after the other: `get key`, `set key value`, `del key...`, `incr key`
+///   (the caller has checked the number of words). Redis's replies and error
+///   texts
+///   ("-ERR value is not an integer or out of range").
 /// - `quiesce::stop_atom`: the server's stop, after the drain: it quits.
 using store_actor = caf::typed_actor<
   caf::reacts_to<quiesce::stop_atom>,
-  caf::replies_to<get_atom, std::string>::with<bool, std::string>,
-  caf::reacts_to<set_atom, std::string, std::string>,
-  caf::replies_to<del_atom, std::vector<std::string>>::with<int64_t>,
-  caf::replies_to<incr_atom, std::string>::with<int64_t, std::string>>;
+  caf::replies_to<exec_atom, std::vector<command>>::with<std::string>>;
 
 /// The keys. A mutex, though one actor at a time uses them: one that ends
 /// and the next one may run on different threads, and the lock orders what
@@ -59,17 +65,31 @@ struct store_data {
   std::unordered_map<std::string, std::string> map;
 };
 
+/// Where a store runs.
+enum class placement {
+  /// On the I/O thread, beside the connections (the server's choice).
+  io_thread,
+  /// On the scheduler's threads: for tests that hold its replies while
+  /// the connections run.
+  scheduler,
+};
+
 /// Spawns a store over `data`.
 store_actor spawn_store(caf::actor_system& sys,
-                        std::shared_ptr<store_data> data);
+                        std::shared_ptr<store_data> data,
+                        placement where = placement::io_thread);
 
 /// Finds the store actor, or starts it (see the file comment), for a
 /// behaviour run without the server's services.
 class store_locator {
 public:
+  explicit store_locator(placement where = placement::io_thread)
+      : where_(where) {}
+
   store_actor find(caf::actor_system& sys);
 
 private:
+  placement where_;
   std::mutex mtx_;
   caf::actor_addr store_; // weak: it must not keep the actor alive
   std::shared_ptr<store_data> data_ = std::make_shared<store_data>();
