@@ -1088,10 +1088,11 @@ def parse_args(argv):
         p.error(f"--idle={cfg.idle}: expected counts such as 1000,10000")
     if not cfg.idle or min(cfg.idle) < 1:
         p.error("--idle needs at least one positive count")
-    servers, metrics = set(), set()
+    servers, named, metrics = set(), set(), set()
     for token in [t for t in cfg.only.split(",") if t]:
         if token in SERVERS:
             servers.add(token)
+            named.add(token)
         elif token in GROUPS:
             servers.update(GROUPS[token])
         elif token in METRIC_ALIASES:
@@ -1100,7 +1101,9 @@ def parse_args(argv):
             p.error(f"--only: unknown '{token}'")
     based = {s for s in SERVERS if SERVERS[s].get("baseline")}
     if cfg.baseline_bin is None:
-        if servers & based:
+        # A group stands for its servers that there are: without a
+        # baseline, not its @base one.
+        if named & based:
             p.error("--only: the @base servers need --baseline-bin")
         cfg.servers = (servers or set(SERVERS)) - based
     else:
