@@ -7,6 +7,13 @@ group with ratios quiesce/peer. Writes OUT/results.json (every raw run),
 OUT/table.md and OUT/chart.png (gnuplot). Run through bench/compare.sh,
 which builds everything first; docs/performance.md explains each metric.
 
+Groups: echo (quiesce --protocol=echo, go-echo, asio-echo), http (quiesce
+--protocol=http, go-http, nginx) and resp (issue 12): examples/kv-server, a
+Redis-protocol server built on the installed quiesce (--kv-bin), against
+Debian's redis-server --save '' --appendonly no, measured with
+redis-benchmark -t set,get,incr,ping at -P 1 and -P 16 (its throughput runs;
+the resp group has no stop, accept or sustained runs).
+
 Standard library only: it runs under Debian's /usr/bin/python3.
 """
 
@@ -27,8 +34,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# name -> group, protocol, binary (None: quiesce), whether the caller must
-# choose the port (the nginx wrapper)
+# name -> group, protocol, binary (peer None: quiesce, or with kv the
+# kv-server of --kv-bin; with system a command on PATH), whether the caller
+# must choose the port (the nginx wrapper, redis-server)
 SERVERS = {
     "quiesce-echo": dict(group="echo", protocol="echo", peer=None),
     "go-echo": dict(group="echo", protocol="echo", peer="go-echo"),
@@ -42,12 +50,21 @@ SERVERS = {
                               baseline=True),
     "quiesce-http@base": dict(group="http", protocol="http", peer=None,
                               baseline=True),
+    # The Redis-protocol example (examples/kv-server), quiesce's side of the
+    # resp group, and Debian's redis-server. The baseline has no kv-server.
+    "kv-server": dict(group="resp", protocol="resp", peer=None, kv=True),
+    "redis": dict(group="resp", protocol="resp", peer="redis-server",
+                  fixed_port=True, system=True),
 }
 GROUPS = {
     "echo": ["quiesce-echo", "quiesce-echo@base", "go-echo", "asio-echo"],
     "http": ["quiesce-http", "quiesce-http@base", "go-http", "nginx"],
+    "resp": ["kv-server", "redis"],
 }
 METRICS = ["throughput", "stop", "accept", "sustain"]
+# The metrics a group is measured in: the resp group's throughput runs are
+# redis-benchmark's; stop_time and conn_rate speak echo and http only.
+GROUP_METRICS = {"resp": {"throughput"}}
 # --only aliases: a metric name selects its runs.
 METRIC_ALIASES = {
     "throughput": "throughput",
@@ -69,7 +86,18 @@ TARGETS = {
     # group -> {peer: minimum ratio quiesce/peer of the throughput}
     "echo": {"go-echo": 1.2, "asio-echo": 0.95},
     "http": {"go-http": 1.3, "nginx": 0.8},
+    # resp (issue 12): (redis-benchmark test, pipeline depth) ->
+    # {peer: minimum ratio kv-server/peer of its requests per second}
+    "resp": {("SET", 1): {"redis": 0.95}, ("GET", 1): {"redis": 0.95},
+             ("SET", 16): {"redis": 0.9}, ("GET", 16): {"redis": 0.9}},
 }
+# The resp group's runs: redis-benchmark -t RESP_TESTS -n --resp-requests
+# -c --connections -P DEPTH --csv, one run per pipeline depth, after a
+# warm-up of a tenth of the requests; the tests its CSV must report.
+RESP_DEPTHS = (1, 16)
+RESP_TESTS = "set,get,incr,ping"
+RESP_RESULTS = ["SET", "GET", "INCR", "PING_INLINE", "PING_MBULK"]
+REDIS_READY = r"Ready to accept connections"  # redis-server's log line
 STOP_TARGET = (10000, 100.0)  # idle connections, ms
 # idle connections, at most this multiple of the kernel's graceful floor
 # (close_floor, same run) for quiesce's stop (issue 11)
@@ -172,14 +200,25 @@ class Server:
     def binary(self):
         if self.spec.get("baseline"):
             return os.path.join(self.cfg.baseline_bin, "quiesce")
+        if self.spec.get("kv"):
+            return self.cfg.kv_bin
         if self.spec["peer"] is None:
             return os.path.join(self.cfg.bin, "quiesce")
+        if self.spec.get("system"):
+            return (shutil.which(self.spec["peer"])
+                    or os.path.join("/usr/bin", self.spec["peer"]))
         return os.path.join(self.cfg.peers, self.spec["peer"])
 
     def args(self, port):
         """The server's arguments (without the binary)."""
+        if self.name == "redis":
+            # No snapshots, no append-only file: an in-memory server, as
+            # kv-server is.
+            return ["--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no"]
         args = []
-        if self.spec["peer"] is None:
+        # kv-server has one protocol, resp, its default.
+        if self.spec["peer"] is None and not self.spec.get("kv"):
             args += [f"--protocol={self.spec['protocol']}"]
         args += ["--host=127.0.0.1", f"--port={port}", "--drain-timeout=10s"]
         if self.spec["peer"] is None:
@@ -192,13 +231,21 @@ class Server:
     def check_binary(self):
         path = self.binary()
         if not os.access(path, os.X_OK):
-            hint = "" if self.spec["peer"] is None else " (bench/peers/build.sh failed?)"
+            if self.spec.get("kv"):
+                hint = " (did examples/kv-server build? --kv-bin)"
+            elif self.spec.get("system"):
+                hint = f" (apt-get install {self.spec['peer']})"
+            elif self.spec["peer"] is None:
+                hint = ""
+            else:
+                hint = " (bench/peers/build.sh failed?)"
             raise Failure(f"{path} missing{hint}")
 
     def start(self):
         self.check_binary()
         argv = ["taskset", "-c", self.cfg.server_cpus, self.binary()]
-        argv += self.args(self.choose_port())
+        port = self.choose_port()
+        argv += self.args(port)
         self.command = shlex.join(argv)
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(
@@ -207,13 +254,19 @@ class Server:
         deadline = time.monotonic() + LISTEN_LIMIT
         while time.monotonic() < deadline:
             with open(self.out_path, errors="replace") as f:
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
+                text = f.read()
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
             if m:
                 self.port = int(m.group(1))
                 return self.port
+            # redis-server logs to stdout that it listens, without the port.
+            if self.name == "redis" and re.search(REDIS_READY, text):
+                self.port = port
+                return self.port
             if self.proc.poll() is not None:
                 raise Failure(f"exited ({self.proc.returncode}) before listening: "
-                              + last_line(self.err_path)[:100])
+                              + (last_line(self.err_path)
+                                 or last_line(self.out_path))[:100])
             time.sleep(0.02)
         self.kill()
         raise Failure("no listening line within 10s")
@@ -308,6 +361,51 @@ def conn_rate_argv(cfg, port, protocol, connections, duration, warmup):
     return [os.path.join(cfg.bin, "conn_rate"), f"--port={port}",
             f"--protocol={protocol}", f"--connections={connections}",
             f"--duration={duration}s", f"--warmup={warmup}s"]
+
+
+def redis_benchmark_argv(cfg, port, depth, requests):
+    return ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port),
+            "-t", RESP_TESTS, "-n", str(requests), "-c", str(cfg.connections),
+            "-P", str(depth), "--csv"]
+
+
+def redis_benchmark_limit(requests):
+    """s until a redis-benchmark run counts as hung: 10,000 requests a
+    second at the least (it spins for good if it cannot connect)."""
+    return 60 + len(RESP_RESULTS) * requests / 10000
+
+
+def parse_redis_benchmark(rc, text, err_path):
+    """redis-benchmark --csv: requests per second (and the latencies) of each
+    test. It exits 1 at the first error reply ("Error from server: ERR ...")
+    or a lost connection; any such line fails the run too, as does a test
+    missing from its output."""
+    try:
+        with open(err_path, errors="replace") as f:
+            err_text = f.read()
+    except OSError:
+        err_text = ""
+    errors = [l.strip() for l in (text + "\n" + err_text).splitlines()
+              if re.search(r"\berror\b|\bERR\b|could not connect", l, re.I)]
+    if rc != 0 or errors:
+        raise Failure(f"redis-benchmark rc={rc}: "
+                      + (errors[0] if errors else last_line(err_path)
+                         or "no output")[:100])
+    values = {}
+    for line in text.splitlines():
+        cells = [c.strip('"') for c in line.strip().split('","')]
+        if len(cells) < 7 or cells[0] not in RESP_RESULTS:
+            continue
+        try:
+            values[cells[0]] = float(cells[1])
+            values[f"{cells[0]}_p50_ms"] = float(cells[4])
+            values[f"{cells[0]}_p99_ms"] = float(cells[6])
+        except ValueError:
+            raise Failure(f"redis-benchmark: cannot read '{line[:80]}'")
+    missing = [t for t in RESP_RESULTS if t not in values]
+    if missing:
+        raise Failure("redis-benchmark: no result for " + ", ".join(missing))
+    return values
 
 
 def parse_echo_load(rc, text, err_path):
@@ -412,6 +510,30 @@ def measure_throughput(name, cfg, tag):
                 cfg.duration + 60)
             run["commands"].append(cmd)
             run["values"] = parse_wrk(rc, text, err)
+
+    return with_server(name, cfg, tag, body)
+
+
+def resp_depth(key):
+    """The pipeline depth of a resp group's run, `resp-P16` -> 16."""
+    return int(key[len("resp-P"):])
+
+
+def measure_resp(name, cfg, tag, depth):
+    """redis-benchmark at pipeline depth `depth`: a warm-up of a tenth of the
+    requests, then the measured run, against a fresh server."""
+
+    def body(server, run):
+        warmup = max(1, cfg.resp_requests // 10)
+        run_tool(cfg, f"{tag}.warmup",
+                 redis_benchmark_argv(cfg, server.port, depth, warmup),
+                 redis_benchmark_limit(warmup))
+        rc, text, err, cmd = run_tool(
+            cfg, f"{tag}.load",
+            redis_benchmark_argv(cfg, server.port, depth, cfg.resp_requests),
+            redis_benchmark_limit(cfg.resp_requests))
+        run["commands"].append(cmd)
+        run["values"] = parse_redis_benchmark(rc, text, err)
 
     return with_server(name, cfg, tag, body)
 
@@ -562,12 +684,23 @@ def measure_floor(cfg, tag, idle):
 # ------------------------------------------------------------------ the plan
 
 
+def group_metrics(group):
+    """The metrics (of METRICS) that `group` is measured in."""
+    return GROUP_METRICS.get(group, set(METRICS))
+
+
+def stop_servers(cfg):
+    """The selected servers of the groups with stop runs."""
+    return [s for group in GROUPS for s in GROUPS[group]
+            if s in cfg.servers and "stop" in group_metrics(group)]
+
+
 def plan_runs(cfg):
     """Every (round, group, metric key, server) in the order they run."""
     plan = []
     for r in range(cfg.rounds):
         # The floor under every stop of this round, measured in the round.
-        if "stop" in cfg.metrics:
+        if "stop" in cfg.metrics and stop_servers(cfg):
             for n in cfg.idle:
                 plan.append((r + 1, "floor", f"floor@{n}", FLOOR))
                 plan.append((r + 1, "floor", f"caffloor@{n}", CAF_FLOOR))
@@ -578,7 +711,13 @@ def plan_runs(cfg):
             k = r % len(servers)
             order = servers[k:] + servers[:k]  # rotated each round
             for metric in METRICS:
-                if metric == "stop":
+                if metric not in group_metrics(group):
+                    keys = []
+                elif group == "resp":
+                    # redis-benchmark, a run per pipeline depth.
+                    keys = ([f"resp-P{d}" for d in RESP_DEPTHS]
+                            if metric in cfg.metrics else [])
+                elif metric == "stop":
                     counts = [n for n in cfg.idle
                               if "stop" in cfg.metrics
                               or ("rss" in cfg.metrics and n == max(cfg.idle))]
@@ -594,6 +733,9 @@ def plan_runs(cfg):
 
 
 def estimate_s(cfg, key):
+    if key.startswith("resp-P"):
+        # The five tests at about 100,000 requests a second, the warm-up.
+        return 1.5 + 1.1 * len(RESP_RESULTS) * cfg.resp_requests / 100000
     if key in ("throughput", "accept"):
         return cfg.duration + 2.5
     if key == "sustain":
@@ -615,6 +757,8 @@ def run_one(cfg, rnd, key, name):
             run = measure_accept(name, cfg, tag)
         elif key == "sustain":
             run = measure_sustain(name, cfg, tag)
+        elif key.startswith("resp-P"):
+            run = measure_resp(name, cfg, tag, resp_depth(key))
         elif key.startswith("floor@"):
             run = measure_floor(cfg, tag, int(key.split("@")[1]))
         elif key.startswith("caffloor@"):
@@ -642,6 +786,8 @@ def describe(run):
     key = run["metric"]
     if key == "throughput":
         return f"{v['rate']:,.0f}/s p99={v['p99_ms']:.3f}ms"
+    if key.startswith("resp-P"):
+        return ", ".join(f"{t} {v[t]:,.0f}/s" for t in RESP_RESULTS)
     if key == "accept":
         return f"{v['rate']:,.0f} conns/s"
     if key == "sustain":
@@ -677,20 +823,37 @@ def fmt_num(v, unit=""):
 def row_specs(cfg, group):
     """The table's rows for `group`: dicts with label (the table's), short
     (the chart's), key (the runs' metric), field (in the runs' values),
-    higher (is better) and target (text or None)."""
+    higher (is better), target (text or None), need ({peer: minimum ratio}
+    or None) and chart (whether the chart has a panel for it)."""
     unit = "msgs/s" if group == "echo" else "req/s"
     load = (f"echo_load {cfg.connections} conns × 64 B" if group == "echo"
             else f"wrk -t1 -c{cfg.connections} GET /")
     rows = []
 
-    def row(label, short, key, field, higher, target=None):
+    def row(label, short, key, field, higher, target=None, need=None,
+            chart=True):
         better = "higher is better" if higher else "lower is better"
         rows.append(dict(label=f"{label}, {better}", short=f"{short}\\n({better})",
-                         key=key, field=field, higher=higher, target=target))
+                         key=key, field=field, higher=higher, target=target,
+                         need=need, chart=chart))
 
+    if group == "resp":
+        # A row per test and pipeline depth; the chart leaves out the PINGs.
+        if "throughput" in cfg.metrics:
+            for depth in RESP_DEPTHS:
+                for test in RESP_RESULTS:
+                    need = TARGETS["resp"].get((test, depth))
+                    row(f"{test} req/s (redis-benchmark -c{cfg.connections} "
+                        f"-P {depth})", f"{test} req/s, -P {depth}",
+                        f"resp-P{depth}", test, True,
+                        need and ", ".join(f"≥{v}× {k}"
+                                           for k, v in need.items()),
+                        need, chart=not test.startswith("PING"))
+        return rows
     if "throughput" in cfg.metrics:
         row(f"{unit} ({load})", unit, "throughput", "rate", True,
-            ", ".join(f"≥{v}× {k}" for k, v in TARGETS[group].items()))
+            ", ".join(f"≥{v}× {k}" for k, v in TARGETS[group].items()),
+            TARGETS[group])
         row("p99 latency ms (same run)", "p99 latency, ms", "throughput",
             "p99_ms", False)
     if "stop" in cfg.metrics:
@@ -741,11 +904,14 @@ def md_escape(text):
 
 def group_table(cfg, runs, group):
     servers = [s for s in GROUPS[group] if s in cfg.servers]
-    quiesce = servers[0] if servers and servers[0].startswith("quiesce") else None
+    quiesce = (servers[0] if servers and SERVERS[servers[0]]["peer"] is None
+               else None)
     peers = [s for s in servers if s != quiesce]
     header = ["metric"] + servers
     if quiesce:
-        header += [f"quiesce/{p}" for p in peers] + ["target (quiesce)"]
+        # The resp group's quiesce side is the example built on it.
+        side = "kv-server" if SERVERS[quiesce].get("kv") else "quiesce"
+        header += [f"{side}/{p}" for p in peers] + [f"target ({side})"]
     rows = []
     summary = {}
     for spec in row_specs(cfg, group):
@@ -780,7 +946,7 @@ def group_table(cfg, runs, group):
                     cells.append(ratio_text(q / v, spec["higher"]))
             cells.append(target_status(cfg, group, key, field, target,
                                        medians[quiesce], errors[quiesce],
-                                       ratios, runs, quiesce))
+                                       ratios, runs, quiesce, spec["need"]))
         rows.append(cells)
         summary[f"{key}.{field}"] = dict(
             medians=medians, errors=errors, ratios=ratios,
@@ -820,8 +986,7 @@ def floor_table(cfg, runs):
         floor_text = fmt_num(floor) if floor_err is None else (
             f"FAILED ({floor_err})")
         caf_text = fmt_num(caf) if caf_err is None else f"FAILED ({caf_err})"
-        names = ([CAF_FLOOR] if caf_err is None else []) + [
-            s for group in GROUPS for s in GROUPS[group] if s in cfg.servers]
+        names = ([CAF_FLOOR] if caf_err is None else []) + stop_servers(cfg)
         for s in names:
             if s == CAF_FLOOR:
                 stop, err = caf, caf_err
@@ -877,13 +1042,12 @@ def ratio_text(ratio, higher):
 
 
 def target_status(cfg, group, key, field, target, med, err, ratios, runs,
-                  quiesce):
+                  quiesce, need=None):
     if target is None:
         return "–"
     if err is not None or med is None:
         return f"{target}: not measured"
-    if key == "throughput":
-        need = TARGETS[group]
+    if need is not None:
         if not all(p in ratios for p in need):
             return f"{target}: n/a"
         met = all(ratios[p] >= v for p, v in need.items())
@@ -924,6 +1088,8 @@ def write_chart(cfg, runs, path, date):
     for group in groups:
         servers = [s for s in GROUPS[group] if s in cfg.servers]
         for spec in row_specs(cfg, group):
+            if not spec["chart"]:
+                continue
             key, field = spec["key"], spec["field"]
             bars = []
             for s in servers:
@@ -1037,6 +1203,12 @@ def machine_info():
         nginx=cmd(["nginx", "-v"]) if shutil.which("nginx") else "?",
         asio=cmd(["dpkg-query", "-W", "-f", "${Version}", "libasio-dev"]),
         wrk=cmd(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "?",
+        # "Redis server v=7.0.15 sha=... malloc=..." -> "redis-server 7.0.15"
+        redis=re.sub(r"^Redis server v=(\S+).*", r"redis-server \1",
+                     cmd(["redis-server", "--version"]))
+        if shutil.which("redis-server") else "?",
+        redis_benchmark=cmd(["redis-benchmark", "--version"])
+        if shutil.which("redis-benchmark") else "?",
     )
 
 
@@ -1047,7 +1219,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="bench/compare.sh",
         description="quiesce side by side with go-echo, asio-echo, go-http "
-                    "and nginx (docs/performance.md)")
+                    "and nginx, and its example kv-server with redis-server "
+                    "(docs/performance.md)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=10,
                    help="seconds of each throughput and accept-rate run")
@@ -1059,18 +1232,26 @@ def parse_args(argv):
     p.add_argument("--out", default="build/bench-results")
     p.add_argument("--only", default="",
                    help="comma list of servers (" + ",".join(SERVERS)
-                        + "), groups (echo,http) and/or metrics (throughput,"
-                          "stop,rss,accept,sustain)")
+                        + "), groups (" + ",".join(GROUPS) + ") and/or "
+                          "metrics (throughput,stop,rss,accept,sustain; the "
+                          "resp group has throughput only)")
     p.add_argument("--server-cpus", default="0")
     p.add_argument("--load-cpus", default="1")
     p.add_argument("--connections", type=int, default=50,
-                   help="connections of the throughput and accept-rate loads")
+                   help="connections of the throughput and accept-rate loads "
+                        "(and redis-benchmark's -c)")
+    p.add_argument("--resp-requests", type=int, default=200000,
+                   help="redis-benchmark's -n: requests of each test of the "
+                        "resp group's runs")
     p.add_argument("--churn", type=int, default=5,
                    help="conn_rate connectors beside the sustained load "
                         "(0: none)")
     p.add_argument("--bin", default="build/bin",
                    help="quiesce and the bench tools")
     p.add_argument("--peers", default="build/bench-peers")
+    p.add_argument("--kv-bin", default="build/bench-kv/kv-server",
+                   help="examples/kv-server built against the installed "
+                        "quiesce (compare.sh builds it)")
     p.add_argument("--baseline-bin", metavar="DIR",
                    help="a quiesce of another revision (DIR/quiesce) as the "
                         "servers quiesce-echo@base and quiesce-http@base, "
@@ -1082,16 +1263,19 @@ def parse_args(argv):
     cfg = p.parse_args(argv)
     if cfg.rounds < 1 or cfg.duration < 1 or cfg.sustain < 2:
         p.error("--rounds and --duration must be ≥ 1, --sustain ≥ 2")
+    if cfg.resp_requests < 1:
+        p.error("--resp-requests must be ≥ 1")
     try:
         cfg.idle = sorted({int(x) for x in cfg.idle.split(",") if x})
     except ValueError:
         p.error(f"--idle={cfg.idle}: expected counts such as 1000,10000")
     if not cfg.idle or min(cfg.idle) < 1:
         p.error("--idle needs at least one positive count")
-    servers, metrics = set(), set()
+    servers, named, metrics = set(), set(), set()
     for token in [t for t in cfg.only.split(",") if t]:
         if token in SERVERS:
             servers.add(token)
+            named.add(token)
         elif token in GROUPS:
             servers.update(GROUPS[token])
         elif token in METRIC_ALIASES:
@@ -1100,13 +1284,15 @@ def parse_args(argv):
             p.error(f"--only: unknown '{token}'")
     based = {s for s in SERVERS if SERVERS[s].get("baseline")}
     if cfg.baseline_bin is None:
-        if servers & based:
+        # A group stands for its servers that there are: without a
+        # baseline, not its @base one.
+        if named & based:
             p.error("--only: the @base servers need --baseline-bin")
         cfg.servers = (servers or set(SERVERS)) - based
     else:
         cfg.servers = servers or set(SERVERS)
     cfg.metrics = metrics or set(METRICS)
-    for attr in ("out", "bin", "peers", "baseline_bin"):
+    for attr in ("out", "bin", "peers", "kv_bin", "baseline_bin"):
         if getattr(cfg, attr) is not None:
             setattr(cfg, attr, os.path.join(ROOT, getattr(cfg, attr)))
     return cfg
@@ -1120,6 +1306,9 @@ def main(argv):
         for k in ("rounds", "duration", "sustain", "idle", "server_cpus",
                   "load_cpus", "connections", "churn"):
             setattr(cfg, k, saved["config"][k])
+        # Results from before the resp group have no resp runs.
+        cfg.resp_requests = saved["config"].get("resp_requests",
+                                                cfg.resp_requests)
         cfg.servers = set(saved["config"]["servers"])
         cfg.metrics = set(saved["config"]["metrics"])
         os.makedirs(cfg.out, exist_ok=True)
@@ -1167,12 +1356,16 @@ def report(cfg, machine, command, runs, elapsed):
              f"Linux {machine['kernel']}",
              f"- date: {machine['date']}; quiesce at git {machine['git']}",
              f"- peers: {machine['go']}; {machine['nginx']}; asio "
-             f"{machine['asio']}; {machine['wrk']}",
+             f"{machine['asio']}; {machine['wrk']}; "
+             f"{machine.get('redis', '?')}; "
+             f"{machine.get('redis_benchmark', '?')}",
              f"- command: `{command}`",
              f"- rounds: {cfg.rounds} (medians; servers in a rotated order "
              f"each round), server on CPU {cfg.server_cpus}, load on CPU "
              f"{cfg.load_cpus}; throughput/accept runs {cfg.duration}s, "
-             f"sustained run {cfg.sustain}s",
+             f"sustained run {cfg.sustain}s"
+             + (f", redis-benchmark -n {cfg.resp_requests}"
+                if any(s in cfg.servers for s in GROUPS["resp"]) else ""),
              f"- run time: {elapsed / 60:.1f} min", ""]
     summary = {}
     for group in GROUPS:

@@ -8,16 +8,22 @@
 #
 # Installs what is missing (as root, from Debian), builds quiesce and the
 # bench tools (reusing build/ if it exists, as the README creates it; it must
-# be a Release or RelWithDebInfo build without sanitizers), builds the peers
+# be a Release or RelWithDebInfo build without sanitizers), installs that
+# quiesce into $BUILD_DIR/bench-install and builds examples/kv-server against
+# it in $BUILD_DIR/bench-kv (as CI builds the example), builds the peers
 # (bench/peers/build.sh), then runs bench/compare.py, which prints the table
 # (with every stop next to the two floors of the same rounds: the kernel's,
 # close_floor, and CAF's, caf_floor) and writes OUT/results.json, OUT/table.md
 # and OUT/chart.png. Exits non-zero if any measurement failed. BUILD_DIR=dir
 # uses another build directory.
+# Groups: echo and http (quiesce against Go, Asio and nginx), and resp:
+# examples/kv-server against Debian's redis-server --save '' --appendonly no,
+# redis-benchmark -t set,get,incr,ping -n 200000 -c 50 at -P 1 and -P 16.
 # --baseline=REV also builds quiesce at git revision REV (a worktree in
 # $BUILD_DIR/baseline-src, built in $BUILD_DIR/baseline) and runs it as
 # quiesce-echo@base and quiesce-http@base beside the rest: a before/after
-# table (REV's own build dependencies must be installed).
+# table (REV's own build dependencies must be installed). The baseline has
+# no kv-server: the resp group has no @base server.
 # docs/performance.md explains the metrics.
 set -euo pipefail
 
@@ -39,8 +45,10 @@ say() { echo "compare.sh: $*" >&2; }
 # ------------------------------------------------------------- packages
 # /usr/bin/python3 (not a pyenv or venv one: compare.py needs only the
 # standard library, and Debian's), gnuplot for the chart, wrk for HTTP, Go
-# and Asio for the peers, nginx as a peer.
-wanted=(python3 gnuplot-nox wrk golang-go libasio-dev nginx-light)
+# and Asio for the peers, nginx and redis-server as peers, redis-benchmark
+# (redis-tools) for RESP.
+wanted=(python3 gnuplot-nox wrk golang-go libasio-dev nginx-light redis-server
+  redis-tools)
 missing=()
 for pkg in "${wanted[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
@@ -83,6 +91,21 @@ else
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
 cmake --build "$build" -j"$(nproc)" --target quiesce echo_load stop_time conn_rate close_floor caf_floor
+
+# The Redis-protocol example, built against the installed package as CI
+# builds it (.ci/run). One that does not build shows as FAILED in the table.
+install=$(readlink -f "$build")/bench-install
+kv=$build/bench-kv
+if cmake --install "$build" --prefix "$install" >/dev/null &&
+  cmake -S examples/kv-server -B "$kv" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_PREFIX_PATH="$install" >/dev/null &&
+  cmake --build "$kv" -j"$(nproc)" --target kv-server; then
+  args+=("--kv-bin=$kv/kv-server")
+else
+  say "warning: examples/kv-server did not build; it will show as FAILED"
+  rm -f "$kv/kv-server" # not an older one in its place
+  args+=("--kv-bin=$kv/kv-server")
+fi
 
 if [[ -n $baseline ]]; then
   rev=$(git rev-parse --verify "$baseline^{commit}")
