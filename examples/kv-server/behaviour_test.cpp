@@ -88,6 +88,24 @@ CAF_TEST(malformed input is answered with an error then closes) {
                   "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
 }
 
+CAF_TEST(reading stops while 1024 replies are owed and resumes below) {
+  // The store is not run: its replies wait. 100 commands per read.
+  std::string hundred;
+  for (int i = 0; i < 100; ++i)
+    hundred += "INCR n\r\n";
+  for (int i = 0; i < 10; ++i)
+    client_sends_unanswered(hundred);
+  CAF_CHECK(!mpx.passive_mode(hdl)); // 1,000 owed
+  client_sends_unanswered(hundred);
+  CAF_CHECK(mpx.passive_mode(hdl)); // 1,100 owed
+  exhaust();                        // the store answers
+  CAF_CHECK(!mpx.passive_mode(hdl));
+  std::string expected;
+  for (int i = 1; i <= 1100; ++i)
+    expected += ":" + std::to_string(i) + "\r\n";
+  CAF_CHECK_EQUAL(output(hdl), expected);
+}
+
 CAF_TEST(a batch the store never answers gets one error per command) {
   // Commands on keys in a row are one request to the store; a command
   // answered here splits them, so this read is two requests.

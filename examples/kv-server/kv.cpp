@@ -43,6 +43,7 @@ void kv_protocol::on_data(std::string_view bytes, quiesce::connection_io& io) {
       break;
     if (r == resp_parser::result::error) {
       // The replies owed go first, then this one, then the FIN.
+      ++owed_;
       replies_.fill(reserve_local(io),
                     {resp::error("ERR " + parser_.error()), true});
       closing_ = true;
@@ -62,6 +63,7 @@ void kv_protocol::on_data(std::string_view bytes, quiesce::connection_io& io) {
 
 void kv_protocol::execute(std::vector<std::string>& args,
                           quiesce::connection_io& io) {
+  ++owed_;
   auto name = lower(args[0]);
   auto n = args.size();
   if ((name == "get" && n == 2) || (name == "set" && n == 3)
@@ -107,8 +109,8 @@ void kv_protocol::ask_store(quiesce::connection_io& io) {
   io.ask<std::string>(find_store(io), store_timeout, kv::exec_atom_v,
                       std::exchange(batch_, {}))
     .then(
-      [this, slot](std::string& out, quiesce::connection_io& conn) {
-        replies_.fill(slot, {std::move(out)});
+      [this, slot, count](std::string& out, quiesce::connection_io& conn) {
+        replies_.fill(slot, {std::move(out), false, count});
         write_ready(conn);
       },
       [this, slot, count](const std::string& error,
@@ -118,7 +120,7 @@ void kv_protocol::ask_store(quiesce::connection_io& io) {
         auto one = resp::error("ERR " + error);
         for (size_t i = 0; i < count; ++i)
           out += one;
-        replies_.fill(slot, {std::move(out)});
+        replies_.fill(slot, {std::move(out), false, count});
         write_ready(conn);
       });
 }
@@ -135,7 +137,8 @@ kv::store_actor kv_protocol::find_store(quiesce::connection_io& io) {
 }
 
 void kv_protocol::write_ready(quiesce::connection_io& io) {
-  replies_.take_ready([&io](reply& r) {
+  replies_.take_ready([this, &io](reply& r) {
+    owed_ -= r.commands;
     io.write(r.bytes);
     if (!r.close)
       return quiesce::take_step::next;
@@ -144,7 +147,7 @@ void kv_protocol::write_ready(quiesce::connection_io& io) {
   });
   // A client that pipelines faster than the store answers waits in TCP flow
   // control, not in this connection's memory.
-  auto hold = replies_.size() >= max_owed_replies;
+  auto hold = owed_ >= max_owed_replies;
   if (hold != holding_) {
     holding_ = hold;
     io.hold_input(hold);

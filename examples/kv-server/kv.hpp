@@ -53,6 +53,8 @@ private:
     std::string bytes;
     /// The connection closes once this reply is written.
     bool close = false;
+    /// The commands it answers (a batch's reply answers several).
+    size_t commands = 1;
   };
 
   using slot_id = quiesce::ordered_replies<reply>::slot_id;
@@ -86,6 +88,8 @@ private:
   bool stopping_ = false;
   /// Reading is held: `max_owed_replies` replies are owed.
   bool holding_ = false;
+  /// Commands read whose replies are not written yet.
+  size_t owed_ = 0;
 
   /// Replies owed at which the connection stops reading until fewer are.
   static constexpr size_t max_owed_replies = 1024;

@@ -90,9 +90,10 @@ end_load() {
 }
 
 # A pipelined load with no stop: every reply comes, in order. The server
-# stops reading while 1,024 replies are owed and reads again once fewer are
-# (kv.cpp), many times over in this load: a resume that CAF 0.17 lost
-# stalled it here for good (connection_actions.cpp, resume_reading).
+# stops reading while 1,024 replies are owed (kv.cpp; behaviour_test.cpp
+# shows it) or 64 KiB of output wait, and reads again once fewer do: a
+# resume that CAF 0.17 lost stalled this load for good once, when the store
+# answered from another thread (connection_actions.cpp, resume_reading).
 n=100000
 start_load all
 timeout 60 head -n "$n" <&3 | tr -d '\r' >"$tmp/all-replies" ||
