@@ -28,6 +28,12 @@ connection_state::~connection_state() {
   // memory for as long as they run (timer_relay.hpp).
   if (self_ != nullptr && timers_sent_ && cfg_ && cfg_->relay)
     cancel_timers(cfg_->relay, self_->address());
+  // A monitor stays in the monitored actor until it fires, holding this
+  // actor's address: that would keep this actor's memory for as long as a
+  // service lives.
+  if (self_ != nullptr)
+    for (auto& x : watched_)
+      self_->demonitor(x);
   // The actor is gone, whatever ended it: one line per connection, the
   // counterpart of "opened" (tests count both to find leaked actors).
   if (self_ != nullptr && log::enabled(log::level::debug))
@@ -209,12 +215,81 @@ void connection_state::send_request(uint64_t id, const caf::actor& dest,
   // and an entry for each (a pipelining client at 100,000 requests a
   // second kept half a million of them), and the I/O thread a message back
   // for each after its timeout, long after the reply.
+  //
+  // The receiver is monitored (once per connection, see watched_): a
+  // request it holds unanswered when it ends fails at its down message.
+  auto watched = dest ? watch(dest) : nullptr;
   auto hdl = self_->request(dest, caf::infinite, std::move(msg));
   self_->add_multiplexed_response_handler(hdl.id(), std::move(on_reply));
   auto deadline = now() + timeout;
-  if (auto i = pending_requests_.find(id); i != pending_requests_.end())
+  if (auto i = pending_requests_.find(id); i != pending_requests_.end()) {
     i->second.deadline = deadline;
+    i->second.dest = watched;
+  }
   arm_request_check(deadline);
+}
+
+caf::actor_control_block* connection_state::watch(const caf::actor& dest) {
+  auto key = caf::actor_cast<caf::actor_control_block*>(dest);
+  if (key == last_watched_)
+    return key;
+  last_watched_ = key;
+  if (std::find(watched_.begin(), watched_.end(), key) != watched_.end())
+    return key;
+  if (watched_.size() >= watch_limit_) {
+    prune_watched();
+    // Amortized: a full list is pruned again only after as many new
+    // receivers as it kept.
+    watch_limit_ = std::max(min_watch_limit, 2 * watched_.size());
+  }
+  // A receiver that has ended already sends its down message at once (and
+  // CAF answers the request itself with `request_receiver_down`).
+  self_->monitor(dest);
+  watched_.push_back(dest.address());
+  return key;
+}
+
+void connection_state::prune_watched() {
+  // Rare (only a connection that asks many different actors gets here):
+  // no per-receiver count to keep up on every request and reply.
+  std::vector<caf::actor_control_block*> busy;
+  for (auto& [id, req] : pending_requests_)
+    if (req.dest != nullptr)
+      busy.push_back(req.dest);
+  std::sort(busy.begin(), busy.end());
+  auto idle = [&](const caf::actor_addr& x) {
+    if (std::binary_search(busy.begin(), busy.end(), x.get()))
+      return false;
+    if (x == last_watched_)
+      last_watched_ = nullptr;
+    self_->demonitor(x);
+    return true;
+  };
+  watched_.erase(std::remove_if(watched_.begin(), watched_.end(), idle),
+                 watched_.end());
+}
+
+void connection_state::on_down(const caf::down_msg& msg) {
+  auto i = std::find(watched_.begin(), watched_.end(), msg.source);
+  if (i == watched_.end())
+    return; // demonitored by prune_watched: nothing was pending for it
+  auto key = i->get();
+  watched_.erase(i);
+  if (last_watched_ == key)
+    last_watched_ = nullptr;
+  // Its requests fail as CAF fails those it bounces from the mailbox of an
+  // actor that ends, in the order they were made; a callback may make new
+  // requests or end the connection.
+  std::vector<uint64_t> gone;
+  for (auto& [id, req] : pending_requests_)
+    if (req.dest == key)
+      gone.push_back(id);
+  std::sort(gone.begin(), gone.end());
+  for (auto id : gone) {
+    if (ended_)
+      return;
+    reply_arrived(id, caf::make_error(caf::sec::request_receiver_down));
+  }
 }
 
 void connection_state::arm_request_check(caf::actor_clock::time_point at) {
@@ -415,6 +490,8 @@ connection_actor::behavior_type connection_main(
     // Forced by the supervisor; any other exit reason ends the actor too.
     self->state.on_forced(msg);
   });
+  self->set_down_handler(
+    [self](caf::down_msg& msg) { self->state.on_down(msg); });
   self->set_exception_handler(
     [self](caf::scheduled_actor*, std::exception_ptr&) -> caf::error {
       self->state.on_exception();

@@ -39,7 +39,9 @@
 #include <vector>
 #include <sys/types.h>
 
+#include "caf/actor_addr.hpp"
 #include "caf/actor_clock.hpp"
+#include "caf/actor_control_block.hpp"
 #include "caf/io/connection_handle.hpp"
 
 #include "quiesce/behaviour.hpp"
@@ -141,6 +143,10 @@ public:
 
   void on_request_timeout();
 
+  /// An actor this connection has monitored ended: its pending requests
+  /// fail at once (see watched_).
+  void on_down(const caf::down_msg& msg);
+
   /// A behaviour threw: abort the connection instead of leaving it half done.
   void on_exception();
 
@@ -190,6 +196,12 @@ private:
 
   /// Makes sure a check of the requests' deadlines comes by `at`.
   void arm_request_check(caf::actor_clock::time_point at);
+
+  /// Monitors `dest` (valid) unless it is watched already; returns its key.
+  caf::actor_control_block* watch(const caf::actor& dest);
+
+  /// Demonitors the watched actors no pending request is for.
+  void prune_watched();
 
   /// The error of a failed ask, as its error callback gets it.
   std::string render_error(const caf::error& err,
@@ -255,6 +267,9 @@ private:
     std::unique_ptr<detail::ask_callbacks> ask;
     /// When it fails with a timeout if no reply has come.
     caf::actor_clock::time_point deadline = caf::actor_clock::time_point::max();
+    /// Its receiver, one of `watched_` (only compared, never followed: the
+    /// entry in `watched_` keeps the address valid); nullptr if invalid.
+    caf::actor_control_block* dest = nullptr;
   };
   /// The pending requests by id.
   std::unordered_map<uint64_t, pending_request> pending_requests_;
@@ -263,6 +278,22 @@ private:
   /// the relay; max(): none (see arm_request_check).
   caf::actor_clock::time_point next_request_check_
     = caf::actor_clock::time_point::max();
+  /// The receivers of requests this actor monitors. CAF 0.17 answers a
+  /// request left in the mailbox of an actor that ends
+  /// (`request_receiver_down`), but not one the actor held in a response
+  /// promise (no broken-promise error): the down message fails those. One
+  /// monitor per receiver and connection, made at the first request to it
+  /// (a pipelining client sends ~100,000 requests a second to one actor):
+  /// an entry stays until the actor ends (its down message), until
+  /// prune_watched finds no request pending for it, or until this actor ends
+  /// (the destructor demonitors: a monitor would keep this actor's memory
+  /// for as long as the receiver lives).
+  std::vector<caf::actor_addr> watched_;
+  /// The entry of `watched_` the last request went to (the usual case).
+  caf::actor_control_block* last_watched_ = nullptr;
+  /// At this many entries, prune_watched runs before a new one is added.
+  static constexpr size_t min_watch_limit = 8;
+  size_t watch_limit_ = min_watch_limit;
   /// The exit reason of a forced end (the supervisor's).
   caf::error forced_reason_;
   /// A duplicate descriptor this actor owns and closes (flushing).

@@ -17,12 +17,38 @@ using namespace quiesce::testing;
 
 namespace {
 
+/// How often other actors attached to a store (a monitor) and detached from
+/// it (a demonitor that found its monitor).
+struct watch_counts {
+  int attached = 0;
+  int detached = 0;
+};
+
 /// Holds each `(key)` request until `(release, key, n)`, then answers
 /// `(key, n)`; answers `(int32_t)` with nothing, `(double)` with a string,
-/// `(bool)` with an error.
+/// `(bool)` with an error. `stop` makes it quit, dropping the requests it
+/// holds (as does any other end), without an answer: CAF 0.17 has no
+/// broken-promise error. Counts monitors in `*counts`.
 class store_actor : public caf::event_based_actor {
 public:
-  using caf::event_based_actor::event_based_actor;
+  store_actor(caf::actor_config& cfg, std::shared_ptr<watch_counts> counts)
+      : caf::event_based_actor(cfg), counts_(std::move(counts)) {}
+
+  void attach(caf::attachable_ptr ptr) override {
+    ++counts_->attached;
+    caf::event_based_actor::attach(std::move(ptr));
+  }
+
+  size_t detach(const caf::attachable::token& what) override {
+    auto n = caf::event_based_actor::detach(what);
+    counts_->detached += static_cast<int>(n);
+    return n;
+  }
+
+  void on_exit() override {
+    // A held promise refers to this actor: dropped here, as by a crash.
+    held_.clear();
+  }
 
   caf::behavior make_behavior() override {
     return {
@@ -42,22 +68,27 @@ public:
       },
       [](double) { return std::string("not a number"); },
       [](bool) -> caf::error { return caf::sec::runtime_error; },
+      [this](stop_atom) { quit(); },
     };
   }
 
 private:
+  std::shared_ptr<watch_counts> counts_;
   std::map<std::string, caf::response_promise> held_;
 };
 
 /// Each line is a command: `get KEY` asks for `(key)` and expects
-/// `(std::string, int64_t)`; `void`, `wrong`, `fail` ask with an `int32_t`,
+/// `(std::string, int64_t)`; `other KEY` asks the same of the actor in
+/// `*other` at that time; `void`, `wrong`, `fail` ask with an `int32_t`,
 /// a `double` and a `bool`. Replies are written as `ASKED:KEY=N` (the key
 /// the callback asked for, then the reply's), `void ok`, and
 /// errors as `error: TEXT`. Counts the callbacks it gets in `*calls`.
 class asking_behaviour final : public behaviour {
 public:
-  asking_behaviour(caf::actor store, std::shared_ptr<int> calls)
-      : store_(std::move(store)), calls_(std::move(calls)) {}
+  asking_behaviour(caf::actor store, std::shared_ptr<caf::actor> other,
+                   std::shared_ptr<int> calls)
+      : store_(std::move(store)), other_(std::move(other)),
+        calls_(std::move(calls)) {}
 
   void on_data(std::string_view bytes, connection_io& io) override {
     for (auto c : bytes) {
@@ -86,10 +117,11 @@ private:
     // `get KEY` waits 5 s for the reply, `quick KEY` 1 s. The callback
     // writes the key it asked for and the reply's values.
     auto get = line.rfind("get ", 0) == 0;
-    if (get || line.rfind("quick ", 0) == 0) {
+    auto other = line.rfind("other ", 0) == 0;
+    if (get || other || line.rfind("quick ", 0) == 0) {
       auto asked = line.substr(get ? 4 : 6);
-      auto timeout = std::chrono::seconds(get ? 5 : 1);
-      io.ask<std::string, int64_t>(store_, timeout, asked)
+      auto timeout = std::chrono::seconds(get || other ? 5 : 1);
+      io.ask<std::string, int64_t>(other ? *other_ : store_, timeout, asked)
         .then(
           [this, asked](const std::string& key, int64_t n,
                         connection_io& conn) {
@@ -125,6 +157,7 @@ private:
   }
 
   caf::actor store_;
+  std::shared_ptr<caf::actor> other_;
   std::shared_ptr<int> calls_;
   std::string line_;
 };
@@ -133,21 +166,27 @@ struct fixture : io_fixture {
   connection_handle hdl;
   connection_actor conn;
   caf::actor store;
+  std::shared_ptr<watch_counts> store_counts = std::make_shared<watch_counts>();
+  /// The receiver of `other KEY` (none unless a test sets it).
+  std::shared_ptr<caf::actor> other = std::make_shared<caf::actor>();
   /// How many callbacks of asks have run.
   std::shared_ptr<int> calls = std::make_shared<int>(0);
 
   fixture() {
-    store = sys.spawn<store_actor>();
+    store = sys.spawn<store_actor>(store_counts);
   }
 
   ~fixture() override {
     caf::anon_send_exit(store, caf::exit_reason::kill);
+    if (*other)
+      caf::anon_send_exit(*other, caf::exit_reason::kill);
   }
 
   /// Accepts one client running `asking_behaviour` on `to`.
   void open(caf::actor to) {
-    make_behaviour
-      = [to, c = calls] { return std::make_unique<asking_behaviour>(to, c); };
+    make_behaviour = [to, o = other, c = calls] {
+      return std::make_unique<asking_behaviour>(to, o, c);
+    };
     hdl = connect_client();
     CAF_REQUIRE_EQUAL(rec->connected.size(), 1u);
     conn = rec->connected.back();
@@ -349,6 +388,137 @@ CAF_TEST(a reply after a forced end is dropped) {
   CAF_CHECK_EQUAL(*calls, 0);
   CAF_CHECK_EQUAL(output(hdl), "");
   CAF_CHECK_EQUAL(rec->done, 0);
+}
+
+CAF_TEST(asks held by a receiver that quits fail at once) {
+  open();
+  client_sends(hdl, "get a\nget b\n");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  // The store quits holding both requests (in promises, not in its
+  // mailbox): CAF answers neither. The connection's monitor fails them,
+  // without a timer firing.
+  caf::anon_send(store, stop_atom_v);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n"
+                               "error: the receiver is gone\n");
+  CAF_CHECK_EQUAL(*calls, 2);
+  // Nothing is pending: a stop ends the connection at once.
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(an ask held by a receiver that crashes fails at once) {
+  open();
+  client_sends(hdl, "get a\n");
+  caf::anon_send_exit(store, caf::exit_reason::kill);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n");
+  CAF_CHECK_EQUAL(*calls, 1);
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+  peer_closes(conn, hdl);
+  CAF_CHECK(terminated(conn));
+}
+
+CAF_TEST(only the asks to the receiver that ended fail) {
+  auto other_counts = std::make_shared<watch_counts>();
+  *other = sys.spawn<store_actor>(other_counts);
+  open();
+  client_sends(hdl, "get a\nother b\nget c\nother d\n");
+  caf::anon_send_exit(*other, caf::exit_reason::kill);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n"
+                               "error: the receiver is gone\n");
+  CAF_CHECK_EQUAL(*calls, 2);
+  // The store's asks are still pending and get their replies.
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  release("c", 3);
+  release("a", 1);
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n"
+                               "error: the receiver is gone\n"
+                               "c:c=3\na:a=1\n");
+  CAF_CHECK_EQUAL(*calls, 4);
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a receiver started anew after one ended is watched too) {
+  auto first_counts = std::make_shared<watch_counts>();
+  *other = sys.spawn<store_actor>(first_counts);
+  open();
+  client_sends(hdl, "other a\n");
+  caf::anon_send_exit(*other, caf::exit_reason::kill);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n");
+  // A restart: a new actor, monitored on the first ask to it.
+  auto second_counts = std::make_shared<watch_counts>();
+  *other = sys.spawn<store_actor>(second_counts);
+  client_sends(hdl, "other b\n");
+  CAF_CHECK_EQUAL(second_counts->attached, 1);
+  caf::anon_send_exit(*other, caf::exit_reason::kill);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error: the receiver is gone\n"
+                               "error: the receiver is gone\n");
+  CAF_CHECK_EQUAL(*calls, 2);
+}
+
+CAF_TEST(many asks to one receiver share one monitor that ends with the actor) {
+  open();
+  auto before = store_counts->attached;
+  std::string batch;
+  for (int i = 0; i < 100; ++i)
+    batch += "get k" + std::to_string(i) + "\n";
+  client_sends(hdl, batch);
+  CAF_CHECK_EQUAL(store_counts->attached - before, 1);
+  for (int i = 0; i < 100; ++i)
+    release("k" + std::to_string(i), i);
+  CAF_CHECK_EQUAL(*calls, 100);
+  // Nothing pending, the monitor stays: no new one for the next ask.
+  client_sends(hdl, "get x\n");
+  release("x", 1);
+  CAF_CHECK_EQUAL(store_counts->attached - before, 1);
+  CAF_CHECK_EQUAL(store_counts->detached, 0);
+  // The connection ends: its monitor leaves the store (else it would keep
+  // the ended actor's memory for as long as the store lives).
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+  peer_closes(conn, hdl);
+  CAF_REQUIRE(terminated(conn));
+  CAF_CHECK_EQUAL(store_counts->detached, 1);
+}
+
+CAF_TEST(receivers without a pending ask stop being watched as more come) {
+  open();
+  client_sends(hdl, "get a\n");
+  // Eight more receivers, one ask each, answered at once: the ninth
+  // receiver in the list finds it full and prunes it first.
+  std::vector<caf::actor> others;
+  std::vector<std::shared_ptr<watch_counts>> counts;
+  for (int i = 0; i < 8; ++i) {
+    counts.push_back(std::make_shared<watch_counts>());
+    others.push_back(sys.spawn<store_actor>(counts.back()));
+    *other = others.back();
+    client_sends(hdl, "other k\n");
+    caf::anon_send(others.back(), release_atom_v, std::string("k"), int64_t{i});
+    exhaust();
+  }
+  CAF_CHECK_EQUAL(*calls, 8);
+  for (int i = 0; i < 7; ++i) {
+    CAF_CHECK_EQUAL(counts[i]->attached, 1);
+    CAF_CHECK_EQUAL(counts[i]->detached, 1);
+  }
+  CAF_CHECK_EQUAL(counts[7]->detached, 0);
+  // The store's ask is pending: it is still watched.
+  CAF_CHECK_EQUAL(store_counts->detached, 0);
+  caf::anon_send_exit(store, caf::exit_reason::kill);
+  exhaust();
+  CAF_CHECK_EQUAL(*calls, 9);
+  auto out = output(hdl);
+  CAF_CHECK(out.size() >= 28
+            && out.compare(out.size() - 28, 28, "error: the receiver is gone\n")
+                 == 0);
+  for (size_t i = 0; i + 1 < others.size(); ++i)
+    caf::anon_send_exit(others[i], caf::exit_reason::kill);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

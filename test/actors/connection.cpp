@@ -36,8 +36,10 @@ public:
 
   void on_reply_error(uint64_t token, const caf::error& err,
                       connection_io& io) override {
-    io.write("error " + std::to_string(token) + ":"
-             + (err == caf::sec::request_timeout ? "timeout" : "other") + "\n");
+    auto what = err == caf::sec::request_timeout         ? "timeout"
+                : err == caf::sec::request_receiver_down ? "gone"
+                                                         : "other";
+    io.write("error " + std::to_string(token) + ":" + what + "\n");
   }
 
   void on_message(caf::message& msg, connection_io& io) override {
@@ -440,9 +442,25 @@ CAF_TEST(a request to an actor that is gone reaches the behaviour as an error) {
   caf::anon_send_exit(backend, caf::exit_reason::kill);
   exhaust();
   client_sends(hdl, "key\n");
-  CAF_CHECK_EQUAL(output(hdl), "error 1:other\n");
+  CAF_CHECK_EQUAL(output(hdl), "error 1:gone\n");
   stop();
   CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(requests held by an actor that ends fail at once
+         and not at the timeout) {
+  open_with_backend();
+  client_sends(hdl, "a\nb\n");
+  CAF_CHECK_EQUAL(output(hdl), "");
+  // The backend holds both in response promises: CAF 0.17 answers neither
+  // when it ends. The connection's monitor fails both, no timer fired.
+  caf::anon_send_exit(backend, caf::exit_reason::kill);
+  exhaust();
+  CAF_CHECK_EQUAL(output(hdl), "error 1:gone\nerror 2:gone\n");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+  peer_closes();
+  CAF_CHECK(terminated(conn));
 }
 
 CAF_TEST(messages pushed by other actors reach the behaviour until the FIN) {

@@ -39,6 +39,12 @@ public:
     };
   }
 
+  void on_exit() override {
+    // A held promise refers to this actor: dropped at its end, as by a
+    // crash (CAF 0.17 sends no error for it).
+    waiting_.clear();
+  }
+
 private:
   std::vector<caf::response_promise> waiting_;
 };

@@ -188,8 +188,9 @@ public:
   /// the actor system renders it). Until one of them has run, the
   /// connection is busy: a stop waits for it. A reply that arrives after
   /// the connection has sent its FIN is dropped, with its callbacks. A
-  /// receiver that ends while it holds the request unanswered is seen at
-  /// the timeout.
+  /// receiver that ends while it holds the request unanswered (CAF 0.17 has
+  /// no broken-promise error) fails it at once with "the receiver is gone":
+  /// the connection monitors each receiver, once.
   ///
   /// Recommended over `request`: the answer comes to the code that asked,
   /// with its types, and needs no token.
