@@ -29,6 +29,16 @@ void start_connection(acceptor_pointer self, caf::io::connection_handle hdl) {
   self->send(s.cfg.connection.supervisor, connected_atom_v, conn);
 }
 
+/// At the stop: connections accepted from now on get their stop from the
+/// supervisor, after their first read perhaps: they know of it from the
+/// start.
+void mark_stopping(acceptor_pointer self) {
+  auto& s = self->state;
+  auto stopping = std::make_shared<connection_config>(*s.connection);
+  stopping->stopping = true;
+  s.connection = std::move(stopping);
+}
+
 /// At the stop: clients whose handshake has completed wait in the backlog,
 /// connected as far as they know, perhaps with a request sent. Closing the
 /// listener would reset them; instead they are accepted and get what every
@@ -93,14 +103,19 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       if (s.stopping)
         return; // stop twice: harmless
       s.stopping = true;
-      // Refuse new clients now: the kernel stops listening at once. Clients
-      // already in the backlog are taken first, or the shutdown resets them.
-      if (auto fd = socket_ops::native_fd(self, s.hdl)) {
-        // Their stop comes from the supervisor, after their first read
-        // perhaps: they know of it from the start.
-        auto stopping = std::make_shared<connection_config>(*s.connection);
-        stopping->stopping = true;
-        s.connection = std::move(stopping);
+      if (s.cfg.shared_listener) {
+        // Other processes accept on this socket: a shutdown() would stop it
+        // listening in all of them, and the clients in its backlog are
+        // theirs to take. This one only stops accepting, on the later turns
+        // of `close` below (the doorman never shuts the socket down:
+        // shared_listener.hpp). A client accepted before then is served like
+        // one from the backlog.
+        mark_stopping(self);
+      } else if (auto fd = socket_ops::native_fd(self, s.hdl)) {
+        // Refuse new clients now: the kernel stops listening at once.
+        // Clients already in the backlog are taken first, or the shutdown
+        // resets them.
+        mark_stopping(self);
         accept_backlog(self, *fd);
         socket_ops::stop_listening(*fd);
       }
@@ -111,6 +126,19 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
     },
     [self](caf::close_atom) {
       auto& s = self->state;
+      if (s.cfg.shared_listener && !s.left_loop) {
+        // Still listening, for the other processes too: a client may be
+        // waiting in the same turn of the event loop. Closing now would let
+        // CAF accept it for a doorman already detached, which drops it
+        // unserved; out of the event loop first, any such client still
+        // reaches this acceptor (and is served as stopping). The close
+        // comes on a later turn, when no accept can be pending.
+        s.left_loop = true;
+        self->halt(s.hdl);
+        defer_close(s.cfg.connection.relay, self->address(),
+                    caf::make_message(caf::close_atom_v));
+        return;
+      }
       self->close(s.hdl);
       // CAF 0.17 delivers no acceptor_closed_msg after a local close: send
       // it ourselves, so that there is one terminal path.

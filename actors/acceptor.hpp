@@ -16,6 +16,13 @@
 ///   a local close. That message is the terminal one for both a requested
 ///   close and a socket failure: a requested close ends normally (info), a
 ///   failure ends with an error the supervisor reports.
+/// - `stop` on a shared listener (`acceptor_config::shared_listener`, other
+///   processes accept on the same socket): no `shutdown()` and no backlog
+///   taken, both would be the others' loss. The doorman leaves the event
+///   loop on the later turn and is closed one turn after that (its
+///   descriptor only); the socket listens on in the other processes. A
+///   client accepted in between (about 1 ms) is served as one taken from
+///   the backlog: it knows of the stop.
 
 #include <cstddef>
 
@@ -33,6 +40,10 @@ struct acceptor_config {
   size_t max_connections = 1024;
   /// For the log: the address the socket listens on.
   std::string address;
+  /// Other processes accept on the socket too (`listener::shared`): the stop
+  /// neither `shutdown()`s it nor takes its backlog. The doorman must then
+  /// be one that never `shutdown()`s it either (`make_listener_doorman`).
+  bool shared_listener = false;
 };
 
 struct acceptor_state {
@@ -45,6 +56,9 @@ struct acceptor_state {
   size_t accepted = 0;
   bool paused = false;
   bool stopping = false;
+  /// A shared listener's close: the doorman is out of the event loop, the
+  /// close comes on the next `close`.
+  bool left_loop = false;
 };
 
 /// The acceptor's function; `door` is the listening socket, already open.

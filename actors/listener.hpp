@@ -23,6 +23,10 @@ struct listener {
   std::string address;
   /// On failure: what failed, naming the address and the OS error.
   std::string error;
+  /// Other processes hold the socket too (workers over one socket, a socket
+  /// passed by systemd): it must never be `shutdown()`, and the clients in
+  /// its backlog are theirs as much as ours (shared_listener.hpp).
+  bool shared = false;
 };
 
 /// Listen backlog asked of the kernel (it caps it at net.core.somaxconn).

@@ -32,6 +32,7 @@
 #include "actors/config_file.hpp"
 #include "actors/listener.hpp"
 #include "actors/server_config.hpp"
+#include "actors/shared_listener.hpp"
 #include "quiesce/log.hpp"
 #include "quiesce/messages.hpp"
 #include "quiesce/options.hpp"
@@ -186,8 +187,10 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     lst.fd = -1;
     return *code;
   }
-  auto door = mm.backend().new_doorman(lst.fd);
-  lst.fd = -1; // the doorman owns it now
+  // The doorman owns the descriptor now; on a shared listener it never
+  // shuts the socket down (shared_listener.hpp).
+  auto shared_listener = lst.shared;
+  auto door = make_listener_doorman(mm.backend(), lst);
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
   sup_cfg.broadcast_stop = [&mm](std::vector<connection_actor> conns) {
@@ -201,7 +204,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   sup_cfg.start_acceptor
     = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
        write_timeout = cfg.write_timeout, address = lst.address,
-       directory](supervisor_actor sup) {
+       shared_listener, directory](supervisor_actor sup) {
         acceptor_config acc_cfg;
         acc_cfg.connection.make_behaviour = factory;
         acc_cfg.connection.supervisor = sup;
@@ -210,6 +213,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         acc_cfg.connection.services = directory;
         acc_cfg.max_connections = max_connections;
         acc_cfg.address = address;
+        acc_cfg.shared_listener = shared_listener;
         return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
       };
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));

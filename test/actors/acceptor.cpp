@@ -91,6 +91,33 @@ CAF_TEST(stop leaves open connections to the supervisor) {
   CAF_CHECK_EQUAL(output(a), "still here");
 }
 
+CAF_TEST(a stop on a shared listener leaves the event loop before it closes) {
+  // A second acceptor, on a listener other processes share: its stop takes
+  // no backlog and shuts nothing down (test/actors/shared_listener.cpp has
+  // the real socket); one turn later the doorman leaves the event loop, a
+  // turn after that it closes.
+  auto hdl = caf::io::accept_handle::from_int(2);
+  acceptor_config acc_cfg;
+  acc_cfg.connection.make_behaviour = make_behaviour;
+  acc_cfg.connection.supervisor = sup;
+  acc_cfg.address = "shared";
+  acc_cfg.shared_listener = true;
+  auto shared = mm.spawn_broker(acceptor_main, mpx.new_doorman(hdl, 8081),
+                                std::move(acc_cfg));
+  exhaust();
+  CAF_REQUIRE(!mpx.passive_mode(hdl));
+  caf::anon_send(shared, stop_atom_v);
+  exhaust();
+  CAF_CHECK(!mpx.passive_mode(hdl));
+  CAF_CHECK(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK(mpx.passive_mode(hdl));
+  CAF_CHECK(!terminated(shared));
+  CAF_CHECK(sched.trigger_timeout());
+  exhaust();
+  CAF_CHECK(terminated(shared));
+}
+
 CAF_TEST(a failed listening socket ends the acceptor with an error) {
   self->monitor(acc);
   // What CAF delivers when the listening socket fails.

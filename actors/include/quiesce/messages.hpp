@@ -163,9 +163,10 @@ using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<request_timeout_atom>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
-/// listening at once and, one event-loop turn later (`close`, to itself),
-/// closes the socket; its terminal message is the resulting
-/// `acceptor_closed_msg`.
+/// listening at once (a socket shared with other processes goes on
+/// listening for them: actors/acceptor.hpp) and, one event-loop turn later
+/// (`close`, to itself), closes the socket; its terminal message is the
+/// resulting `acceptor_closed_msg`.
 using acceptor_actor
   = caf::io::accept_handler::extend<caf::reacts_to<stop_atom>,
                                     caf::reacts_to<caf::close_atom>>;
