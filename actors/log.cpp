@@ -164,6 +164,13 @@ void write(level lvl, std::string_view component, std::string_view message) {
   the_sink().push(std::move(line));
 }
 
+std::string millis(std::chrono::nanoseconds x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1fms",
+                std::chrono::duration<double, std::milli>(x).count());
+  return buf;
+}
+
 bool flush(std::chrono::milliseconds limit) {
   return the_sink().flush(limit);
 }

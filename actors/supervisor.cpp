@@ -1,7 +1,6 @@
 #include "actors/supervisor.hpp"
 
 #include <chrono>
-#include <cstdio>
 #include <string>
 
 #include "caf/exit_reason.hpp"
@@ -14,13 +13,6 @@ namespace {
 
 constexpr const char* component = "supervisor";
 
-std::string millis(caf::timespan x) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1fms",
-                std::chrono::duration<double, std::milli>(x).count());
-  return buf;
-}
-
 /// Ends the supervisor once nothing is left to wait for.
 void finish_if_drained(supervisor_pointer self) {
   auto& st = self->state;
@@ -29,7 +21,7 @@ void finish_if_drained(supervisor_pointer self) {
   st.report.duration = self->clock().now() - st.stop_began;
   log::info(component, "stopped: drained=" + std::to_string(st.report.drained)
                          + " forced=" + std::to_string(st.report.forced)
-                         + " duration=" + millis(st.report.duration));
+                         + " duration=" + log::millis(st.report.duration));
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();
@@ -73,7 +65,7 @@ void begin_stop(supervisor_pointer self, const char* why) {
   log::info(component, std::string{why} + ": stopping; "
                          + std::to_string(st.report.open_at_stop)
                          + " connections open, drain timeout "
-                         + millis(st.cfg.drain_timeout));
+                         + log::millis(st.cfg.drain_timeout));
   if (st.acceptor_alive)
     self->send(st.acceptor, stop_atom_v);
   if (st.cfg.broadcast_stop) {

@@ -29,6 +29,9 @@ inline bool enabled(level x) {
   return static_cast<int>(x) >= static_cast<int>(threshold());
 }
 
+/// A duration for a log line, in milliseconds with one decimal: "12.5ms".
+std::string millis(std::chrono::nanoseconds x);
+
 /// Queues one line: timestamp, level, component and message.
 void write(level lvl, std::string_view component, std::string_view message);
 
