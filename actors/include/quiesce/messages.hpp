@@ -89,6 +89,11 @@ CAF_ADD_ATOM(quiesce, quiesce, service_timer_atom, "svc_timer")
 /// A service failed by its crash policy: stop the server, exit 1
 /// (services actor -> main).
 CAF_ADD_ATOM(quiesce, quiesce, service_failed_atom, "svc_failed")
+/// A worker process registers its supervisor with the master, over BASP
+/// (worker -> master; actors/control_plane.hpp).
+CAF_ADD_ATOM(quiesce, quiesce, register_atom, "register")
+/// How many workers the master has registered (anyone -> master).
+CAF_ADD_ATOM(quiesce, quiesce, workers_atom, "workers")
 
 namespace quiesce {
 
@@ -187,5 +192,17 @@ using services_actor
                      caf::replies_to<stop_atom>::with<services_report>,
                      caf::reacts_to<force_atom>,
                      caf::reacts_to<service_timer_atom, uint32_t, uint8_t>>;
+
+/// The master of the worker processes (actors/master.hpp), published over
+/// BASP on loopback. `register(secret, worker id, supervisor)` answers `ok`
+/// for one of its own workers, an error for anything else; `stop` answers
+/// with the workers' summed `shutdown_report`; `force` forces every worker;
+/// `workers` answers how many are registered.
+using master_actor
+  = caf::typed_actor<caf::replies_to<register_atom, std::string, uint32_t,
+                                     supervisor_actor>::with<caf::ok_atom>,
+                     caf::replies_to<stop_atom>::with<shutdown_report>,
+                     caf::reacts_to<force_atom>,
+                     caf::replies_to<workers_atom>::with<uint32_t>>;
 
 } // namespace quiesce

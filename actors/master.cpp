@@ -1,0 +1,226 @@
+#include "actors/master.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "caf/io/middleman.hpp"
+
+#include "actors/control_plane.hpp"
+#include "quiesce/log.hpp"
+
+namespace quiesce {
+
+namespace {
+
+constexpr const char* component = "master";
+
+void tell(master_pointer self, master_event::kind what, uint32_t worker,
+          std::string detail) {
+  auto& st = self->state;
+  if (st.cfg.observer)
+    st.cfg.observer(master_event{what, worker, std::move(detail), st.stopping});
+}
+
+/// Answers every `stop` and ends the master once no worker holds the stop
+/// up any more.
+void finish_if_stopped(master_pointer self) {
+  auto& st = self->state;
+  if (!st.stopping)
+    return;
+  for (auto& kvp : st.workers)
+    if (kvp.second.stop_pending)
+      return;
+  log::info(component, "workers stopped: open_at_stop="
+                         + std::to_string(st.report.open_at_stop)
+                         + " drained=" + std::to_string(st.report.drained)
+                         + " forced=" + std::to_string(st.report.forced)
+                         + " longest=" + log::millis(st.report.duration));
+  for (auto& rp : st.waiting)
+    rp.deliver(st.report);
+  st.waiting.clear();
+  self->quit();
+}
+
+/// Adds one worker's report to the sum.
+void add_report(shutdown_report& sum, const shutdown_report& x) {
+  sum.open_at_stop += x.open_at_stop;
+  sum.drained += x.drained;
+  sum.forced += x.forced;
+  sum.duration = std::max(sum.duration, x.duration);
+}
+
+/// Sends worker `id` its `stop` and waits for the answer.
+void stop_worker(master_pointer self, uint32_t id) {
+  auto& entry = self->state.workers.at(id);
+  entry.stop_pending = true;
+  self->request(entry.handle, self->state.cfg.stop_deadline, stop_atom_v)
+    .then(
+      [self, id](shutdown_report& x) {
+        auto& st = self->state;
+        auto i = st.workers.find(id);
+        if (i == st.workers.end() || !i->second.stop_pending)
+          return;
+        i->second.stop_pending = false;
+        log::info(component,
+                  "worker " + std::to_string(id)
+                    + " stopped: drained=" + std::to_string(x.drained)
+                    + " forced=" + std::to_string(x.forced));
+        add_report(st.report, x);
+        finish_if_stopped(self);
+      },
+      [self, id](caf::error& err) {
+        // Its deadline passed, or it ended first (then its down message
+        // has dropped it already and this comes too late to matter).
+        auto& st = self->state;
+        auto i = st.workers.find(id);
+        if (i == st.workers.end() || !i->second.stop_pending)
+          return;
+        i->second.stop_pending = false;
+        log::warning(component, "worker " + std::to_string(id)
+                                  + " did not answer the stop ("
+                                  + to_string(err)
+                                  + "); the stop goes on without it");
+        finish_if_stopped(self);
+      });
+}
+
+void begin_stop(master_pointer self, const char* why) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  st.stopping = true;
+  log::info(component, std::string{why} + ": stopping "
+                         + std::to_string(st.workers.size()) + " workers");
+  for (auto& kvp : st.workers)
+    stop_worker(self, kvp.first);
+  finish_if_stopped(self);
+}
+
+/// Why a registration cannot be accepted, or empty.
+std::string refusal(master_pointer self, const std::string& secret, uint32_t id,
+                    const supervisor_actor& sup) {
+  auto& st = self->state;
+  if (!same_secret(secret, st.cfg.secret))
+    return "wrong secret";
+  if (st.cfg.expected.count(id) == 0)
+    return "unknown worker id";
+  if (st.workers.count(id) > 0)
+    return "worker id registered already";
+  if (!sup)
+    return "no supervisor";
+  for (auto& kvp : st.workers)
+    if (kvp.second.handle == sup)
+      return "supervisor registered already as worker "
+             + std::to_string(kvp.first);
+  return {};
+}
+
+void worker_gone(master_pointer self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto i = std::find_if(st.workers.begin(), st.workers.end(), [&](auto& kvp) {
+    return kvp.second.handle.address() == msg.source;
+  });
+  if (i == st.workers.end())
+    return;
+  auto id = i->first;
+  auto held_stop = i->second.stop_pending;
+  st.workers.erase(i);
+  auto reason = to_string(msg.reason);
+  // Workers do not report how many connections they hold yet: the log
+  // cannot name that count.
+  auto line = "worker " + std::to_string(id) + " is gone (" + reason + ")";
+  if (st.stopping && !held_stop)
+    log::info(component, line + " after its stop");
+  else
+    log::warning(component,
+                 line + (held_stop ? "; the stop goes on without it" : ""));
+  tell(self, master_event::kind::gone, id, reason);
+  finish_if_stopped(self);
+}
+
+} // namespace
+
+std::string to_string(master_event::kind x) {
+  switch (x) {
+    case master_event::kind::registered:
+      return "registered";
+    case master_event::kind::refused:
+      return "refused";
+    case master_event::kind::gone:
+      return "gone";
+  }
+  return "?";
+}
+
+master_actor::behavior_type master_main(master_pointer self,
+                                        master_config cfg) {
+  self->state.cfg = std::move(cfg);
+  self->set_down_handler(
+    [self](caf::down_msg& msg) { worker_gone(self, msg); });
+  return {
+    [self](register_atom, const std::string& secret, uint32_t id,
+           supervisor_actor& sup) -> caf::result<caf::ok_atom> {
+      auto& st = self->state;
+      auto why = refusal(self, secret, id, sup);
+      if (!why.empty()) {
+        // Never the secret itself in the log.
+        log::warning(component, "registration refused (" + why + ", worker id "
+                                  + std::to_string(id) + ", from "
+                                  + to_string(self->current_sender()) + ")");
+        tell(self, master_event::kind::refused, id, why);
+        return caf::make_error(caf::sec::invalid_argument,
+                               "registration refused");
+      }
+      self->monitor(sup);
+      st.workers[id].handle = sup;
+      log::info(component, "worker " + std::to_string(id) + " registered");
+      tell(self, master_event::kind::registered, id, {});
+      if (st.stopping) {
+        // A worker that arrives during a stop drains with the others.
+        stop_worker(self, id);
+        if (st.forcing)
+          self->send(sup, force_atom_v);
+      }
+      return caf::ok_atom_v;
+    },
+    [self](stop_atom) {
+      auto rp = self->make_response_promise<shutdown_report>();
+      self->state.waiting.push_back(rp);
+      begin_stop(self, "stop requested");
+      return rp;
+    },
+    [self](force_atom) {
+      auto& st = self->state;
+      begin_stop(self, "stop forced");
+      if (st.forcing)
+        return;
+      st.forcing = true;
+      log::warning(component, "forcing the stop of "
+                                + std::to_string(st.workers.size())
+                                + " workers");
+      for (auto& kvp : st.workers)
+        self->send(kvp.second.handle, force_atom_v);
+    },
+    [self](workers_atom) {
+      return static_cast<uint32_t>(self->state.workers.size());
+    },
+  };
+}
+
+caf::expected<published_master> start_master(caf::actor_system& sys,
+                                             master_config cfg) {
+  if (cfg.secret.empty())
+    return caf::make_error(caf::sec::invalid_argument,
+                           "the master needs a secret");
+  auto master = sys.spawn(master_main, std::move(cfg));
+  // Loopback only: the control plane is no open door.
+  auto port = sys.middleman().publish(master, 0, "127.0.0.1");
+  if (!port) {
+    caf::anon_send_exit(master, caf::exit_reason::user_shutdown);
+    return std::move(port.error());
+  }
+  return published_master{master, *port};
+}
+
+} // namespace quiesce

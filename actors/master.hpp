@@ -1,0 +1,118 @@
+#pragma once
+
+/// @file
+/// The master of the worker processes: the control plane's master side
+/// (actors/control_plane.hpp has the shared part and the worker's side).
+/// The first piece of the workers issue: it knows its workers and stops
+/// them; spawning and restarting worker processes come later.
+///
+/// - `register(secret, id, supervisor)` over BASP: accepted only with the
+///   master's secret and an id it expects that no live worker holds; the
+///   master then monitors the supervisor and answers `ok`. Anything else (a
+///   wrong secret, an unknown or duplicate id) changes nothing: it is
+///   logged, reported to the observer and answered with an error. A worker
+///   that registers during a stop is stopped (and forced) at once.
+/// - `stop`: `stop` to every registered supervisor, each a request with
+///   `stop_deadline`. Once every one has answered, ended, or let its
+///   deadline pass, the master answers every `stop` it got with the sum of
+///   the reports (counts added, the longest duration) and quits.
+/// - `force`: begins the stop if need be, then `force` to every worker.
+/// - A worker's down message, whatever its reason (after `kill -9` it is
+///   `remote_link_unreachable`): the worker is dropped, logged, reported to
+///   the observer, and no longer holds a stop up.
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "caf/actor_system.hpp"
+#include "caf/expected.hpp"
+#include "caf/meta/type_name.hpp"
+#include "caf/typed_event_based_actor.hpp"
+#include "caf/typed_response_promise.hpp"
+
+#include "quiesce/messages.hpp"
+
+namespace quiesce {
+
+/// Something the master's owner may want to act on (a later piece restarts
+/// a worker that is gone).
+struct master_event {
+  enum class kind : uint8_t {
+    /// Worker `worker` registered.
+    registered,
+    /// A registration was refused; `detail` says why.
+    refused,
+    /// Worker `worker` ended; `detail` is the reason; `stopping` tells
+    /// whether a stop had begun (then its end is expected once it answered).
+    gone,
+  };
+  kind what = kind::registered;
+  uint32_t worker = 0;
+  std::string detail;
+  bool stopping = false;
+};
+
+/// "registered", "refused" or "gone".
+std::string to_string(master_event::kind x);
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, master_event& x) {
+  return f(caf::meta::type_name("master_event"), x.what, x.worker, x.detail,
+           x.stopping);
+}
+
+inline bool operator==(const master_event& x, const master_event& y) {
+  return x.what == y.what && x.worker == y.worker && x.detail == y.detail
+         && x.stopping == y.stopping;
+}
+
+struct master_config {
+  /// What a worker must present to register.
+  std::string secret;
+  /// The worker ids the master accepts, one live worker each.
+  std::set<uint32_t> expected;
+  /// How long a worker may take to answer `stop` (its drain timeout and a
+  /// margin); after it the stop goes on without that worker.
+  caf::timespan stop_deadline = std::chrono::seconds(10);
+  /// Told of every event, in the master's own thread: it must not block.
+  std::function<void(const master_event&)> observer;
+};
+
+struct master_state {
+  static inline const char* name = "quiesce.master";
+
+  master_config cfg;
+  struct worker_entry {
+    supervisor_actor handle;
+    /// A `stop` went out and neither its answer nor the worker's end has
+    /// come back.
+    bool stop_pending = false;
+  };
+  std::map<uint32_t, worker_entry> workers;
+  bool stopping = false;
+  bool forcing = false;
+  shutdown_report report;
+  std::vector<caf::typed_response_promise<shutdown_report>> waiting;
+};
+
+using master_pointer = master_actor::stateful_pointer<master_state>;
+
+master_actor::behavior_type master_main(master_pointer self, master_config cfg);
+
+/// A master spawned in `sys` and published on 127.0.0.1.
+struct published_master {
+  master_actor handle;
+  /// The BASP port the workers connect to.
+  uint16_t port = 0;
+};
+
+/// Spawns the master with `cfg` and publishes it on 127.0.0.1, port chosen
+/// by the system. On failure the master is ended again and the error says
+/// why.
+caf::expected<published_master> start_master(caf::actor_system& sys,
+                                             master_config cfg);
+
+} // namespace quiesce
