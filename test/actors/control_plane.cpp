@@ -138,6 +138,13 @@ stand_in_config plain(uint32_t id, shutdown_report report) {
   return x;
 }
 
+/// A stand-in that answers `stop` only once forced.
+stand_in_config holding(uint32_t id, shutdown_report report) {
+  auto x = plain(id, report);
+  x.hold_until_force = true;
+  return x;
+}
+
 bool is_registered(const master_event& x) {
   return x.what == master_event::kind::registered;
 }
@@ -236,6 +243,15 @@ struct fixture {
     client->request(master.handle, patience, stop_atom_v)
       .receive([&](shutdown_report& x) { result = x; },
                [&](caf::error& err) { CAF_FAIL(to_string(err)); });
+    return result;
+  }
+
+  /// The answer to the `stop` that the client sent before.
+  shutdown_report stop_answer() {
+    shutdown_report result;
+    client->receive([&](shutdown_report& x) { result = x; },
+                    caf::after(patience) >>
+                      [] { CAF_FAIL("the stop did not complete"); });
     return result;
   }
 
@@ -437,12 +453,8 @@ CAF_TEST(a worker that ends is dropped and no longer holds a stop up) {
   caf::anon_send_exit(s2, caf::exit_reason::kill);
   auto ev2 = wait_event(gone(2));
   CAF_CHECK(ev2.stopping);
-  client->receive(
-    [&](shutdown_report& x) {
-      // Worker 1's report only: worker 2 never answered.
-      CAF_CHECK_EQUAL(x, (shutdown_report{2, 2, 0, 30ms}));
-    },
-    caf::after(patience) >> [] { CAF_FAIL("the stop did not complete"); });
+  // Worker 1's report only: worker 2 never answered.
+  CAF_CHECK_EQUAL(stop_answer(), (shutdown_report{2, 2, 0, 30ms}));
   // The master, and worker 1 and 2's supervisors.
   wait_all_gone(3);
 }
@@ -495,10 +507,8 @@ CAF_TEST(a worker that lets its stop deadline pass no longer holds it up) {
 CAF_TEST(force reaches every worker supervisor) {
   node w1;
   node w2;
-  auto c1 = plain(1, shutdown_report{4, 3, 0, 100ms});
-  c1.hold_until_force = true;
-  auto c2 = plain(2, shutdown_report{6, 5, 0, 200ms});
-  c2.hold_until_force = true;
+  auto c1 = holding(1, shutdown_report{4, 3, 0, 100ms});
+  auto c2 = holding(2, shutdown_report{6, 5, 0, 200ms});
   auto s1 = spawn_stand_in(w1, c1);
   auto s2 = spawn_stand_in(w2, c2);
   join(w1, s1, 1);
@@ -508,19 +518,59 @@ CAF_TEST(force reaches every worker supervisor) {
   wait_probe(got_stop_atom::value, {1, 2});
   caf::anon_send(master.handle, force_atom_v);
   wait_probe(got_force_atom::value, {1, 2});
-  client->receive(
-    [&](shutdown_report& x) {
-      // Each stand-in counts one forced connection once forced.
-      CAF_CHECK_EQUAL(x, (shutdown_report{10, 8, 2, 200ms}));
-    },
-    caf::after(patience) >> [] { CAF_FAIL("the stop did not complete"); });
+  // Each stand-in counts one forced connection once forced.
+  CAF_CHECK_EQUAL(stop_answer(), (shutdown_report{10, 8, 2, 200ms}));
   wait_all_gone(3);
+}
+
+CAF_TEST(a worker that registers during a stop drains with the others) {
+  node w1;
+  node w2;
+  auto c1 = holding(1, shutdown_report{1, 1, 0, 10ms});
+  auto c2 = holding(2, shutdown_report{2, 1, 0, 20ms});
+  auto s1 = spawn_stand_in(w1, c1);
+  join(w1, s1, 1);
+  client->send(master.handle, stop_atom_v);
+  wait_probe(got_stop_atom::value, {1});
+  // Worker 2 comes in mid-stop (a restart, later): it is told stop at once
+  // and the second signal reaches it too.
+  auto s2 = spawn_stand_in(w2, c2);
+  join(w2, s2, 2);
+  wait_probe(got_stop_atom::value, {2});
+  caf::anon_send(master.handle, force_atom_v);
+  wait_probe(got_force_atom::value, {1, 2});
+  CAF_CHECK_EQUAL(stop_answer(), (shutdown_report{3, 2, 2, 20ms}));
+  wait_all_gone(3);
+}
+
+CAF_TEST(a worker that cannot reach the master says so) {
+  // A port bound but not listening: the connect is refused, and no other
+  // program can take the port meanwhile.
+  qt::unique_fd bound{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  CAF_REQUIRE(bound);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CAF_REQUIRE_EQUAL(
+    ::bind(bound.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  CAF_REQUIRE_EQUAL(
+    ::getsockname(bound.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  node w1;
+  auto s1 = spawn_stand_in(w1, plain(1, shutdown_report{}));
+  auto res = register_with_master(w1.sys, ntohs(addr.sin_port), secret, 1, s1);
+  CAF_REQUIRE(!res);
+  CAF_MESSAGE(to_string(res.error()));
+  CAF_CHECK_NOT_EQUAL(to_string(res.error()).find("cannot reach the master"),
+                      std::string::npos);
+  caf::anon_send_exit(s1, caf::exit_reason::user_shutdown);
+  stop();
+  wait_all_gone(2);
 }
 
 CAF_TEST(force without a stop stops and forces every worker) {
   node w1;
-  auto c1 = plain(1, shutdown_report{1, 0, 0, 5ms});
-  c1.hold_until_force = true;
+  auto c1 = holding(1, shutdown_report{1, 0, 0, 5ms});
   auto s1 = spawn_stand_in(w1, c1);
   join(w1, s1, 1);
   caf::anon_send(master.handle, force_atom_v);
