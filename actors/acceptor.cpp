@@ -153,6 +153,16 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
         self->quit();
         return;
       }
+      if (auto fd = socket_ops::native_fd(self, s.hdl);
+          fd && !socket_ops::listening(*fd)) {
+        // Another process holding the socket stopped it listening (workers
+        // of one master, all stopping): the end of accepting, not a fault.
+        log::info(component, "listener " + s.cfg.address
+                               + " stopped by another process after "
+                               + std::to_string(s.accepted) + " connections");
+        self->quit();
+        return;
+      }
       log::error(component, "listening socket " + s.cfg.address
                               + " failed; no longer accepting");
       self->quit(caf::sec::socket_operation_failed);

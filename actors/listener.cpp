@@ -137,6 +137,42 @@ listener open_listener(const std::string& text, uint16_t port) {
   return result;
 }
 
+listener adopt_listener(int fd) {
+  listener result;
+  auto fail = [&](const char* what, int err) {
+    result.error = "cannot serve on the inherited descriptor "
+                   + std::to_string(fd) + ": " + what + ": "
+                   + std::strerror(err);
+    return result;
+  };
+  int listening = 0;
+  socklen_t size = sizeof(listening);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0)
+    return fail("getsockopt(SO_ACCEPTCONN)", errno);
+  if (listening == 0)
+    return fail("not a listening socket", EINVAL);
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0)
+    return fail("getsockname", errno);
+  if (bound.ss_family != AF_INET && bound.ss_family != AF_INET6)
+    return fail("not a TCP/IP socket", EAFNOSUPPORT);
+  // Status flags belong to the open file, which the other holders share:
+  // it is non-blocking for them already, and must be for CAF.
+  auto flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    return fail("fcntl(O_NONBLOCK)", errno);
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+    return fail("fcntl(FD_CLOEXEC)", errno);
+  result.fd = fd;
+  result.address = format_address(bound);
+  result.port = bound.ss_family == AF_INET6
+                  ? ntohs(reinterpret_cast<sockaddr_in6&>(bound).sin6_port)
+                  : ntohs(reinterpret_cast<sockaddr_in&>(bound).sin_port);
+  result.shared = true;
+  return result;
+}
+
 size_t raise_fd_limit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)

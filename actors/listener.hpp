@@ -43,6 +43,11 @@ std::optional<std::string> host_address(std::string_view text);
 /// close-on-exec). `host` may be in brackets (see `host_address`).
 listener open_listener(const std::string& host, uint16_t port);
 
+/// Takes `fd`, a listening TCP socket this process was handed (a worker
+/// inherits its master's), as a shared listener: checked, made non-blocking
+/// and close-on-exec. On failure `fd` is left open and the error says why.
+listener adopt_listener(int fd);
+
 /// Descriptors kept back from connections for the process itself (stdio,
 /// epoll, CAF's pipe, the listener, logs).
 constexpr size_t reserved_fds = 64;

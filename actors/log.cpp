@@ -17,6 +17,9 @@ namespace {
 
 std::atomic<int> threshold_{static_cast<int>(level::info)};
 
+/// Set once, before the threads that log exist (set_origin).
+std::string origin_;
+
 const char* level_name(level x) {
   switch (x) {
     case level::debug:
@@ -139,6 +142,10 @@ sink& the_sink() {
 
 } // namespace
 
+void set_origin(std::string origin) {
+  origin_ = std::move(origin);
+}
+
 void write(level lvl, std::string_view component, std::string_view message) {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -152,11 +159,15 @@ void write(level lvl, std::string_view component, std::string_view message) {
   std::snprintf(stamp + n, sizeof(stamp) - n, ".%03dZ",
                 static_cast<int>(millis));
   std::string line;
-  line.reserve(64 + component.size() + message.size());
+  line.reserve(64 + origin_.size() + component.size() + message.size());
   line += stamp;
   line += ' ';
   line += level_name(lvl);
   line += ' ';
+  if (!origin_.empty()) {
+    line += origin_;
+    line += ' ';
+  }
   line += component;
   line += ": ";
   line += message;

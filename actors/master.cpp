@@ -16,30 +16,37 @@ namespace {
 constexpr const char* component = "master";
 
 void tell(master_pointer self, master_event::kind what, uint32_t worker,
-          std::string detail) {
+          std::string detail, uint32_t connections = 0) {
   auto& st = self->state;
   if (st.cfg.observer)
-    st.cfg.observer(master_event{what, worker, std::move(detail), st.stopping});
+    st.cfg.observer(
+      master_event{what, worker, std::move(detail), st.stopping, connections});
 }
 
 /// Answers every `stop` and ends the master once no worker holds the stop
 /// up any more.
 void finish_if_stopped(master_pointer self) {
   auto& st = self->state;
-  if (!st.stopping)
+  if (!st.stopping || st.stopped)
     return;
   for (auto& kvp : st.workers)
     if (kvp.second.stop_pending)
       return;
-  log::info(component, "workers stopped: open_at_stop="
-                         + std::to_string(st.report.open_at_stop)
-                         + " drained=" + std::to_string(st.report.drained)
-                         + " forced=" + std::to_string(st.report.forced)
-                         + " longest=" + log::millis(st.report.duration));
+  st.stopped = true;
+  // The process's summary, in the form of a single process's (the sums;
+  // the duration is the longest worker's).
+  log::info(component,
+            "stopped: drained=" + std::to_string(st.report.drained)
+              + " forced=" + std::to_string(st.report.forced)
+              + " duration=" + log::millis(st.report.duration)
+              + " open_at_stop=" + std::to_string(st.report.open_at_stop)
+              + " (sums of " + std::to_string(st.answered)
+              + " workers; duration: the longest)");
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();
-  self->quit();
+  if (!st.cfg.linger)
+    self->quit();
 }
 
 /// Adds one worker's report to the sum.
@@ -64,9 +71,10 @@ void stop_worker(master_pointer self, uint32_t id) {
         i->second.stop_pending = false;
         log::info(component,
                   "worker " + std::to_string(id)
-                    + " stopped: drained=" + std::to_string(x.drained)
-                    + " forced=" + std::to_string(x.forced));
+                    + " answered the stop: " + std::to_string(x.drained)
+                    + " drained, " + std::to_string(x.forced) + " forced");
         add_report(st.report, x);
+        ++st.answered;
         finish_if_stopped(self);
       },
       [self, id](caf::error& err) {
@@ -125,18 +133,38 @@ void worker_gone(master_pointer self, const caf::down_msg& msg) {
     return;
   auto id = i->first;
   auto held_stop = i->second.stop_pending;
+  auto held = i->second.connections;
   st.workers.erase(i);
   auto reason = to_string(msg.reason);
-  // Workers do not report how many connections they hold yet: the log
-  // cannot name that count.
   auto line = "worker " + std::to_string(id) + " is gone (" + reason + ")";
   if (st.stopping && !held_stop)
     log::info(component, line + " after its stop");
   else
     log::warning(component,
-                 line + (held_stop ? "; the stop goes on without it" : ""));
-  tell(self, master_event::kind::gone, id, reason);
+                 line + "; it held " + std::to_string(held)
+                   + " connections at the last poll"
+                   + (held_stop ? "; the stop goes on without it" : ""));
+  tell(self, master_event::kind::gone, id, reason, held);
   finish_if_stopped(self);
+}
+
+/// Asks every worker for its connection count, and again after the
+/// interval. Answers are kept for the log line of a worker that is gone; a
+/// missing answer leaves the last one.
+void poll(master_pointer self) {
+  auto& st = self->state;
+  for (auto& kvp : st.workers) {
+    auto id = kvp.first;
+    self->request(kvp.second.handle, st.cfg.poll_interval, connections_atom_v)
+      .then(
+        [self, id](uint32_t n) {
+          auto i = self->state.workers.find(id);
+          if (i != self->state.workers.end())
+            i->second.connections = n;
+        },
+        [](caf::error&) {});
+  }
+  self->delayed_send(self, st.cfg.poll_interval, connections_atom_v);
 }
 
 } // namespace
@@ -156,6 +184,8 @@ std::string to_string(master_event::kind x) {
 master_actor::behavior_type master_main(master_pointer self,
                                         master_config cfg) {
   self->state.cfg = std::move(cfg);
+  if (self->state.cfg.poll_interval.count() > 0)
+    self->delayed_send(self, self->state.cfg.poll_interval, connections_atom_v);
   self->set_down_handler(
     [self](caf::down_msg& msg) { worker_gone(self, msg); });
   return {
@@ -186,6 +216,11 @@ master_actor::behavior_type master_main(master_pointer self,
     },
     [self](stop_atom) {
       auto rp = self->make_response_promise<shutdown_report>();
+      if (self->state.stopped) {
+        // Lingering after the stop (master_config::linger).
+        rp.deliver(self->state.report);
+        return rp;
+      }
       self->state.waiting.push_back(rp);
       begin_stop(self, "stop requested");
       return rp;
@@ -205,6 +240,7 @@ master_actor::behavior_type master_main(master_pointer self,
     [self](workers_atom) {
       return static_cast<uint32_t>(self->state.workers.size());
     },
+    [self](connections_atom) { poll(self); },
   };
 }
 

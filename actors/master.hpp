@@ -15,11 +15,15 @@
 /// - `stop`: `stop` to every registered supervisor, each a request with
 ///   `stop_deadline`. Once every one has answered, ended, or let its
 ///   deadline pass, the master answers every `stop` it got with the sum of
-///   the reports (counts added, the longest duration) and quits.
+///   the reports (counts added, the longest duration) and quits (unless it
+///   lingers, see `master_config`).
 /// - `force`: begins the stop if need be, then `force` to every worker.
 /// - A worker's down message, whatever its reason (after `kill -9` it is
-///   `remote_link_unreachable`): the worker is dropped, logged, reported to
-///   the observer, and no longer holds a stop up.
+///   `remote_link_unreachable`): the worker is dropped, logged with the
+///   connections it held at the last poll, reported to the observer, and no
+///   longer holds a stop up.
+/// - Every `poll_interval`, `connections` to each worker; the answers are
+///   kept for that log line.
 
 #include <functional>
 #include <map>
@@ -53,6 +57,9 @@ struct master_event {
   uint32_t worker = 0;
   std::string detail;
   bool stopping = false;
+  /// `gone`: the connections the worker held at its last answer to the
+  /// master's poll (at most `poll_interval` old).
+  uint32_t connections = 0;
 };
 
 /// "registered", "refused" or "gone".
@@ -61,12 +68,12 @@ std::string to_string(master_event::kind x);
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, master_event& x) {
   return f(caf::meta::type_name("master_event"), x.what, x.worker, x.detail,
-           x.stopping);
+           x.stopping, x.connections);
 }
 
 inline bool operator==(const master_event& x, const master_event& y) {
   return x.what == y.what && x.worker == y.worker && x.detail == y.detail
-         && x.stopping == y.stopping;
+         && x.stopping == y.stopping && x.connections == y.connections;
 }
 
 struct master_config {
@@ -77,6 +84,13 @@ struct master_config {
   /// How long a worker may take to answer `stop` (its drain timeout and a
   /// margin); after it the stop goes on without that worker.
   caf::timespan stop_deadline = std::chrono::seconds(10);
+  /// How often the master asks each worker how many connections it holds
+  /// (for the log line of a worker that is gone); 0 never.
+  caf::timespan poll_interval = std::chrono::milliseconds(500);
+  /// Stay after the stop has been answered, until sent an exit: a worker
+  /// process that registers late (a signal while the workers start) is
+  /// then stopped at once instead of waiting for a master that is gone.
+  bool linger = false;
   /// Told of every event, in the master's own thread: it must not block.
   std::function<void(const master_event&)> observer;
 };
@@ -90,11 +104,17 @@ struct master_state {
     /// A `stop` went out and neither its answer nor the worker's end has
     /// come back.
     bool stop_pending = false;
+    /// Its answer to the last poll.
+    uint32_t connections = 0;
   };
   std::map<uint32_t, worker_entry> workers;
   bool stopping = false;
   bool forcing = false;
+  /// The stop has been answered.
+  bool stopped = false;
   shutdown_report report;
+  /// Workers whose report is in `report`.
+  uint32_t answered = 0;
   std::vector<caf::typed_response_promise<shutdown_report>> waiting;
 };
 

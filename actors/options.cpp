@@ -307,4 +307,17 @@ bool duration_overflows(std::string_view text) {
   return read_duration(text, ignored) == duration_text::overflow;
 }
 
+std::optional<size_t> parse_workers(std::string_view text) {
+  if (text == "auto")
+    return size_t{0};
+  if (text.empty() || text.size() > 3 || !plain_decimal(text, false))
+    return std::nullopt;
+  size_t n = 0;
+  for (auto c : text)
+    n = n * 10 + static_cast<size_t>(c - '0');
+  if (n < 1 || n > max_workers)
+    return std::nullopt;
+  return n;
+}
+
 } // namespace quiesce::options

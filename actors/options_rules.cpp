@@ -137,7 +137,9 @@ std::vector<rule> make_rules() {
   const std::string logger
     = "CAF's logger is compiled out of Debian's libcaf; quiesce has its own: "
       "--log-level";
-  const std::string basp = "quiesce makes no CAF network (BASP) connections";
+  const std::string basp
+    = "quiesce's only CAF network (BASP) connections are its own control "
+      "plane between master and workers, set up by quiesce on loopback";
   const std::string streams = "quiesce uses no CAF streams";
   const std::string profiler
     = "CAF's profiler times every actor run and writes a file without bound; "
@@ -147,6 +149,12 @@ std::vector<rule> make_rules() {
   auto host_form = [](const caf::config_value& x, std::string_view) {
     auto str = value_as<std::string>(x);
     return str && host_address(*str).has_value();
+  };
+  auto worker_form = [](const caf::config_value& x, std::string_view) {
+    if (auto n = value_as<int64_t>(x))
+      return *n >= 1 && *n <= static_cast<int64_t>(max_workers);
+    auto str = value_as<std::string>(x);
+    return str && parse_workers(*str).has_value();
   };
   auto log_level = [](const caf::config_value& x, std::string_view) {
     log::level ignored;
@@ -171,6 +179,9 @@ std::vector<rule> make_rules() {
                 "derived from that limit")),
     checked("idle-timeout", duration(0s, max_timeout, "0s: never")),
     checked("write-timeout", duration(0s, max_timeout, "0s: never")),
+    checked("workers", {worker_form, "auto (the CPUs this process may run on) "
+                                     "or a count from 1 to "
+                                     + std::to_string(max_workers)}),
     checked("log-level", {log_level, "one of debug, info, warning, error, "
                                      "off"}),
     // -- CAF: scheduler --------------------------------------------------------

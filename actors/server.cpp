@@ -28,6 +28,9 @@
 #include "caf/scoped_actor.hpp"
 
 #include "actors/acceptor.hpp"
+#include "actors/control_plane.hpp"
+#include "actors/process.hpp"
+#include "actors/workers.hpp"
 #include "quiesce/registry.hpp"
 #include "actors/config_file.hpp"
 #include "actors/listener.hpp"
@@ -47,104 +50,6 @@ namespace {
 using namespace std::chrono_literals;
 
 using config = server_config;
-
-/// How long the actor system may take to shut down once the supervisor has
-/// reported. It normally takes milliseconds; this only guards the promise
-/// that the process never needs SIGKILL against a socket stuck inside CAF.
-constexpr auto teardown_limit = 3s;
-
-/// Ends the process if the actor system does not shut down in time.
-class teardown_watchdog {
-public:
-  void arm(int exit_code) {
-    thread_ = std::thread{[this, exit_code] {
-      std::unique_lock<std::mutex> guard{mtx_};
-      if (!cv_.wait_for(guard, teardown_limit, [this] { return done_; })) {
-        log::error("main", "the actor system did not shut down within 3s; "
-                           "exiting anyway");
-        log::flush(std::chrono::seconds(1));
-        std::_Exit(exit_code);
-      }
-    }};
-  }
-
-  ~teardown_watchdog() {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable())
-      thread_.join();
-  }
-
-private:
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-/// Waits for the signals of `server_signals()` (blocked in every thread) and
-/// reports each one to `main_actor`. SIGUSR2 with `quit_` set ends it.
-class signal_thread {
-public:
-  signal_thread(const sigset_t& set, caf::actor main_actor) {
-    thread_ = std::thread{[this, set, main_actor] {
-      for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
-          continue;
-        if (sig == SIGUSR2) {
-          if (quit_.load())
-            return;
-          continue;
-        }
-        caf::anon_send(main_actor, signal_atom_v, sig);
-      }
-    }};
-  }
-
-  ~signal_thread() {
-    quit_.store(true);
-    pthread_kill(thread_.native_handle(), SIGUSR2);
-    thread_.join();
-  }
-
-private:
-  std::atomic<bool> quit_{false};
-  std::thread thread_;
-};
-
-/// The I/O thread does the work that the clients wait for; the other
-/// threads (CAF's workers running the supervisor and the timer relay, its
-/// clock, the log writer) get short jobs: a `done` or a down message per
-/// connection, a timer. As ordinary threads each of those wake-ups preempts
-/// the I/O thread when they share a CPU (a context switch there and back:
-/// at a stop with 10,000 connections, tens of thousands of them). As
-/// SCHED_BATCH threads they never preempt on wake-up: they run when the I/O
-/// thread waits, or at the next scheduler tick. Lowering one's own policy
-/// needs no privilege.
-void run_helpers_as_batch() {
-  sched_param param{};
-  if (sched_setscheduler(0, SCHED_BATCH, &param) != 0)
-    log::debug("main", std::string{"SCHED_BATCH: "} + std::strerror(errno));
-}
-
-void favour_io_thread(caf::io::middleman& mm) {
-  mm.backend().dispatch([] {
-    sched_param param{};
-    if (sched_setscheduler(0, SCHED_OTHER, &param) != 0)
-      log::debug("main", std::string{"SCHED_OTHER: "} + std::strerror(errno));
-  });
-}
-
-/// "SIGTERM" for SIGTERM, and so on.
-std::string signal_name(int sig) {
-  if (auto* abbrev = ::sigabbrev_np(sig))
-    return std::string{"SIG"} + abbrev;
-  return "signal " + std::to_string(sig);
-}
 
 /// Spawns the services actor on a thread of its own (its deadlines must
 /// fire even if a service blocks every scheduler worker) and starts every
@@ -166,7 +71,8 @@ std::optional<int> start_services(caf::scoped_actor& self,
 
 /// Runs the server until it has stopped; returns the exit code.
 int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
-          listener& lst, behaviour_factory factory, size_t max_connections) {
+          listener& lst, behaviour_factory factory, size_t max_connections,
+          const worker_link* link) {
   auto& mm = sys.middleman();
   favour_io_thread(mm);
   caf::scoped_actor self{sys};
@@ -193,6 +99,12 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   auto door = make_listener_doorman(mm.backend(), lst);
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
+  if (link != nullptr)
+    sup_cfg.summary = [](const shutdown_report& x) {
+      return "this worker's drain is over: " + std::to_string(x.drained)
+             + " drained, " + std::to_string(x.forced) + " forced, in "
+             + log::millis(x.duration);
+    };
   sup_cfg.broadcast_stop = [&mm](std::vector<connection_actor> conns) {
     // One hand-over to the event loop; there each `stop` to a broker is
     // queued for the same turn instead of a pipe write and a turn apiece.
@@ -201,35 +113,55 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         caf::anon_send(conn, stop_atom_v);
     });
   };
-  sup_cfg.start_acceptor
-    = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
-       write_timeout = cfg.write_timeout, address = lst.address,
-       shared_listener, directory](supervisor_actor sup) {
-        acceptor_config acc_cfg;
-        acc_cfg.connection.make_behaviour = factory;
-        acc_cfg.connection.supervisor = sup;
-        acc_cfg.connection.idle_timeout = idle_timeout;
-        acc_cfg.connection.write_timeout = write_timeout;
-        acc_cfg.connection.services = directory;
-        acc_cfg.max_connections = max_connections;
-        acc_cfg.address = address;
-        acc_cfg.shared_listener = shared_listener;
-        return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
-      };
+  sup_cfg.start_acceptor =
+    [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
+     write_timeout = cfg.write_timeout, address = lst.address, shared_listener,
+     worker = link != nullptr, directory](supervisor_actor sup) {
+      acceptor_config acc_cfg;
+      acc_cfg.connection.make_behaviour = factory;
+      acc_cfg.connection.supervisor = sup;
+      acc_cfg.connection.idle_timeout = idle_timeout;
+      acc_cfg.connection.write_timeout = write_timeout;
+      acc_cfg.connection.services = directory;
+      acc_cfg.max_connections = max_connections;
+      acc_cfg.address = address;
+      // A worker's stop is the server's stop: its socket stops listening
+      // for every process (the master holds it only to hand it on), and
+      // the clients in the backlog are taken first. Its doorman is still
+      // the shared one: nothing else shuts the socket down.
+      acc_cfg.shared_listener = shared_listener && !worker;
+      return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
+    };
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);
   // A signal that arrived during start-up is pending: it is taken now.
   signal_thread signal_watch{signals, caf::actor{self}};
-  std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
-            << std::endl;
-  log::info("main", "listening on " + lst.address + " (protocol " + cfg.protocol
-                      + ", max connections " + std::to_string(max_connections)
-                      + ")");
+  master_actor master;
+  bool link_failed = false;
+  if (link == nullptr) {
+    std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
+              << std::endl;
+    log::info("main", "listening on " + lst.address + " (protocol "
+                        + cfg.protocol + ", max connections "
+                        + std::to_string(max_connections) + ")");
+  } else if (auto m = register_with_master(sys, link->master_port, link->secret,
+                                           link->id, sup)) {
+    master = *m;
+    self->monitor(master);
+    log::info("main", "serving on " + lst.address + " (pid "
+                        + std::to_string(::getpid()) + ", max connections "
+                        + std::to_string(max_connections) + ")");
+  } else {
+    log::error("main", to_string(m.error()) + "; stopping");
+    link_failed = true;
+    self->send(sup, stop_atom_v);
+  }
   // The phases of the stop: the supervisor's (listener, drain), then the
   // services actor's (each service's stop and deadline), then the exit.
   int signals_seen = 0;
-  bool stop_sent = false;
+  bool stop_sent = link_failed;
   bool supervisor_gone = false;
+  caf::error supervisor_end;
   bool services_gone = false;
   bool service_failed = false;
   std::optional<shutdown_report> report;
@@ -243,6 +175,14 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   self->receive_while([&] { return !services_gone; })(
     [&](signal_atom, int sig) {
       auto name = signal_name(sig);
+      if (link != nullptr) {
+        // A process-group signal reaches the master too, and the master
+        // decides for every worker: taken here, it would count twice.
+        log::debug("main", name
+                             + " received: ignored (a worker takes its "
+                               "orders from its master)");
+        return;
+      }
       if (sig == SIGHUP) {
         // A closing terminal, or an operator asking for a reload: one
         // process has nothing to reload (workers bring that), so it goes on.
@@ -289,14 +229,29 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     [&](shutdown_report& x) { report = x; },
     [&](services_report& x) { svc_report = x; },
     [&](caf::down_msg& msg) {
-      if (msg.source == sup.address()) {
+      if (master && msg.source == master.address()) {
+        // A master ends normally only after its stop, which reached this
+        // worker's supervisor first; any other end leaves it alone.
+        if (msg.reason && !stop_sent) {
+          begin_stop();
+          log::warning("main", "the master is gone (" + to_string(msg.reason)
+                                 + "): stopping");
+        }
+      } else if (msg.source == sup.address()) {
         supervisor_gone = true;
+        supervisor_end = msg.reason;
         // The connections have drained: now the services may stop.
         self->send(services, stop_atom_v);
       } else if (msg.source == services.address()) {
         services_gone = true;
       }
     });
+  if (link_failed)
+    return exit_cannot_run;
+  if (!report && link != nullptr && !supervisor_end) {
+    // Its master asked for the stop and has the report.
+    report = shutdown_report{};
+  }
   if (!report) {
     log::error("main", "the server stopped on its own (see above)");
     return exit_cannot_run;
@@ -342,20 +297,39 @@ int run_server(int argc, char** argv) {
     return exit_cannot_run;
   }
   auto factory = proto->make;
+  add_control_plane_types(cfg);
+  // A worker started by a master serves on the master's socket.
+  std::string worker_error;
+  listener lst;
+  auto link = take_worker_environment(lst, worker_error);
+  if (!worker_error.empty()) {
+    std::cerr << "quiesce: " << worker_error << std::endl;
+    return exit_cannot_run;
+  }
+  auto workers = worker_count(cfg);
+  if (link)
+    log::set_origin("worker " + std::to_string(link->id));
   auto fd_limit = raise_fd_limit();
   auto max_connections = max_connections_for(fd_limit);
-  if (cfg.max_connections > max_connections)
-    log::warning("main",
-                 "--max-connections=" + std::to_string(cfg.max_connections)
-                   + " exceeds what the open-file limit allows ("
-                   + std::to_string(fd_limit) + "); using "
-                   + std::to_string(max_connections));
-  else if (cfg.max_connections > 0)
-    max_connections = cfg.max_connections;
-  auto lst = open_listener(cfg.host, cfg.port);
-  if (lst.fd < 0) {
-    std::cerr << "quiesce: " << lst.error << std::endl;
-    return exit_cannot_run;
+  auto wanted = cfg.max_connections;
+  if (link && wanted > 0)
+    wanted = worker_share(wanted, link->id, workers);
+  if (wanted > max_connections)
+    log::warning("main", "--max-connections=" + std::to_string(wanted)
+                           + (link ? " (this worker's share)" : "")
+                           + " exceeds what the open-file limit allows ("
+                           + std::to_string(fd_limit) + "); using "
+                           + std::to_string(max_connections));
+  else if (wanted > 0)
+    max_connections = wanted;
+  if (!link) {
+    lst = open_listener(cfg.host, cfg.port);
+    if (lst.fd < 0) {
+      std::cerr << "quiesce: " << lst.error << std::endl;
+      return exit_cannot_run;
+    }
+    if (workers > 1)
+      return run_master(cfg, lst, signals, workers, argc, argv);
   }
   teardown_watchdog watchdog;
   int code = exit_cannot_run;
@@ -364,7 +338,8 @@ int run_server(int argc, char** argv) {
     // I/O thread to the normal policy (see favour_io_thread).
     run_helpers_as_batch();
     caf::actor_system sys{cfg};
-    code = serve(sys, cfg, signals, lst, std::move(factory), max_connections);
+    code = serve(sys, cfg, signals, lst, std::move(factory), max_connections,
+                 link ? &*link : nullptr);
     watchdog.arm(code);
   } // ~actor_system waits for every actor and the I/O thread.
   // The summary line must be out before the exit; a standard error that

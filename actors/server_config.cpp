@@ -33,6 +33,10 @@ server_config::server_config() {
          "how long output may wait without the client taking a byte of it "
          "before the connection is aborted, e.g. 30s; 0s never (default: "
          "60s)")
+    .add(workers, "workers",
+         "worker processes on the one listening socket: auto (the CPUs "
+         "this process may run on) or a count; 1 serves from this process "
+         "alone (default: auto)")
     .add(log_level, "log-level",
          "debug, info, warning, error or off (default: info)");
   declare_protocol_options(custom_options_);

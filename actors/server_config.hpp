@@ -34,6 +34,8 @@ public:
   caf::timespan idle_timeout = std::chrono::seconds(60);
   caf::timespan write_timeout = std::chrono::seconds(60);
   std::string log_level = "info";
+  /// "auto" or a count (options.hpp, `parse_workers`; workers.hpp).
+  std::string workers = "auto";
 
   server_config();
 

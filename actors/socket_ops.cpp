@@ -162,6 +162,13 @@ void stop_listening(int fd) {
     report("shutdown(listener)", fd);
 }
 
+bool listening(int fd) {
+  int value = 0;
+  socklen_t size = sizeof(value);
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &size) == 0
+         && value != 0;
+}
+
 int accept_waiting(int fd) {
   // The listener is about to close: make sure accept() cannot block on it.
   auto flags = ::fcntl(fd, F_GETFL);
@@ -173,7 +180,9 @@ int accept_waiting(int fd) {
       return client;
     if (errno == EINTR || errno == ECONNABORTED)
       continue; // that client is gone; look for the next
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
+    // EINVAL: the socket no longer listens (a worker of the same master
+    // stopped it, with the backlog taken): nothing left to accept.
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
       log::warning("socket", std::string{"accept at the stop failed: "}
                                + std::strerror(errno));
     return -1;

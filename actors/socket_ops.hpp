@@ -75,6 +75,10 @@ bool peer_read_since(const output_sample& before, const output_sample& now);
 /// and clients still waiting in its backlog are reset.
 void stop_listening(int fd);
 
+/// Whether `fd` is a socket still listening (SO_ACCEPTCONN); false on any
+/// error.
+bool listening(int fd);
+
 /// Accepts a client waiting in the backlog of the listening socket `fd`
 /// without blocking: its descriptor (non-blocking, close-on-exec), or -1
 /// when none waits or accept failed (logged).

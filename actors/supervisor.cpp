@@ -19,9 +19,12 @@ void finish_if_drained(supervisor_pointer self) {
   if (!st.stopping || st.acceptor_alive || !st.connections.empty())
     return;
   st.report.duration = self->clock().now() - st.stop_began;
-  log::info(component, "stopped: drained=" + std::to_string(st.report.drained)
-                         + " forced=" + std::to_string(st.report.forced)
-                         + " duration=" + log::millis(st.report.duration));
+  if (st.cfg.summary)
+    log::info(component, st.cfg.summary(st.report));
+  else
+    log::info(component, "stopped: drained=" + std::to_string(st.report.drained)
+                           + " forced=" + std::to_string(st.report.forced)
+                           + " duration=" + log::millis(st.report.duration));
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();
@@ -134,6 +137,11 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
     if (msg.source == s.acceptor.address()) {
       s.acceptor_alive = false;
       if (!s.stopping) {
+        if (!msg.reason) {
+          // Its socket was stopped by another process (acceptor.hpp).
+          begin_stop(self, "listener stopped elsewhere");
+          return;
+        }
         log::error(component, "the acceptor ended unexpectedly ("
                                 + to_string(msg.reason) + ")");
         begin_stop(self, "listener lost");
@@ -177,6 +185,13 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
     },
     [self](drain_timeout_atom) {
       force_remaining(self, "drain timeout passed");
+    },
+    [self](connections_atom) {
+      uint32_t open = 0;
+      for (auto& kvp : self->state.connections)
+        if (!kvp.second.done)
+          ++open;
+      return open;
     },
   };
 }

@@ -22,8 +22,11 @@
 ///   supervisor ends once all are gone.
 /// - the acceptor ending on its own (its socket failed): log it and begin the
 ///   stop, so the process does not keep running without a listener.
+/// - `connections`: how many connections have not reported `done` (a
+///   worker's master polls it, for its log and its sums).
 
 #include <functional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +51,10 @@ struct supervisor_config {
   /// thread would cost CAF 0.17 a pipe write and a turn of the loop each
   /// (see docs/performance.md).
   std::function<void(std::vector<connection_actor>)> broadcast_stop;
+  /// The summary line at the end of the stop, if not the process's own
+  /// "stopped: drained=N forced=N duration=T": a worker's master prints the
+  /// process's summary, and the worker's line must not read like it.
+  std::function<std::string(const shutdown_report&)> summary;
 };
 
 struct supervisor_state {

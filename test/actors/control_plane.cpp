@@ -78,6 +78,8 @@ struct stand_in_config {
   bool never_answer = false;
   /// Told `got_stop`/`got_force` with the id.
   caf::actor probe;
+  /// What it answers to `connections`.
+  uint32_t connections = 0;
 };
 
 struct stand_in_state {
@@ -128,6 +130,7 @@ supervisor_actor::behavior_type stand_in(stand_in_pointer self,
       }
     },
     [](drain_timeout_atom) {},
+    [self](connections_atom) { return self->state.cfg.connections; },
   };
 }
 

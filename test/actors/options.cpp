@@ -232,7 +232,8 @@ CAF_TEST(an integer option judges the text of its value first) {
   // An option refused whatever its value says so, not how it is written.
   CAF_CHECK_EQUAL(
     judged(opts, "middleman.workers", "010", caf::config_value{8}),
-    "quiesce makes no CAF network (BASP) connections");
+    "quiesce's only CAF network (BASP) connections are its own control "
+    "plane between master and workers, set up by quiesce on loopback");
   // Unknown text (a value from elsewhere) and other types pass the text.
   CAF_CHECK_EQUAL(judged(opts, "global.port", "", caf::config_value{80}), "");
   CAF_CHECK_EQUAL(

@@ -32,7 +32,13 @@ inline bool enabled(level x) {
 /// A duration for a log line, in milliseconds with one decimal: "12.5ms".
 std::string millis(std::chrono::nanoseconds x);
 
-/// Queues one line: timestamp, level, component and message.
+/// Names the process in every later line, before the component: a worker
+/// process sets "worker 2" (its lines share the master's standard error).
+/// Call it before any other thread logs.
+void set_origin(std::string origin);
+
+/// Queues one line: timestamp, level, origin (if set), component and
+/// message.
 void write(level lvl, std::string_view component, std::string_view message);
 
 /// Waits until every queued line is written, at most `limit`; false if the

@@ -94,6 +94,12 @@ CAF_ADD_ATOM(quiesce, quiesce, service_failed_atom, "svc_failed")
 CAF_ADD_ATOM(quiesce, quiesce, register_atom, "register")
 /// How many workers the master has registered (anyone -> master).
 CAF_ADD_ATOM(quiesce, quiesce, workers_atom, "workers")
+/// How many connections a supervisor holds (master -> worker supervisor,
+/// polled; the master's own timer).
+CAF_ADD_ATOM(quiesce, quiesce, connections_atom, "conns")
+/// A worker process ended: its pid and wait status (child watcher -> the
+/// master process's main loop).
+CAF_ADD_ATOM(quiesce, quiesce, exited_atom, "exited")
 
 namespace quiesce {
 
@@ -180,7 +186,8 @@ using acceptor_actor
 using supervisor_actor = caf::typed_actor<
   caf::reacts_to<connected_atom, connection_actor>, caf::reacts_to<done_atom>,
   caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
-  caf::reacts_to<drain_timeout_atom>>;
+  caf::reacts_to<drain_timeout_atom>,
+  caf::replies_to<connections_atom>::with<uint32_t>>;
 
 /// The services actor: spawns the declared services (service.hpp), applies
 /// their crash policies and stops them after the drain. `start` answers an
@@ -203,6 +210,7 @@ using master_actor
                                      supervisor_actor>::with<caf::ok_atom>,
                      caf::replies_to<stop_atom>::with<shutdown_report>,
                      caf::reacts_to<force_atom>,
-                     caf::replies_to<workers_atom>::with<uint32_t>>;
+                     caf::replies_to<workers_atom>::with<uint32_t>,
+                     caf::reacts_to<connections_atom>>;
 
 } // namespace quiesce

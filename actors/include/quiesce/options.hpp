@@ -22,6 +22,9 @@
 #include "caf/config_option.hpp"
 #include "caf/error.hpp"
 #include "caf/config_option_set.hpp"
+#include <optional>
+#include <string_view>
+
 #include "caf/config_value.hpp"
 #include "caf/settings.hpp"
 #include "caf/timespan.hpp"
@@ -32,6 +35,13 @@ namespace quiesce::options {
 /// (the CPUs the process may run on): its scheduled actors are a supervisor
 /// and a timer relay; more idle workers only add wake-ups.
 constexpr size_t max_scheduler_threads = 256;
+
+/// The most worker processes `--workers` accepts.
+constexpr size_t max_workers = 256;
+
+/// `--workers`' text: "auto" (0: the CPUs of the affinity mask, resolved by
+/// the server) or a count from 1 to `max_workers`; nothing if malformed.
+std::optional<size_t> parse_workers(std::string_view text);
 
 /// The longest value of quiesce's own timeouts. Nothing in a server waits
 /// for longer than a day on purpose (`0s` turns off the timeouts that may be

@@ -52,6 +52,9 @@ recording_supervisor(supervisor_actor::pointer self,
     [](stop_atom) { return shutdown_report{}; },
     [](force_atom) {},
     [](drain_timeout_atom) {},
+    [rec](connections_atom) {
+      return static_cast<uint32_t>(rec->connected.size() - rec->done_by.size());
+    },
   };
 }
 
