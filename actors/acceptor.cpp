@@ -63,6 +63,37 @@ void accept_backlog(acceptor_pointer self, int listen_fd) {
                            + " clients waiting in the backlog at the stop");
 }
 
+/// The stop: no more accepting. `leave_socket`: other processes go on
+/// accepting on it (a shared listener, or a reload's old worker), so it is
+/// neither shut down nor is its backlog taken.
+void stop_accepting(acceptor_pointer self, bool leave_socket) {
+  auto& s = self->state;
+  if (s.stopping)
+    return; // stop twice (or a retire and a stop): harmless
+  s.stopping = true;
+  s.leaving = leave_socket;
+  if (leave_socket) {
+    // Other processes accept on this socket: a shutdown() would stop it
+    // listening in all of them, and the clients in its backlog are
+    // theirs to take. This one only stops accepting, on the later turns
+    // of `close` below (the doorman never shuts the socket down:
+    // shared_listener.hpp). A client accepted before then is served like
+    // one from the backlog.
+    mark_stopping(self);
+  } else if (auto fd = socket_ops::native_fd(self, s.hdl)) {
+    // Refuse new clients now: the kernel stops listening at once.
+    // Clients already in the backlog are taken first, or the shutdown
+    // resets them.
+    mark_stopping(self);
+    accept_backlog(self, *fd);
+    socket_ops::stop_listening(*fd);
+  }
+  // Take the doorman out of the event loop on a later turn: a stop in
+  // the same turn as the doorman's start (deferred_close.hpp).
+  defer_close(s.cfg.connection.relay, self->address(),
+              caf::make_message(caf::close_atom_v));
+}
+
 } // namespace
 
 acceptor_actor::behavior_type
@@ -99,34 +130,12 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       }
     },
     [self](stop_atom) {
-      auto& s = self->state;
-      if (s.stopping)
-        return; // stop twice: harmless
-      s.stopping = true;
-      if (s.cfg.shared_listener) {
-        // Other processes accept on this socket: a shutdown() would stop it
-        // listening in all of them, and the clients in its backlog are
-        // theirs to take. This one only stops accepting, on the later turns
-        // of `close` below (the doorman never shuts the socket down:
-        // shared_listener.hpp). A client accepted before then is served like
-        // one from the backlog.
-        mark_stopping(self);
-      } else if (auto fd = socket_ops::native_fd(self, s.hdl)) {
-        // Refuse new clients now: the kernel stops listening at once.
-        // Clients already in the backlog are taken first, or the shutdown
-        // resets them.
-        mark_stopping(self);
-        accept_backlog(self, *fd);
-        socket_ops::stop_listening(*fd);
-      }
-      // Take the doorman out of the event loop on a later turn: a stop in
-      // the same turn as the doorman's start (deferred_close.hpp).
-      defer_close(s.cfg.connection.relay, self->address(),
-                  caf::make_message(caf::close_atom_v));
+      stop_accepting(self, self->state.cfg.shared_listener);
     },
+    [self](retire_atom) { stop_accepting(self, true); },
     [self](caf::close_atom) {
       auto& s = self->state;
-      if (s.cfg.shared_listener && !s.left_loop) {
+      if (s.leaving && !s.left_loop) {
         // Still listening, for the other processes too: a client may be
         // waiting in the same turn of the event loop. Closing now would let
         // CAF accept it for a doorman already detached, which drops it

@@ -56,6 +56,9 @@ struct acceptor_state {
   size_t accepted = 0;
   bool paused = false;
   bool stopping = false;
+  /// The stop leaves the socket to other processes (a shared listener's
+  /// stop, or `retire`): no shutdown(), no backlog taken.
+  bool leaving = false;
   /// A shared listener's close: the doorman is out of the event loop, the
   /// close comes on the next `close`.
   bool left_loop = false;

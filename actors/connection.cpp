@@ -142,7 +142,26 @@ void connection_state::on_timer(uint64_t token) {
   after_callback();
 }
 
+void connection_state::on_retire() {
+  // Also for one accepted during the stop (stop_requested from its start):
+  // a fresh client whose first request is on its way gets the grace too.
+  if (retiring_)
+    return;
+  retiring_ = true;
+  send_later(cfg_->retire_grace, caf::make_message(stop_atom_v));
+}
+
 void connection_state::on_data(caf::io::new_data_msg& msg) {
+  if (retiring_) {
+    // A request during the grace: in flight at the stop, so that its
+    // answer is the last (the bytes just read count as unread at the stop,
+    // as do any still in the kernel).
+    retiring_ = false;
+    size_t unread = msg.buf.size();
+    if (fd_ && core_->state() == lifecycle_state::open)
+      unread += socket_ops::unread_bytes(*fd_);
+    run(core_->stop(now(), unread));
+  }
   input_ = &msg;
   run(core_->read(now(), msg.buf.size()));
   input_ = nullptr;
@@ -204,6 +223,7 @@ void connection_state::on_peer_closed() {
 }
 
 void connection_state::on_stop() {
+  retiring_ = false;
   // Bytes the client sent before the stop may still wait in the kernel, not
   // yet read by the event loop: they were sent before the stop and count as
   // in flight. Only an open connection asks (the core ignores it otherwise).
@@ -287,6 +307,7 @@ connection_actor::behavior_type connection_main(
     [&st](caf::io::data_transferred_msg& msg) { st.on_transferred(msg); },
     [&st](caf::io::connection_closed_msg&) { st.on_peer_closed(); },
     [&st](stop_atom) { st.on_stop(); },
+    [&st](retire_atom) { st.on_retire(); },
     [&st](lifecycle_timer_atom, uint8_t tag) {
       // The tags are the core's timer kinds (messages.hpp); anything else
       // is not one of ours.

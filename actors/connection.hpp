@@ -75,6 +75,12 @@ struct connection_config : lifecycle_limits {
   /// connection says `stop_requested()` from the start, so that bytes it
   /// reads before its `stop` arrives are treated as sent before the stop.
   bool stopping = false;
+  /// At `retire` (a reload's old worker), how long a connection waits for
+  /// one more request before it stops: that request, sent in the meantime
+  /// by a client that loops on a keep-alive connection, is answered as one
+  /// in flight at the stop (HTTP: with `Connection: close`) instead of
+  /// racing the close. The supervisor keeps it below the drain timeout.
+  caf::timespan retire_grace = std::chrono::seconds(1);
   /// The server's services, for `connection_io::service`; none if null.
   std::shared_ptr<const service_directory> services;
 };
@@ -119,6 +125,9 @@ public:
   caf::actor_system& system() const override;
 
   // -- message handlers: each becomes an event of the core --------------------
+
+  /// `retire`: the stop after a grace, or at the next input.
+  void on_retire();
 
   void on_data(caf::io::new_data_msg& msg);
 
@@ -249,6 +258,8 @@ private:
   size_t out_counted_ = 0;
   /// Reads use the large buffer (see connection_config::small_read).
   bool large_reads_ = false;
+  /// `retire` came and the grace runs: the next input stops the connection.
+  bool retiring_ = false;
   /// Reads in a row shorter than `small_read` while `large_reads_`.
   uint8_t short_reads_ = 0;
   static constexpr uint8_t small_reads_to_shrink = 2;

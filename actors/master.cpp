@@ -23,6 +23,48 @@ void tell(master_pointer self, master_event::kind what, uint32_t worker,
       master_event{what, worker, std::move(detail), st.stopping, connections});
 }
 
+/// Whether the current message comes from an actor of this process (not
+/// from a BASP peer, and not anonymous: a peer's message may be).
+bool from_here(master_pointer self, const char* what) {
+  auto& sender = self->current_sender();
+  if (sender && sender->node() == self->node())
+    return true;
+  log::warning(component, std::string{"ignored `"} + what + "` from "
+                            + (sender ? to_string(sender->node())
+                                      : std::string{"an anonymous sender"})
+                            + ": only the master's own process may send it");
+  return false;
+}
+
+caf::error refused_here() {
+  return caf::make_error(caf::sec::request_receiver_down,
+                         "only the master's own process may ask this");
+}
+
+/// `retire` to worker `id`, whose answer is logged.
+void retire_worker(master_pointer self, uint32_t id) {
+  auto& st = self->state;
+  auto& entry = st.workers.at(id);
+  if (entry.retiring)
+    return;
+  entry.retiring = true;
+  self
+    ->request(entry.handle, st.cfg.stop_deadline + st.cfg.stop_deadline,
+              retire_atom_v)
+    .then(
+      [id](shutdown_report& x) {
+        log::info(component, "worker " + std::to_string(id)
+                               + " retired: " + std::to_string(x.drained)
+                               + " drained, " + std::to_string(x.forced)
+                               + " forced, in " + log::millis(x.duration));
+      },
+      [id](caf::error& err) {
+        log::debug(component, "worker " + std::to_string(id)
+                                + " gave no answer to its retire ("
+                                + to_string(err) + ")");
+      });
+}
+
 /// Answers every `stop` and ends the master once no worker holds the stop
 /// up any more.
 void finish_if_stopped(master_pointer self) {
@@ -111,7 +153,7 @@ std::string refusal(master_pointer self, const std::string& secret, uint32_t id,
   auto& st = self->state;
   if (!same_secret(secret, st.cfg.secret))
     return "wrong secret";
-  if (st.cfg.expected.count(id) == 0)
+  if (st.cfg.expects ? !st.cfg.expects(id) : st.cfg.expected.count(id) == 0)
     return "unknown worker id";
   if (st.workers.count(id) > 0)
     return "worker id registered already";
@@ -134,11 +176,14 @@ void worker_gone(master_pointer self, const caf::down_msg& msg) {
   auto id = i->first;
   auto held_stop = i->second.stop_pending;
   auto held = i->second.connections;
+  auto retiring = i->second.retiring;
   st.workers.erase(i);
   auto reason = to_string(msg.reason);
   auto line = "worker " + std::to_string(id) + " is gone (" + reason + ")";
   if (st.stopping && !held_stop)
     log::info(component, line + " after its stop");
+  else if (retiring && !held_stop)
+    log::info(component, line + " after its retire");
   else
     log::warning(component,
                  line + "; it held " + std::to_string(held)
@@ -211,10 +256,14 @@ master_actor::behavior_type master_main(master_pointer self,
         stop_worker(self, id);
         if (st.forcing)
           self->send(sup, force_atom_v);
+      } else if (st.retire_on_register.erase(id) > 0) {
+        retire_worker(self, id);
       }
       return caf::ok_atom_v;
     },
-    [self](stop_atom) {
+    [self](stop_atom) -> caf::result<shutdown_report> {
+      if (!from_here(self, "stop"))
+        return refused_here();
       auto rp = self->make_response_promise<shutdown_report>();
       if (self->state.stopped) {
         // Lingering after the stop (master_config::linger).
@@ -226,6 +275,8 @@ master_actor::behavior_type master_main(master_pointer self,
       return rp;
     },
     [self](force_atom) {
+      if (!from_here(self, "force"))
+        return;
       auto& st = self->state;
       begin_stop(self, "stop forced");
       if (st.forcing)
@@ -237,10 +288,26 @@ master_actor::behavior_type master_main(master_pointer self,
       for (auto& kvp : st.workers)
         self->send(kvp.second.handle, force_atom_v);
     },
-    [self](workers_atom) {
+    [self](workers_atom) -> caf::result<uint32_t> {
+      if (!from_here(self, "workers"))
+        return refused_here();
       return static_cast<uint32_t>(self->state.workers.size());
     },
-    [self](connections_atom) { poll(self); },
+    [self](connections_atom) {
+      if (self->current_sender() == nullptr
+          || self->current_sender()->address() != self->address())
+        return; // its own timer only
+      poll(self);
+    },
+    [self](retire_atom, uint32_t id) {
+      if (!from_here(self, "retire"))
+        return;
+      auto& st = self->state;
+      if (st.workers.count(id) > 0)
+        retire_worker(self, id);
+      else
+        st.retire_on_register.insert(id);
+    },
   };
 }
 

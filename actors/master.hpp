@@ -24,6 +24,13 @@
 ///   longer holds a stop up.
 /// - Every `poll_interval`, `connections` to each worker; the answers are
 ///   kept for that log line.
+/// - `retire(id)`: `retire` to that worker (a reload's old generation, or
+///   a failed reload's new one), now or when it registers; its answer is
+///   logged and its end expected. A `stop` later reaches it too.
+/// - `stop`, `force`, `retire` and `workers` are taken only from actors of
+///   the master's own process: over BASP anyone who reaches the port could
+///   send them (registration needs the secret; these need no registration).
+///   Anything else is logged and ignored (a request gets an error).
 
 #include <functional>
 #include <map>
@@ -81,6 +88,10 @@ struct master_config {
   std::string secret;
   /// The worker ids the master accepts, one live worker each.
   std::set<uint32_t> expected;
+  /// If set, decides instead of `expected` (called in the master's thread;
+  /// a process that starts new workers while the master runs, a reload,
+  /// keeps the ids behind it).
+  std::function<bool(uint32_t)> expects;
   /// How long a worker may take to answer `stop` (its drain timeout and a
   /// margin); after it the stop goes on without that worker.
   caf::timespan stop_deadline = std::chrono::seconds(10);
@@ -106,7 +117,11 @@ struct master_state {
     bool stop_pending = false;
     /// Its answer to the last poll.
     uint32_t connections = 0;
+    /// Sent `retire` (its end is expected).
+    bool retiring = false;
   };
+  /// Ids told to retire before they registered: retired when they do.
+  std::set<uint32_t> retire_on_register;
   std::map<uint32_t, worker_entry> workers;
   bool stopping = false;
   bool forcing = false;

@@ -105,33 +105,42 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
              + " drained, " + std::to_string(x.forced) + " forced, in "
              + log::millis(x.duration);
     };
-  sup_cfg.broadcast_stop = [&mm](std::vector<connection_actor> conns) {
-    // One hand-over to the event loop; there each `stop` to a broker is
-    // queued for the same turn instead of a pipe write and a turn apiece.
-    mm.backend().post([conns = std::move(conns)] {
-      for (auto& conn : conns)
-        caf::anon_send(conn, stop_atom_v);
-    });
-  };
-  sup_cfg.start_acceptor =
-    [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
-     write_timeout = cfg.write_timeout, address = lst.address, shared_listener,
-     worker = link != nullptr, directory](supervisor_actor sup) {
-      acceptor_config acc_cfg;
-      acc_cfg.connection.make_behaviour = factory;
-      acc_cfg.connection.supervisor = sup;
-      acc_cfg.connection.idle_timeout = idle_timeout;
-      acc_cfg.connection.write_timeout = write_timeout;
-      acc_cfg.connection.services = directory;
-      acc_cfg.max_connections = max_connections;
-      acc_cfg.address = address;
-      // A worker's stop is the server's stop: its socket stops listening
-      // for every process (the master holds it only to hand it on), and
-      // the clients in the backlog are taken first. Its doorman is still
-      // the shared one: nothing else shuts the socket down.
-      acc_cfg.shared_listener = shared_listener && !worker;
-      return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
-    };
+  sup_cfg.broadcast_stop
+    = [&mm](std::vector<connection_actor> conns, bool retire) {
+        // One hand-over to the event loop; there each `stop` to a broker is
+        // queued for the same turn instead of a pipe write and a turn apiece.
+        mm.backend().post([conns = std::move(conns), retire] {
+          for (auto& conn : conns) {
+            if (retire)
+              caf::anon_send(conn, retire_atom_v);
+            else
+              caf::anon_send(conn, stop_atom_v);
+          }
+        });
+      };
+  sup_cfg.start_acceptor
+    = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
+       write_timeout = cfg.write_timeout, drain_timeout = cfg.drain_timeout,
+       address = lst.address, shared_listener, worker = link != nullptr,
+       directory](supervisor_actor sup) {
+        acceptor_config acc_cfg;
+        acc_cfg.connection.make_behaviour = factory;
+        acc_cfg.connection.supervisor = sup;
+        acc_cfg.connection.idle_timeout = idle_timeout;
+        acc_cfg.connection.write_timeout = write_timeout;
+        acc_cfg.connection.services = directory;
+        // A reload's grace for keep-alive clients, well inside the drain.
+        acc_cfg.connection.retire_grace
+          = std::min<caf::timespan>(std::chrono::seconds(1), drain_timeout / 2);
+        acc_cfg.max_connections = max_connections;
+        acc_cfg.address = address;
+        // A worker's stop is the server's stop: its socket stops listening
+        // for every process (the master holds it only to hand it on), and
+        // the clients in the backlog are taken first. Its doorman is still
+        // the shared one: nothing else shuts the socket down.
+        acc_cfg.shared_listener = shared_listener && !worker;
+        return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
+      };
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);
   // A signal that arrived during start-up is pending: it is taken now.

@@ -56,11 +56,39 @@ void force_remaining(supervisor_pointer self, const char* why) {
   finish_if_drained(self);
 }
 
-void begin_stop(supervisor_pointer self, const char* why) {
+/// `stop` (or, with `retire`, `retire`) to every open connection.
+void tell_connections(supervisor_pointer self, bool retire) {
   auto& st = self->state;
-  if (st.stopping)
+  if (st.cfg.broadcast_stop) {
+    std::vector<connection_actor> open;
+    open.reserve(st.connections.size());
+    for (auto& kvp : st.connections)
+      open.push_back(kvp.second.handle);
+    st.cfg.broadcast_stop(std::move(open), retire);
+  } else {
+    for (auto& kvp : st.connections) {
+      if (retire)
+        self->send(kvp.second.handle, retire_atom_v);
+      else
+        self->send(kvp.second.handle, stop_atom_v);
+    }
+  }
+}
+
+void begin_stop(supervisor_pointer self, const char* why, bool retire = false) {
+  auto& st = self->state;
+  if (st.stopping) {
+    if (st.retiring && !retire) {
+      // A stop during a retire: the connections still in their grace stop
+      // now (those stopped already ignore it).
+      st.retiring = false;
+      log::info(component, std::string{why} + ": the retire becomes a stop");
+      tell_connections(self, false);
+    }
     return;
+  }
   st.stopping = true;
+  st.retiring = retire;
   st.stop_began = self->clock().now();
   for (auto& kvp : st.connections)
     if (!kvp.second.done)
@@ -69,18 +97,13 @@ void begin_stop(supervisor_pointer self, const char* why) {
                          + std::to_string(st.report.open_at_stop)
                          + " connections open, drain timeout "
                          + log::millis(st.cfg.drain_timeout));
-  if (st.acceptor_alive)
-    self->send(st.acceptor, stop_atom_v);
-  if (st.cfg.broadcast_stop) {
-    std::vector<connection_actor> open;
-    open.reserve(st.connections.size());
-    for (auto& kvp : st.connections)
-      open.push_back(kvp.second.handle);
-    st.cfg.broadcast_stop(std::move(open));
-  } else {
-    for (auto& kvp : st.connections)
-      self->send(kvp.second.handle, stop_atom_v);
+  if (st.acceptor_alive) {
+    if (retire)
+      self->send(st.acceptor, retire_atom_v);
+    else
+      self->send(st.acceptor, stop_atom_v);
   }
+  tell_connections(self, retire);
   self->delayed_send(self, st.cfg.drain_timeout, drain_timeout_atom_v);
   finish_if_drained(self);
 }
@@ -164,6 +187,8 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
         if (s.forcing) {
           // Like the others at the force: it decides (connection_gone).
           self->send_exit(conn, caf::exit_reason::user_shutdown);
+        } else if (s.retiring) {
+          self->send(conn, retire_atom_v);
         } else {
           self->send(conn, stop_atom_v);
         }
@@ -177,6 +202,12 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       auto rp = self->make_response_promise<shutdown_report>();
       self->state.waiting.push_back(rp);
       begin_stop(self, "stop requested");
+      return rp;
+    },
+    [self](retire_atom) {
+      auto rp = self->make_response_promise<shutdown_report>();
+      self->state.waiting.push_back(rp);
+      begin_stop(self, "retire requested", true);
       return rp;
     },
     [self](force_atom) {

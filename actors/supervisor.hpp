@@ -22,6 +22,11 @@
 ///   supervisor ends once all are gone.
 /// - the acceptor ending on its own (its socket failed): log it and begin the
 ///   stop, so the process does not keep running without a listener.
+/// - `retire`: a stop that leaves the listening socket to the processes that
+///   stay (a reload's old worker): the acceptor and the connections get
+///   `retire` instead of `stop` (no shutdown(), no backlog taken; each
+///   connection waits a grace for one more request). A `stop` after it
+///   turns it into a plain stop for the connections still in their grace.
 /// - `connections`: how many connections have not reported `done` (a
 ///   worker's master polls it, for its log and its sums).
 
@@ -50,7 +55,9 @@ struct supervisor_config {
   /// connection broker in one turn: a message per connection from another
   /// thread would cost CAF 0.17 a pipe write and a turn of the loop each
   /// (see docs/performance.md).
-  std::function<void(std::vector<connection_actor>)> broadcast_stop;
+  /// `retire`: the message is `retire` instead (a reload's old worker).
+  std::function<void(std::vector<connection_actor>, bool retire)>
+    broadcast_stop;
   /// The summary line at the end of the stop, if not the process's own
   /// "stopped: drained=N forced=N duration=T": a worker's master prints the
   /// process's summary, and the worker's line must not read like it.
@@ -71,6 +78,8 @@ struct supervisor_state {
   /// Every connection actor that has not ended yet.
   std::unordered_map<caf::actor_addr, connection_entry> connections;
   bool stopping = false;
+  /// The stop is a `retire` (not turned into a stop since).
+  bool retiring = false;
   bool forcing = false;
   caf::actor_clock::time_point stop_began;
   shutdown_report report;

@@ -131,6 +131,7 @@ supervisor_actor::behavior_type stand_in(stand_in_pointer self,
     },
     [](drain_timeout_atom) {},
     [self](connections_atom) { return self->state.cfg.connections; },
+    [](retire_atom) { return shutdown_report{}; },
   };
 }
 
@@ -519,7 +520,7 @@ CAF_TEST(force reaches every worker supervisor) {
   // A stop that the workers cannot finish, then the second signal.
   client->send(master.handle, stop_atom_v);
   wait_probe(got_stop_atom::value, {1, 2});
-  caf::anon_send(master.handle, force_atom_v);
+  client->send(master.handle, force_atom_v);
   wait_probe(got_force_atom::value, {1, 2});
   // Each stand-in counts one forced connection once forced.
   CAF_CHECK_EQUAL(stop_answer(), (shutdown_report{10, 8, 2, 200ms}));
@@ -540,7 +541,7 @@ CAF_TEST(a worker that registers during a stop drains with the others) {
   auto s2 = spawn_stand_in(w2, c2);
   join(w2, s2, 2);
   wait_probe(got_stop_atom::value, {2});
-  caf::anon_send(master.handle, force_atom_v);
+  client->send(master.handle, force_atom_v);
   wait_probe(got_force_atom::value, {1, 2});
   CAF_CHECK_EQUAL(stop_answer(), (shutdown_report{3, 2, 2, 20ms}));
   wait_all_gone(3);
@@ -576,7 +577,7 @@ CAF_TEST(force without a stop stops and forces every worker) {
   auto c1 = holding(1, shutdown_report{1, 0, 0, 5ms});
   auto s1 = spawn_stand_in(w1, c1);
   join(w1, s1, 1);
-  caf::anon_send(master.handle, force_atom_v);
+  client->send(master.handle, force_atom_v);
   wait_probe(got_stop_atom::value, {1});
   wait_probe(got_force_atom::value, {1});
   // The master ends once the forced worker has answered.

@@ -16,6 +16,7 @@ using namespace std::chrono_literals;
 /// What a fake connection or acceptor saw.
 struct probe {
   int stops = 0;
+  int retires = 0;
   bool forced = false;
 };
 
@@ -64,6 +65,7 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
     [](timer_atom, uint64_t) {},
     [](deliver_atom, caf::message&) {},
     [](request_timeout_atom) {},
+    [seen](retire_atom) { ++seen->retires; },
   };
 }
 
@@ -81,6 +83,10 @@ acceptor_actor::behavior_type fake_acceptor(acceptor_actor::pointer self,
       self->quit();
     },
     [](caf::close_atom) {},
+    [self, seen](retire_atom) {
+      ++seen->retires;
+      self->quit();
+    },
   };
 }
 
@@ -97,9 +103,10 @@ struct fixture : test_coordinator_fixture<> {
     supervisor_config sup_cfg;
     sup_cfg.drain_timeout = 5s;
     if (hold_broadcast)
-      sup_cfg.broadcast_stop = [this](std::vector<connection_actor> conns) {
-        held_stops.insert(held_stops.end(), conns.begin(), conns.end());
-      };
+      sup_cfg.broadcast_stop
+        = [this](std::vector<connection_actor> conns, bool) {
+            held_stops.insert(held_stops.end(), conns.begin(), conns.end());
+          };
     sup_cfg.start_acceptor = [this](supervisor_actor) {
       acc = sys.spawn(fake_acceptor, acceptor_seen);
       return acc;

@@ -100,6 +100,11 @@ CAF_ADD_ATOM(quiesce, quiesce, connections_atom, "conns")
 /// A worker process ended: its pid and wait status (child watcher -> the
 /// master process's main loop).
 CAF_ADD_ATOM(quiesce, quiesce, exited_atom, "exited")
+/// A stop that leaves the listening socket to the processes that stay (a
+/// reload's old workers): supervisor -> acceptor, which stops accepting
+/// without a shutdown(); supervisor -> connection, which gets a grace for
+/// one more request before it stops (master -> worker supervisor).
+CAF_ADD_ATOM(quiesce, quiesce, retire_atom, "retire")
 
 namespace quiesce {
 
@@ -171,7 +176,7 @@ using connection_actor = caf::io::connection_handler::extend<
   caf::reacts_to<lifecycle_timer_atom, uint8_t>,
   caf::reacts_to<timer_atom, uint64_t>,
   caf::reacts_to<deliver_atom, caf::message>,
-  caf::reacts_to<request_timeout_atom>>;
+  caf::reacts_to<request_timeout_atom>, caf::reacts_to<retire_atom>>;
 
 /// The acceptor: a broker owning the listening socket. On `stop` it stops
 /// listening at once (a socket shared with other processes goes on
@@ -180,14 +185,16 @@ using connection_actor = caf::io::connection_handler::extend<
 /// resulting `acceptor_closed_msg`.
 using acceptor_actor
   = caf::io::accept_handler::extend<caf::reacts_to<stop_atom>,
-                                    caf::reacts_to<caf::close_atom>>;
+                                    caf::reacts_to<caf::close_atom>,
+                                    caf::reacts_to<retire_atom>>;
 
 /// The supervisor: knows every connection actor and owns the shutdown.
 using supervisor_actor = caf::typed_actor<
   caf::reacts_to<connected_atom, connection_actor>, caf::reacts_to<done_atom>,
   caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
   caf::reacts_to<drain_timeout_atom>,
-  caf::replies_to<connections_atom>::with<uint32_t>>;
+  caf::replies_to<connections_atom>::with<uint32_t>,
+  caf::replies_to<retire_atom>::with<shutdown_report>>;
 
 /// The services actor: spawns the declared services (service.hpp), applies
 /// their crash policies and stops them after the drain. `start` answers an
@@ -205,12 +212,11 @@ using services_actor
 /// for one of its own workers, an error for anything else; `stop` answers
 /// with the workers' summed `shutdown_report`; `force` forces every worker;
 /// `workers` answers how many are registered.
-using master_actor
-  = caf::typed_actor<caf::replies_to<register_atom, std::string, uint32_t,
-                                     supervisor_actor>::with<caf::ok_atom>,
-                     caf::replies_to<stop_atom>::with<shutdown_report>,
-                     caf::reacts_to<force_atom>,
-                     caf::replies_to<workers_atom>::with<uint32_t>,
-                     caf::reacts_to<connections_atom>>;
+using master_actor = caf::typed_actor<
+  caf::replies_to<register_atom, std::string, uint32_t,
+                  supervisor_actor>::with<caf::ok_atom>,
+  caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
+  caf::replies_to<workers_atom>::with<uint32_t>,
+  caf::reacts_to<connections_atom>, caf::reacts_to<retire_atom, uint32_t>>;
 
 } // namespace quiesce

@@ -52,6 +52,7 @@ recording_supervisor(supervisor_actor::pointer self,
     [](stop_atom) { return shutdown_report{}; },
     [](force_atom) {},
     [](drain_timeout_atom) {},
+    [](retire_atom) { return shutdown_report{}; },
     [rec](connections_atom) {
       return static_cast<uint32_t>(rec->connected.size() - rec->done_by.size());
     },

@@ -1,0 +1,541 @@
+#include "actors/master_process.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <linux/close_range.h>
+#include <mutex>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "caf/send.hpp"
+
+#include "actors/control_plane.hpp"
+#include "actors/process.hpp"
+#include "actors/workers.hpp"
+#include "quiesce/log.hpp"
+
+extern char** environ;
+
+namespace quiesce {
+
+namespace {
+
+constexpr const char* component = "master";
+
+/// Timer tokens: the kind in the high half, its subject in the low one.
+constexpr uint64_t ready_timer = 1;
+constexpr uint64_t straggler_timer = 2;
+constexpr uint64_t retire_timer = 3;
+
+constexpr uint64_t timer_token(uint64_t kind, uint32_t subject) {
+  return (kind << 32) | subject;
+}
+
+/// How long an old worker may take to exit after `retire`, past its drain
+/// timeout (its own teardown limit is 3 s).
+constexpr auto exit_margin = std::chrono::seconds(8);
+
+/// "exited with code 3", "killed by SIGKILL".
+std::string describe_status(int status) {
+  if (WIFEXITED(status))
+    return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "killed by " + signal_name(WTERMSIG(status));
+  return "ended (wait status " + std::to_string(status) + ")";
+}
+
+std::string worker_name(uint32_t id) {
+  return "worker " + std::to_string(id);
+}
+
+/// Starts worker `id` from this process's own binary: the same arguments,
+/// the listening socket and a pipe holding the secret inherited, and
+/// QUIESCE_WORKER naming them. Its pid, or -1 with `error` set.
+pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
+                           const std::string& secret,
+                           const std::vector<std::string>& args,
+                           std::string& error) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    error = std::string{"pipe: "} + std::strerror(errno);
+    return -1;
+  }
+  // 33 bytes: far below the pipe's capacity, so this never blocks.
+  auto text = secret + "\n";
+  auto written = ::write(pipe_fds[1], text.data(), text.size());
+  ::close(pipe_fds[1]);
+  if (written != static_cast<ssize_t>(text.size())) {
+    ::close(pipe_fds[0]);
+    error = "writing its secret failed";
+    return -1;
+  }
+  // Everything the child needs is built before the fork: between fork and
+  // exec a child of a threaded process may only make async-signal-safe
+  // calls.
+  std::vector<std::string> arg_text{"quiesce: " + worker_name(id)};
+  arg_text.insert(arg_text.end(), args.begin(), args.end());
+  std::vector<char*> child_argv;
+  for (auto& x : arg_text)
+    child_argv.push_back(x.data());
+  child_argv.push_back(nullptr);
+  std::vector<std::string> env_text;
+  std::string prefix = std::string{worker_environment} + "=";
+  for (auto** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0)
+      env_text.emplace_back(*e);
+  env_text.push_back(prefix + std::to_string(id) + ":" + std::to_string(port)
+                     + ":" + std::to_string(listen_fd) + ":"
+                     + std::to_string(pipe_fds[0]));
+  std::vector<char*> child_env;
+  for (auto& x : env_text)
+    child_env.push_back(x.data());
+  child_env.push_back(nullptr);
+  int sfd = pipe_fds[0];
+  static const char exec_failed[] = "quiesce: cannot exec /proc/self/exe "
+                                    "for a worker\n";
+  auto pid = ::fork();
+  if (pid == 0) {
+    // Only the socket and the secret's pipe pass the exec: the master's
+    // other descriptors (its control plane, CAF's epoll) are its own.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::fcntl(listen_fd, F_SETFD, 0);
+    ::fcntl(sfd, F_SETFD, 0);
+    ::execve("/proc/self/exe", child_argv.data(), child_env.data());
+    auto ignored = ::write(STDERR_FILENO, exec_failed, sizeof(exec_failed) - 1);
+    (void)ignored;
+    ::_exit(exit_cannot_run);
+  }
+  auto err = errno;
+  ::close(sfd);
+  if (pid < 0)
+    error = std::string{"fork: "} + std::strerror(err);
+  return pid;
+}
+
+} // namespace
+
+master_process::master_process(caf::actor_system& sys, server_config& cfg,
+                               listener& lst, size_t count, int argc,
+                               char** argv)
+    : sys_(sys), cfg_(cfg), lst_(lst), count_(count), self_(sys),
+      program_(argv[0]), protocol_(cfg.protocol),
+      drain_timeout_(cfg.drain_timeout),
+      ids_book_(std::make_shared<std::set<uint32_t>>()),
+      ids_mtx_(std::make_shared<std::mutex>()) {
+  args_.assign(argv + 1, argv + argc);
+}
+
+master_process::~master_process() {
+  for (auto& t : waiters_)
+    if (t.joinable())
+      t.join();
+}
+
+int master_process::run(const sigset_t& signals) {
+  secret_ = make_secret();
+  master_config mcfg;
+  mcfg.secret = secret_;
+  mcfg.expects = [book = ids_book_, mtx = ids_mtx_](uint32_t id) {
+    std::lock_guard<std::mutex> guard{*mtx};
+    return book->count(id) > 0;
+  };
+  // Each worker's drain, then a margin for its answer to travel.
+  mcfg.stop_deadline = drain_timeout_ + std::chrono::seconds(5);
+  mcfg.linger = true;
+  mcfg.observer = [main = caf::actor{self_}](const master_event& ev) {
+    caf::anon_send(main, ev);
+  };
+  auto published = start_master(sys_, std::move(mcfg));
+  if (!published) {
+    std::cerr << "quiesce: cannot start the workers' control plane: "
+              << to_string(published.error()) << std::endl;
+    return exit_cannot_run;
+  }
+  master_ = published->handle;
+  port_ = published->port;
+  self_->monitor(master_);
+  log::info(component,
+            "starting " + std::to_string(count_) + " workers on " + lst_.address
+              + " (control plane on 127.0.0.1:" + std::to_string(port_) + ")");
+  start_generation(count_, current_);
+  self_->delayed_send(self_, workers_ready_limit, timer_atom_v,
+                      timer_token(ready_timer, generation_));
+  signal_thread signal_watch{signals, caf::actor{self_}};
+  loop();
+  return exit_code();
+}
+
+bool master_process::spawn(uint32_t id, uint32_t generation) {
+  std::string error;
+  auto pid = spawn_worker_process(id, port_, lst_.fd, secret_, args_, error);
+  if (pid < 0) {
+    log::error(component, "cannot start " + worker_name(id) + ": " + error);
+    return false;
+  }
+  children_[pid] = child{id, generation, false};
+  waiters_.emplace_back([pid, main = caf::actor{self_}] {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      // again
+    }
+    caf::anon_send(main, exited_atom_v, static_cast<int32_t>(pid), status);
+  });
+  log::info(component, worker_name(id) + " started: pid " + std::to_string(pid)
+                         + ", generation " + std::to_string(generation));
+  return true;
+}
+
+void master_process::start_generation(size_t count, std::set<uint32_t>& ids) {
+  {
+    std::lock_guard<std::mutex> guard{*ids_mtx_};
+    for (size_t i = 0; i < count; ++i) {
+      ids.insert(next_id_);
+      ids_book_->insert(next_id_++);
+    }
+  }
+  for (auto id : ids)
+    if (!spawn(id, generation_)) {
+      if (reload_)
+        reload_failed(worker_name(id) + " could not be started");
+      else {
+        code_ = exit_cannot_run;
+        begin_stop("a worker could not be started");
+      }
+      return;
+    }
+}
+
+void master_process::begin_stop(const std::string& why) {
+  if (stopping_)
+    return;
+  stopping_ = true;
+  reload_pending_ = false;
+  log::info(component, why + ": stopping every worker");
+  if (master_alive_)
+    self_->send(master_, stop_atom_v);
+}
+
+void master_process::on_signal(int sig) {
+  auto name = signal_name(sig);
+  if (sig == SIGHUP) {
+    if (stopping_) {
+      log::info(component, name + " received during the stop: ignored");
+    } else if (!announced_) {
+      log::warning(component, name
+                                + " received while the workers start: "
+                                  "ignored (nothing to reload yet)");
+    } else if (reload_) {
+      reload_pending_ = true;
+      log::info(component, name
+                             + " received during a reload: another "
+                               "reload follows this one");
+    } else {
+      log::info(component, name + " received: reloading");
+      reload();
+    }
+    return;
+  }
+  if (sig == SIGUSR1) {
+    log::warning(component, name
+                              + " received: ignored (the log goes to "
+                                "standard error: no file to reopen)");
+    return;
+  }
+  if (++signals_seen_ == 1) {
+    if (stopping_) {
+      log::info(component, name
+                             + " received: stopping already (a second "
+                               "signal forces the stop)");
+      return;
+    }
+    begin_stop(name + " received");
+    return;
+  }
+  log::warning(component, name + " received again: forcing the stop");
+  if (master_alive_)
+    self_->send(master_, force_atom_v);
+}
+
+void master_process::announce() {
+  announced_ = true;
+  std::cout << "listening on " << lst_.address << " protocol=" << protocol_
+            << " workers=" << count_ << std::endl;
+  log::info(component, "listening on " + lst_.address + " (protocol "
+                         + protocol_ + ", " + std::to_string(count_)
+                         + " workers)");
+}
+
+void master_process::on_event(const master_event& ev) {
+  using kind = master_event::kind;
+  if (ev.what == kind::gone) {
+    ready_.erase(ev.worker);
+    return;
+  }
+  if (ev.what != kind::registered)
+    return;
+  ready_.insert(ev.worker);
+  auto i = restarted_at_.find(ev.worker);
+  if (i != restarted_at_.end()) {
+    log::info(component, worker_name(ev.worker) + " serves again, "
+                           + log::millis(clock_type::now() - i->second)
+                           + " after its end");
+    restarted_at_.erase(i);
+  }
+  if (stopping_)
+    return;
+  if (!announced_) {
+    bool all = true;
+    for (auto id : current_)
+      all = all && ready_.count(id) > 0;
+    if (all)
+      announce();
+    return;
+  }
+  if (reload_ && reload_->ids.count(ev.worker) > 0) {
+    reload_->ready.insert(ev.worker);
+    if (reload_->ready.size() == reload_->ids.size())
+      reload_ready();
+  }
+}
+
+void master_process::on_exit(pid_t pid, int status) {
+  auto i = children_.find(pid);
+  if (i == children_.end())
+    return;
+  auto c = i->second;
+  children_.erase(i);
+  auto what = worker_name(c.id) + " (pid " + std::to_string(pid) + ") "
+              + describe_status(status);
+  auto clean = WIFEXITED(status)
+               && (WEXITSTATUS(status) == exit_clean
+                   || WEXITSTATUS(status) == exit_forced);
+  if (stopping_ || c.retired) {
+    if (clean)
+      log::info(component, what);
+    else
+      log::warning(component, what);
+    if (c.retired) {
+      std::lock_guard<std::mutex> guard{*ids_mtx_};
+      ids_book_->erase(c.id);
+    }
+    return;
+  }
+  if (!announced_) {
+    log::error(component, what + " before every worker was ready");
+    code_ = exit_cannot_run;
+    begin_stop("the workers could not start");
+    return;
+  }
+  if (reload_ && reload_->ids.count(c.id) > 0
+      && reload_->ready.count(c.id) == 0) {
+    log::error(component, what + " before it was ready");
+    reload_failed(worker_name(c.id) + " of the new generation ended");
+    std::lock_guard<std::mutex> guard{*ids_mtx_};
+    ids_book_->erase(c.id);
+    return;
+  }
+  auto now = clock_type::now();
+  while (!restarts_.empty() && now - restarts_.front() > restart_window)
+    restarts_.pop_front();
+  if (restarts_.size() >= max_restarts) {
+    log::error(component, what + "; more than " + std::to_string(max_restarts)
+                            + " restarts within "
+                            + std::to_string(restart_window.count())
+                            + "s: stopping the server (exit code 1)");
+    code_ = exit_cannot_run;
+    begin_stop("too many worker restarts");
+    return;
+  }
+  restarts_.push_back(now);
+  log::warning(component, what + "; starting it again");
+  restarted_at_[c.id] = now;
+  if (!spawn(c.id, c.generation)) {
+    code_ = exit_cannot_run;
+    begin_stop("a worker could not be started again");
+  }
+}
+
+void master_process::reload() {
+  server_config fresh;
+  std::vector<std::string> text{program_};
+  text.insert(text.end(), args_.begin(), args_.end());
+  std::vector<char*> argv;
+  for (auto& x : text)
+    argv.push_back(x.data());
+  argv.push_back(nullptr);
+  // Reads the config file again and checks every value, as at the start; a
+  // bad value is printed on standard error by the check itself.
+  if (auto code
+      = configure(fresh, static_cast<int>(text.size()), argv.data())) {
+    log::error(component, "reload failed: the configuration is not valid "
+                          "(see above); the workers go on serving");
+    return;
+  }
+  if (fresh.host != cfg_.host || fresh.port != cfg_.port)
+    log::warning(component, "reload: host and port stay " + lst_.address
+                              + " (the socket is kept; a restart moves it)");
+  protocol_ = fresh.protocol;
+  drain_timeout_ = fresh.drain_timeout;
+  auto count = worker_count(fresh);
+  ++generation_;
+  reload_.emplace();
+  reload_->generation = generation_;
+  reload_->began = clock_type::now();
+  log::info(component, "reload: starting generation "
+                         + std::to_string(generation_) + " ("
+                         + std::to_string(count) + " workers)");
+  start_generation(count, reload_->ids);
+  if (reload_)
+    self_->delayed_send(self_, workers_ready_limit, timer_atom_v,
+                        timer_token(ready_timer, generation_));
+}
+
+void master_process::reload_ready() {
+  auto took = clock_type::now() - reload_->began;
+  log::info(component, "reload: generation " + std::to_string(generation_)
+                         + " ready in " + log::millis(took) + "; retiring "
+                         + std::to_string(current_.size())
+                         + " workers of the one before");
+  auto old = std::move(current_);
+  current_ = std::move(reload_->ids);
+  count_ = current_.size();
+  reload_.reset();
+  ++reloads_done_;
+  for (auto id : old)
+    retire(id);
+  if (reload_pending_) {
+    reload_pending_ = false;
+    log::info(component, "the SIGHUP received during the reload: reloading");
+    reload();
+  }
+}
+
+void master_process::reload_failed(const std::string& why) {
+  if (!reload_)
+    return;
+  log::error(component, "reload failed: " + why + "; generation "
+                          + std::to_string(reload_->generation)
+                          + " is retired, the workers before it go on "
+                            "serving");
+  auto ids = std::move(reload_->ids);
+  reload_.reset();
+  reload_pending_ = false;
+  for (auto id : ids)
+    retire(id);
+}
+
+void master_process::retire(uint32_t id) {
+  for (auto& [pid, c] : children_) {
+    if (c.id != id)
+      continue;
+    if (!c.retired) {
+      c.retired = true;
+      self_->delayed_send(
+        self_, drain_timeout_ + exit_margin, timer_atom_v,
+        timer_token(retire_timer, static_cast<uint32_t>(pid)));
+    }
+  }
+  // The control plane sends it now, or when it registers.
+  if (master_alive_)
+    self_->send(master_, retire_atom_v, id);
+}
+
+void master_process::on_timer(uint64_t token) {
+  auto kind = token >> 32;
+  auto subject = static_cast<uint32_t>(token & 0xffffffffu);
+  if (kind == ready_timer) {
+    if (stopping_)
+      return;
+    if (!announced_ && subject == 1) {
+      log::error(component,
+                 std::to_string(ready_.size()) + " of " + std::to_string(count_)
+                   + " workers registered within "
+                   + std::to_string(workers_ready_limit.count()) + "s");
+      code_ = exit_cannot_run;
+      begin_stop("the workers could not start");
+    } else if (reload_ && reload_->generation == subject) {
+      reload_failed("its workers did not register within "
+                    + std::to_string(workers_ready_limit.count()) + "s");
+    }
+    return;
+  }
+  auto kill_child = [&](pid_t pid, const child& c, const char* when) {
+    log::error(component, worker_name(c.id) + " (pid " + std::to_string(pid)
+                            + ") did not exit " + when + "; killing it");
+    ::kill(pid, SIGKILL);
+  };
+  if (kind == retire_timer) {
+    auto i = children_.find(static_cast<pid_t>(subject));
+    if (i != children_.end() && i->second.retired)
+      kill_child(i->first, i->second, "after its retire");
+    return;
+  }
+  // The master's stop is over; these workers are past their own teardown
+  // limit too.
+  for (auto& [pid, c] : children_)
+    kill_child(pid, c, "after its stop");
+}
+
+void master_process::end_master_when_done() {
+  // The control plane lingers after its stop (master_config): it ends once
+  // every worker process has.
+  if (stopping_ && master_alive_ && report_ && children_.empty()
+      && !master_exit_sent_) {
+    master_exit_sent_ = true;
+    // (An exit message with reason `normal` is ignored by design.)
+    self_->send_exit(master_, caf::exit_reason::user_shutdown);
+  }
+}
+
+void master_process::loop() {
+  auto arm_straggler_timer = [&] {
+    if (!straggler_timer_set_) {
+      straggler_timer_set_ = true;
+      self_->delayed_send(
+        self_, drain_timeout_ + std::chrono::seconds(3) + exit_margin,
+        timer_atom_v, timer_token(straggler_timer, 0));
+    }
+  };
+  self_->receive_while([&] { return master_alive_ || !children_.empty(); })(
+    [&](signal_atom, int sig) { on_signal(sig); },
+    [&](master_event& ev) { on_event(ev); },
+    [&](exited_atom, int32_t pid, int status) {
+      on_exit(pid, status);
+      end_master_when_done();
+    },
+    [&](shutdown_report& x) {
+      report_ = x;
+      arm_straggler_timer();
+      end_master_when_done();
+    },
+    [&](caf::error& err) {
+      log::error(component,
+                 "the control plane refused the stop: " + to_string(err));
+    },
+    [&](timer_atom, uint64_t which) { on_timer(which); },
+    [&](caf::down_msg& msg) {
+      if (msg.source != master_.address())
+        return;
+      master_alive_ = false;
+      if (!stopping_) {
+        // Its workers see it gone and stop on their own.
+        log::error(component, "the control plane ended unexpectedly ("
+                                + to_string(msg.reason) + ")");
+        stopping_ = true;
+        code_ = exit_cannot_run;
+      }
+      arm_straggler_timer();
+    });
+}
+
+int master_process::exit_code() const {
+  if (code_)
+    return *code_;
+  if (!report_)
+    return exit_cannot_run;
+  return report_->forced > 0 ? exit_forced : exit_clean;
+}
+
+} // namespace quiesce
