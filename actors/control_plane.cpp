@@ -36,20 +36,23 @@ bool same_secret(const std::string& x, const std::string& secret) {
   return diff == 0;
 }
 
-caf::expected<master_actor> register_with_master(caf::actor_system& sys,
-                                                 uint16_t port,
-                                                 const std::string& secret,
-                                                 uint32_t id,
-                                                 const supervisor_actor& sup) {
+caf::expected<master_actor> connect_to_master(caf::actor_system& sys,
+                                              uint16_t port) {
   auto master = sys.middleman().remote_actor<master_actor>("127.0.0.1", port);
   if (!master)
     return caf::make_error(caf::sec::cannot_connect_to_node,
                            "cannot reach the master at 127.0.0.1:"
                              + std::to_string(port) + ": "
                              + to_string(master.error()));
+  return master;
+}
+
+caf::error register_worker(caf::actor_system& sys, const master_actor& master,
+                           const std::string& secret, uint32_t id,
+                           const supervisor_actor& sup) {
   caf::error failure;
   caf::scoped_actor self{sys};
-  self->request(*master, registration_timeout, register_atom_v, secret, id, sup)
+  self->request(master, registration_timeout, register_atom_v, secret, id, sup)
     .receive([](caf::ok_atom) {},
              [&](caf::error& err) {
                failure = caf::make_error(caf::sec::invalid_argument,
@@ -57,9 +60,20 @@ caf::expected<master_actor> register_with_master(caf::actor_system& sys,
                                            + std::to_string(id) + ": "
                                            + to_string(err));
              });
-  if (failure)
-    return failure;
-  return *master;
+  return failure;
+}
+
+caf::expected<master_actor> register_with_master(caf::actor_system& sys,
+                                                 uint16_t port,
+                                                 const std::string& secret,
+                                                 uint32_t id,
+                                                 const supervisor_actor& sup) {
+  auto master = connect_to_master(sys, port);
+  if (!master)
+    return master;
+  if (auto err = register_worker(sys, *master, secret, id, sup))
+    return err;
+  return master;
 }
 
 } // namespace quiesce

@@ -45,6 +45,17 @@ bool same_secret(const std::string& x, const std::string& secret);
 /// How long `register_with_master` waits for the master's answer.
 constexpr std::chrono::seconds registration_timeout{10};
 
+/// Connects to the master published on 127.0.0.1:`port`: its handle, or an
+/// error that says so.
+caf::expected<master_actor> connect_to_master(caf::actor_system& sys,
+                                              uint16_t port);
+
+/// Registers `sup` as worker `id` with `secret` at `master` (blocks until
+/// the master answers, at most `registration_timeout`).
+caf::error register_worker(caf::actor_system& sys, const master_actor& master,
+                           const std::string& secret, uint32_t id,
+                           const supervisor_actor& sup);
+
 /// Connects to the master published on 127.0.0.1:`port` and registers
 /// `sup` as worker `id` with `secret`. Blocks the calling thread (a worker's
 /// start-up) until the master answers. The master's handle, or an error

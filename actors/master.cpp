@@ -23,6 +23,13 @@ void tell(master_pointer self, master_event::kind what, uint32_t worker,
       master_event{what, worker, std::move(detail), st.stopping, connections});
 }
 
+/// A worker ended, or was given up on, before it answered its stop: the
+/// connections it held at the last poll were cut, and at least one (it had
+/// not finished, or it would have answered) counts as forced.
+void count_lost(master_pointer self, uint32_t held) {
+  self->state.report.forced += std::max(held, uint32_t{1});
+}
+
 /// Whether the current message comes from an actor of this process (not
 /// from a BASP peer, and not anonymous: a peer's message may be).
 bool from_here(master_pointer self, const char* what) {
@@ -127,6 +134,7 @@ void stop_worker(master_pointer self, uint32_t id) {
         if (i == st.workers.end() || !i->second.stop_pending)
           return;
         i->second.stop_pending = false;
+        count_lost(self, i->second.connections);
         log::warning(component, "worker " + std::to_string(id)
                                   + " did not answer the stop ("
                                   + to_string(err)
@@ -179,6 +187,8 @@ void worker_gone(master_pointer self, const caf::down_msg& msg) {
   auto retiring = i->second.retiring;
   st.workers.erase(i);
   auto reason = to_string(msg.reason);
+  if (held_stop)
+    count_lost(self, held);
   auto line = "worker " + std::to_string(id) + " is gone (" + reason + ")";
   if (st.stopping && !held_stop)
     log::info(component, line + " after its stop");
@@ -287,6 +297,28 @@ master_actor::behavior_type master_main(master_pointer self,
                                 + " workers");
       for (auto& kvp : st.workers)
         self->send(kvp.second.handle, force_atom_v);
+      // A worker that cannot act on the force (stopped, wedged) does not
+      // hold the stop up past `force_deadline`.
+      self->delayed_send(self, st.cfg.force_deadline, drain_timeout_atom_v);
+    },
+    [self](drain_timeout_atom) {
+      auto& st = self->state;
+      if (self->current_sender() == nullptr
+          || self->current_sender()->address() != self->address())
+        return; // its own timer only
+      for (auto& kvp : st.workers) {
+        auto& entry = kvp.second;
+        if (!entry.stop_pending)
+          continue;
+        entry.stop_pending = false;
+        count_lost(self, entry.connections);
+        log::warning(component, "worker " + std::to_string(kvp.first)
+                                  + " did not answer within "
+                                  + log::millis(st.cfg.force_deadline)
+                                  + " of the force; the stop goes on without "
+                                    "it");
+      }
+      finish_if_stopped(self);
     },
     [self](workers_atom) -> caf::result<uint32_t> {
       if (!from_here(self, "workers"))
@@ -298,6 +330,23 @@ master_actor::behavior_type master_main(master_pointer self,
           || self->current_sender()->address() != self->address())
         return; // its own timer only
       poll(self);
+    },
+    [self](service_atom, const std::string& secret,
+           const std::string& name) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      if (!same_secret(secret, st.cfg.secret)) {
+        log::warning(component, "service look-up refused (wrong secret, from "
+                                  + to_string(self->current_sender()) + ")");
+        return caf::make_error(caf::sec::invalid_argument,
+                               "service look-up refused");
+      }
+      caf::actor found;
+      if (st.cfg.services)
+        found = st.cfg.services->find(name);
+      if (!found)
+        return caf::make_error(caf::sec::invalid_argument,
+                               "no shared service named '" + name + "'");
+      return found;
     },
     [self](retire_atom, uint32_t id) {
       if (!from_here(self, "retire"))

@@ -18,6 +18,9 @@
 ///   the reports (counts added, the longest duration) and quits (unless it
 ///   lingers, see `master_config`).
 /// - `force`: begins the stop if need be, then `force` to every worker.
+/// - A worker given up on during a stop (it ended, or let its deadline
+///   pass, before answering) adds the connections it held at the last poll,
+///   at least one, to the forced count: the exit code says 3.
 /// - A worker's down message, whatever its reason (after `kill -9` it is
 ///   `remote_link_unreachable`): the worker is dropped, logged with the
 ///   connections it held at the last poll, reported to the observer, and no
@@ -27,6 +30,8 @@
 /// - `retire(id)`: `retire` to that worker (a reload's old generation, or
 ///   a failed reload's new one), now or when it registers; its answer is
 ///   logged and its end expected. A `stop` later reaches it too.
+/// - `service(secret, name)`: the actor of a shared service, for a worker's
+///   stand-in; refused without the secret.
 /// - `stop`, `force`, `retire` and `workers` are taken only from actors of
 ///   the master's own process: over BASP anyone who reaches the port could
 ///   send them (registration needs the secret; these need no registration).
@@ -45,6 +50,7 @@
 #include "caf/typed_response_promise.hpp"
 
 #include "quiesce/messages.hpp"
+#include "quiesce/service.hpp"
 
 namespace quiesce {
 
@@ -95,6 +101,10 @@ struct master_config {
   /// How long a worker may take to answer `stop` (its drain timeout and a
   /// margin); after it the stop goes on without that worker.
   caf::timespan stop_deadline = std::chrono::seconds(10);
+  /// After `force`, how long a worker may take to answer before the stop
+  /// goes on without it (a worker acts on a force at once; one that does
+  /// not is stopped by a signal or wedged).
+  caf::timespan force_deadline = std::chrono::seconds(3);
   /// How often the master asks each worker how many connections it holds
   /// (for the log line of a worker that is gone); 0 never.
   caf::timespan poll_interval = std::chrono::milliseconds(500);
@@ -102,6 +112,9 @@ struct master_config {
   /// process that registers late (a signal while the workers start) is
   /// then stopped at once instead of waiting for a master that is gone.
   bool linger = false;
+  /// The shared services (service_options::shared) that run in the master
+  /// process: `service(secret, name)` answers a worker with one.
+  std::shared_ptr<const service_directory> services;
   /// Told of every event, in the master's own thread: it must not block.
   std::function<void(const master_event&)> observer;
 };

@@ -256,6 +256,11 @@ void master_process::on_signal(int sig) {
   log::warning(component, name + " received again: forcing the stop");
   if (master_alive_)
     self_->send(master_, force_atom_v);
+  // A worker that cannot act on it (stopped by a signal, wedged) is ended
+  // once the control plane has given up on it and its own teardown limit
+  // would have passed.
+  self_->delayed_send(self_, std::chrono::seconds(3) + std::chrono::seconds(5),
+                      timer_atom_v, timer_token(straggler_timer, 1));
 }
 
 void master_process::announce() {

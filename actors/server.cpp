@@ -29,6 +29,7 @@
 
 #include "actors/acceptor.hpp"
 #include "actors/control_plane.hpp"
+#include "actors/service_proxy.hpp"
 #include "actors/process.hpp"
 #include "actors/workers.hpp"
 #include "quiesce/registry.hpp"
@@ -80,8 +81,22 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   // The listening socket is bound already (a port in use fails before any
   // service starts), but no client is accepted before they all run.
   auto directory = std::make_shared<service_directory>();
+  // A worker reaches its master first: the shared services run there.
+  master_actor master;
+  if (link != nullptr) {
+    auto m = connect_to_master(sys, link->master_port);
+    if (!m) {
+      log::error("main", to_string(m.error()));
+      ::close(lst.fd);
+      lst.fd = -1;
+      return exit_cannot_run;
+    }
+    master = *m;
+  }
   services_config svc_cfg;
-  svc_cfg.services = declared_services();
+  for (auto& decl : declared_services())
+    if (link == nullptr || !decl.options.shared)
+      svc_cfg.services.push_back(decl);
   svc_cfg.directory = directory;
   svc_cfg.on_failure = [main = caf::actor{self}](const std::string& why) {
     caf::anon_send(main, service_failed_atom_v, why);
@@ -93,6 +108,17 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     lst.fd = -1;
     return *code;
   }
+  // In a worker, a shared service is a stand-in that forwards to the one in
+  // the master (service_proxy.hpp).
+  std::vector<caf::actor> proxies;
+  if (link != nullptr)
+    for (auto& decl : declared_services())
+      if (decl.options.shared) {
+        auto proxy = spawn_service_proxy(
+          sys, service_proxy_config{decl.name, master, link->secret});
+        directory->set(decl.name, proxy, decl.handle_type);
+        proxies.push_back(proxy);
+      }
   // The doorman owns the descriptor now; on a shared listener it never
   // shuts the socket down (shared_listener.hpp).
   auto shared_listener = lst.shared;
@@ -145,7 +171,6 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   self->monitor(sup);
   // A signal that arrived during start-up is pending: it is taken now.
   signal_thread signal_watch{signals, caf::actor{self}};
-  master_actor master;
   bool link_failed = false;
   if (link == nullptr) {
     std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
@@ -153,15 +178,15 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     log::info("main", "listening on " + lst.address + " (protocol "
                         + cfg.protocol + ", max connections "
                         + std::to_string(max_connections) + ")");
-  } else if (auto m = register_with_master(sys, link->master_port, link->secret,
-                                           link->id, sup)) {
-    master = *m;
+  } else if (auto err
+             = register_worker(sys, master, link->secret, link->id, sup);
+             !err) {
     self->monitor(master);
     log::info("main", "serving on " + lst.address + " (pid "
                         + std::to_string(::getpid()) + ", max connections "
                         + std::to_string(max_connections) + ")");
   } else {
-    log::error("main", to_string(m.error()) + "; stopping");
+    log::error("main", to_string(err) + "; stopping");
     link_failed = true;
     self->send(sup, stop_atom_v);
   }
@@ -255,6 +280,9 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         services_gone = true;
       }
     });
+  // Every actor must end before the actor system can.
+  for (auto& proxy : proxies)
+    caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
   if (link_failed)
     return exit_cannot_run;
   if (!report && link != nullptr && !supervisor_end) {
@@ -307,6 +335,7 @@ int run_server(int argc, char** argv) {
   }
   auto factory = proto->make;
   add_control_plane_types(cfg);
+  apply_message_types(cfg);
   // A worker started by a master serves on the master's socket.
   std::string worker_error;
   listener lst;
@@ -316,8 +345,22 @@ int run_server(int argc, char** argv) {
     return exit_cannot_run;
   }
   auto workers = worker_count(cfg);
-  if (link)
+  if (!link && workers > 1 && cfg.max_connections > 0
+      && cfg.max_connections < workers)
+    return usage_error("--max-connections="
+                       + std::to_string(cfg.max_connections)
+                       + " is less than the " + std::to_string(workers)
+                       + " workers: each worker holds at least one connection "
+                         "(raise it, or lower --workers)");
+  if (link) {
     log::set_origin("worker " + std::to_string(link->id));
+    if (lst.fd < 0) {
+      log::info("main", "the listening socket was stopped before this worker "
+                        "started (the server is stopping): nothing to serve");
+      log::flush(std::chrono::seconds(1));
+      return exit_clean;
+    }
+  }
   auto fd_limit = raise_fd_limit();
   auto max_connections = max_connections_for(fd_limit);
   auto wanted = cfg.max_connections;

@@ -25,6 +25,25 @@ void add_service(service_declaration decl) {
     xs.push_back(std::move(decl));
 }
 
+namespace {
+
+std::vector<std::function<void(caf::actor_system_config&)>>& announcements() {
+  static std::vector<std::function<void(caf::actor_system_config&)>> xs;
+  return xs;
+}
+
+} // namespace
+
+void announce_message_type(
+  std::function<void(caf::actor_system_config&)> announce) {
+  announcements().push_back(std::move(announce));
+}
+
+void apply_message_types(caf::actor_system_config& cfg) {
+  for (auto& f : announcements())
+    f(cfg);
+}
+
 const std::vector<service_declaration>& declared_services() {
   return the_services();
 }

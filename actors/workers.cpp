@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "caf/actor_system.hpp"
@@ -87,6 +88,16 @@ std::optional<worker_link> take_worker_environment(listener& lst,
     return std::nullopt;
   }
   link.secret = std::move(secret);
+  int listening = 0;
+  socklen_t size = sizeof(listening);
+  if (::getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0
+      && listening == 0) {
+    // The server's stop reached the socket between the master's fork and
+    // this start (a reload or a restart racing a stop): nothing to serve.
+    ::close(lfd);
+    lst = listener{};
+    return link;
+  }
   lst = adopt_listener(lfd);
   if (lst.fd < 0) {
     error = "worker " + std::to_string(link.id) + ": " + lst.error;

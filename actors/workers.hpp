@@ -57,6 +57,8 @@ size_t worker_count(const server_config& cfg);
 /// In a worker process (`QUIESCE_WORKER` set): takes the inherited socket
 /// into `lst` and returns the link to the master. Nothing in any other
 /// process. Sets `error` if the variable or the descriptors are unusable.
+/// A socket that no longer listens (the server's stop came first) leaves
+/// `lst.fd` at -1 without an error: the worker has nothing to serve.
 std::optional<worker_link> take_worker_environment(listener& lst,
                                                    std::string& error);
 

@@ -105,6 +105,9 @@ CAF_ADD_ATOM(quiesce, quiesce, exited_atom, "exited")
 /// without a shutdown(); supervisor -> connection, which gets a grace for
 /// one more request before it stops (master -> worker supervisor).
 CAF_ADD_ATOM(quiesce, quiesce, retire_atom, "retire")
+/// A worker asks the master for a shared service's actor by name, with the
+/// secret (worker -> master).
+CAF_ADD_ATOM(quiesce, quiesce, service_atom, "service")
 
 namespace quiesce {
 
@@ -217,6 +220,8 @@ using master_actor = caf::typed_actor<
                   supervisor_actor>::with<caf::ok_atom>,
   caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
   caf::replies_to<workers_atom>::with<uint32_t>,
-  caf::reacts_to<connections_atom>, caf::reacts_to<retire_atom, uint32_t>>;
+  caf::reacts_to<connections_atom>, caf::reacts_to<retire_atom, uint32_t>,
+  caf::replies_to<service_atom, std::string, std::string>::with<caf::actor>,
+  caf::reacts_to<drain_timeout_atom>>;
 
 } // namespace quiesce

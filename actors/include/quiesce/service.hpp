@@ -57,6 +57,7 @@
 #include "caf/actor.hpp"
 #include "caf/actor_cast.hpp"
 #include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
 #include "caf/timespan.hpp"
 
 namespace quiesce {
@@ -83,7 +84,34 @@ struct service_options {
   /// (exit code 1).
   size_t max_restarts = 5;
   caf::timespan restart_window = std::chrono::seconds(10);
+  /// With `--workers` of 2 or more: the service runs once, in the master
+  /// process, instead of once in every worker, and the behaviours of every
+  /// worker reach that one actor through the same `io.service(...)` and
+  /// `io.ask(...)` (over the control plane, CAF's BASP: every type in its
+  /// messages other than atoms must be announced with
+  /// `announce_message_type`). A lone process runs it as any other.
+  /// A request to it from a worker is forwarded by a local stand-in; if the
+  /// service dies holding it, the request ends at its own timeout (the
+  /// stand-in cannot tell), and requests made while it restarts wait for
+  /// the new one.
+  bool shared = false;
 };
+
+/// Announces `T`, a type in the messages of a shared service, to CAF under
+/// `name` in every process of the server (master and workers must agree;
+/// CAF 0.17 sends a type it does not know as an empty message). Call it
+/// from `main`, before `run_server`, like `add_service`.
+void announce_message_type(
+  std::function<void(caf::actor_system_config&)> announce);
+
+template <class T>
+void announce_message_type(std::string name) {
+  announce_message_type(
+    [name](caf::actor_system_config& cfg) { cfg.add_message_type<T>(name); });
+}
+
+/// Applies every announcement (run_server does, on its configuration).
+void apply_message_types(caf::actor_system_config& cfg);
 
 /// Spawns a service's actor on the server's actor system. Called once at
 /// the start and again for each restart.
