@@ -30,6 +30,7 @@
 #include <sstream>
 #include <string>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
@@ -460,23 +461,33 @@ struct fixture : qt::binary_fixture {
     expect_cut_off(conns);
   }
 
-  /// Starts the server with two workers in a process group of its own,
-  /// puts a request in flight, sends `sig` to the whole group (master and
-  /// workers at once) and checks that it counts as one graceful stop.
-  void group_signal_is_one_stop(int sig, const std::string& name) {
+  /// Starts the server with two workers and `extra` options in a process
+  /// group of its own, led by the master, and checks that the workers are in
+  /// it. Returns the port, or 0 after a failed check.
+  uint16_t start_group(const std::vector<std::string>& extra) {
     qt::process_options opts;
     opts.own_process_group = true;
-    auto port = start_workers(2, {"--log-level=debug"}, opts);
-    CAF_REQUIRE_NOT_EQUAL(port, 0);
+    auto port = start_workers(2, extra, opts);
+    if (port == 0)
+      return 0;
     auto group = srv->pid();
     CAF_CHECK_EQUAL(::getpgid(group), group);
     for (auto pid : workers())
       CAF_CHECK_EQUAL(::getpgid(pid), group);
+    return port;
+  }
+
+  /// Starts the server in a process group of its own, puts a request in
+  /// flight, sends `sig` to the whole group (master and workers at once)
+  /// and checks that it counts as one graceful stop.
+  void group_signal_is_one_stop(int sig, const std::string& name) {
+    auto port = start_group({"--log-level=debug"});
+    CAF_REQUIRE_NOT_EQUAL(port, 0);
     std::vector<qt::unique_fd> conns;
     if (!connect_and_send(port, 1, get("/delay/1000"), conns)
         || !await_stderr(" opened\n"))
       return;
-    CAF_REQUIRE_EQUAL(::kill(-group, sig), 0);
+    CAF_REQUIRE_EQUAL(::kill(-srv->pid(), sig), 0);
     expect_answered_and_closed(conns, "delayed 1000 ms\n");
     expect_master_exit(0);
     CAF_CHECK_EQUAL(srv->stderr_count(name + " received: stopping"), 1u);
@@ -566,6 +577,62 @@ CAF_TEST(sigint to the process group is one graceful stop) {
 
 CAF_TEST(sigterm to the process group is one graceful stop) {
   group_signal_is_one_stop(SIGTERM, "SIGTERM");
+}
+
+CAF_TEST(a second signal to the process group forces the stop) {
+  // The drain timeout outlasts the test: only the second signal can force.
+  auto port = start_group({"--log-level=debug", "--drain-timeout=60s"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  std::vector<qt::unique_fd> conns;
+  if (!in_flight_on_every_worker(port, "/delay/60000", conns))
+    return;
+  CAF_REQUIRE_EQUAL(::kill(-srv->pid(), SIGINT), 0);
+  if (!await_stderr("SIGINT received: stopping"))
+    return;
+  CAF_REQUIRE_EQUAL(::kill(-srv->pid(), SIGINT), 0);
+  expect_master_exit(3);
+  CAF_CHECK_EQUAL(srv->stderr_count("SIGINT received again: forcing"), 1u);
+  CAF_CHECK_EQUAL(number_after(summary(), "forced=").value_or(0), conns.size());
+  expect_cut_off(conns);
+}
+
+CAF_TEST(sighup and sigusr1 to the master neither stop nor restart anything) {
+  auto port = start_workers(2);
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  CAF_REQUIRE(srv->signal(SIGHUP));
+  if (!await_stderr("SIGHUP received"))
+    return;
+  CAF_REQUIRE(srv->signal(SIGUSR1));
+  if (!await_stderr("SIGUSR1 received"))
+    return;
+  CAF_CHECK_EQUAL(failed_fetches(port, 10), 0u);
+  CAF_CHECK_EQUAL(children_of(srv->pid()), workers());
+  CAF_CHECK_EQUAL(srv->stderr_count("stopping"), 0u);
+  CAF_REQUIRE(srv->signal(SIGTERM));
+  expect_master_exit(0);
+}
+
+CAF_TEST(workers stop on their own when the master is killed) {
+  auto port = start_workers(2, {"--log-level=debug"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  std::vector<qt::unique_fd> conns;
+  if (!in_flight_on_every_worker(port, "/delay/3000", conns))
+    return;
+  // The workers are not this process's children: their ends are watched
+  // through process descriptors.
+  std::vector<qt::unique_fd> ends;
+  for (auto pid : workers()) {
+    ends.emplace_back(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    CAF_REQUIRE(ends.back());
+  }
+  CAF_REQUIRE(srv->signal(SIGKILL));
+  // The work in flight is drained as in a stop.
+  expect_answered_and_closed(conns, "delayed 3000 ms\n");
+  for (auto& end : ends)
+    CAF_CHECK(qt::wait_readable(end.get()));
+  expect_master_exit(qt::exit_by_signal + SIGKILL);
+  CAF_CHECK_EQUAL(srv->stderr_count("the master is gone"), 2u);
+  CAF_CHECK_EQUAL(qt::connect_loopback(port).error, ECONNREFUSED);
 }
 
 CAF_TEST(a worker killed with sigkill is started again and the rest serve on) {
