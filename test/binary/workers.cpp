@@ -749,6 +749,49 @@ CAF_TEST(a worker killed with sigkill is started again and the rest serve on) {
                   1u);
 }
 
+CAF_TEST(a worker killed during the stop is not a clean exit) {
+  // The requests in flight on the killed worker are lost: not every
+  // connection finished, so the exit code must not be 0 (the contract's 0:
+  // "every connection finished before the deadline"; its 3: "some
+  // connections were closed by force"). The master knows: it logs the
+  // connections the worker held at the last poll.
+  auto port = start_workers(2, {"--log-level=debug", "--drain-timeout=30s"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  std::vector<qt::unique_fd> conns;
+  if (!in_flight_on_every_worker(port, "/delay/3000", conns))
+    return;
+  auto victim = workers().front();
+  std::vector<bool> on_victim;
+  for (auto& conn : conns)
+    on_victim.push_back(holder_of(conn.get(), workers(), port) == victim);
+  CAF_REQUIRE(srv->signal(SIGTERM));
+  // Both workers have begun their drain.
+  if (!await_stderr(" supervisor: stop requested: stopping; ", 2))
+    return;
+  CAF_REQUIRE_EQUAL(::kill(victim, SIGKILL), 0);
+  size_t lost = 0;
+  std::vector<qt::unique_fd> survivors;
+  for (size_t i = 0; i < conns.size(); ++i) {
+    if (on_victim[i]) {
+      auto rest = qt::read_until_eof(conns[i].get());
+      CAF_CHECK_NOT_EQUAL(rest.ending(), "timeout");
+      CAF_CHECK_EQUAL(rest.bytes, "");
+      ++lost;
+    } else {
+      survivors.push_back(std::move(conns[i]));
+    }
+  }
+  CAF_REQUIRE_NOT_EQUAL(lost, 0u);
+  expect_answered_and_closed(survivors, "delayed 3000 ms\n");
+  auto code = srv->wait_exit();
+  CAF_MESSAGE(lost << " requests lost with the killed worker; the master: "
+                   << qt::describe_exit(code) << "; " << summary());
+  CAF_CHECK_NOT_EQUAL(qt::describe_exit(code), qt::describe_exit(0));
+  CAF_CHECK_NOT_EQUAL(qt::describe_exit(code),
+                      qt::describe_exit(qt::exit_timeout));
+  CAF_CHECK_EQUAL(srv->stderr_count("starting it again"), 0u);
+}
+
 CAF_TEST(more than five restarts within ten seconds end the server with 1) {
   auto port = start_workers(2);
   CAF_REQUIRE_NOT_EQUAL(port, 0);
