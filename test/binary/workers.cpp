@@ -7,10 +7,11 @@
 // own when the master is killed; a stranger on the control plane's port
 // disturbs nothing; bad counts are usage errors.
 //
-// Two tests fail against d89078f, each for a defect of the product: a
+// Three tests fail against d89078f, each for a defect of the product: a
 // worker killed during the stop loses its requests in flight and the
 // master still exits 0; `--max-connections` below the worker count lets
-// each worker take one connection, more than the limit.
+// each worker take one connection, more than the limit; a second signal
+// does not end the stop at once while a worker answers nothing.
 //
 // Which process holds a connection: the worker pids are the master's
 // children, and a connection belongs to the worker whose descriptors
@@ -796,6 +797,42 @@ CAF_TEST(a worker killed during the stop is not a clean exit) {
   CAF_CHECK_NOT_EQUAL(qt::describe_exit(code),
                       qt::describe_exit(qt::exit_timeout));
   CAF_CHECK_EQUAL(srv->stderr_count("starting it again"), 0u);
+}
+
+CAF_TEST(a second signal ends the stop at once even with a hung worker) {
+  // The contract: a second signal during the drain closes every remaining
+  // connection by force and the process exits, at once. A worker that
+  // answers nothing (here: stopped with SIGSTOP) must not hold that up.
+  auto port = start_workers(2, {"--drain-timeout=60s"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  // Through a process descriptor: the signals reach this worker and no
+  // other process, whenever they come. The guard ends it even when the
+  // test fails, so no stopped process is left behind.
+  struct end_guard {
+    qt::unique_fd fd;
+    ~end_guard() {
+      if (fd)
+        ::syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
+    }
+  } hung{qt::unique_fd{
+    static_cast<int>(::syscall(SYS_pidfd_open, workers().front(), 0))}};
+  CAF_REQUIRE(hung.fd);
+  CAF_REQUIRE_EQUAL(
+    ::syscall(SYS_pidfd_send_signal, hung.fd.get(), SIGSTOP, nullptr, 0), 0);
+  CAF_CHECK(srv->signal(SIGTERM));
+  if (!await_stderr("SIGTERM received: stopping"))
+    return;
+  auto start = std::chrono::steady_clock::now();
+  CAF_CHECK(srv->signal(SIGTERM));
+  auto code = srv->wait_exit(10s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - start);
+  CAF_MESSAGE("with a hung worker the master ended "
+              << took.count()
+              << " ms after the second SIGTERM: " << qt::describe_exit(code));
+  CAF_CHECK_NOT_EQUAL(qt::describe_exit(code),
+                      qt::describe_exit(qt::exit_timeout));
+  CAF_CHECK_LESS(took.count(), 3000);
 }
 
 CAF_TEST(more than five restarts within ten seconds end the server with 1) {
