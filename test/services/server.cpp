@@ -12,6 +12,9 @@
 //   exit (it traps exits); deadline 300 ms;
 // - `broken`: `counter` and `broken`, whose spawn function throws.
 //
+// With `--workers=N` each worker process gets the mode too (through the
+// environment variable `QUIESCE_TEST_SERVICES`).
+//
 // `svc` reads lines and answers each with one line:
 // - `gen NAME`: asks the service; its answer is `gen=G`, G counting the
 //   spawns of that service (2 after one restart);
@@ -22,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -178,6 +182,12 @@ private:
 int main(int argc, char** argv) {
   quiesce::block_server_signals();
   std::string mode = "restart";
+  // A worker process (`--workers=N`) runs this binary again with the
+  // arguments run_server saw, without the flag: the mode reaches it through
+  // the environment, which a master hands on to its workers.
+  constexpr const char* mode_variable = "QUIESCE_TEST_SERVICES";
+  if (auto* inherited = std::getenv(mode_variable))
+    mode = inherited;
   std::vector<char*> args{argv, argv + argc};
   constexpr std::string_view flag = "--services=";
   if (args.size() > 1
@@ -185,6 +195,7 @@ int main(int argc, char** argv) {
     mode = args[1] + flag.size();
     args.erase(args.begin() + 1);
   }
+  ::setenv(mode_variable, mode.c_str(), 1);
   quiesce::add_protocol("svc", [] { return std::make_unique<svc_protocol>(); });
   quiesce::service_options counter_opts;
   counter_opts.stop_deadline = 2s;

@@ -208,6 +208,13 @@ process::process(const std::string& program,
       if (sig != SIGKILL && sig != SIGSTOP)
         ::sigaction(sig, &default_action, nullptr);
     ::sigprocmask(SIG_SETMASK, &no_signals, nullptr);
+    // Before the exec: the group exists when the program starts.
+    if (options.own_process_group && ::setpgid(0, 0) != 0) {
+      int err = errno; // reported as a failed exec
+      auto ignored = ::write(exec_write.get(), &err, sizeof(err));
+      static_cast<void>(ignored);
+      ::_exit(127);
+    }
     if (options.working_directory
         && ::chdir(options.working_directory->c_str()) != 0) {
       int err = errno; // reported as a failed exec

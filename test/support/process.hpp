@@ -84,6 +84,10 @@ struct process_options {
   /// The child's working directory (where the server looks for
   /// caf-application.ini); the test's own if not set.
   std::optional<std::string> working_directory = std::nullopt;
+  /// Starts the child as the leader of a process group of its own (pgid =
+  /// its pid), so that a test can signal it and its children at once, as a
+  /// terminal's Ctrl-C or systemd's `KillMode=control-group` do.
+  bool own_process_group = false;
 };
 
 /// A child process running a program with its output captured.
