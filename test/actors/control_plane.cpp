@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,6 +50,10 @@ constexpr auto patience = 30s;
 using got_stop_atom = caf::atom_constant<caf::atom("got_stop")>;
 /// A stand-in supervisor received `force` (stand-in -> probe).
 using got_force_atom = caf::atom_constant<caf::atom("got_force")>;
+/// A stand-in supervisor received `retire` (stand-in -> probe).
+using got_retire_atom = caf::atom_constant<caf::atom("got_retir")>;
+/// A stand-in supervisor answered `connections` (stand-in -> probe).
+using got_conns_atom = caf::atom_constant<caf::atom("got_conns")>;
 
 /// One process: an actor system with the middleman and the control
 /// plane's types.
@@ -76,8 +81,10 @@ struct stand_in_config {
   bool hold_until_force = false;
   /// Never answer `stop` (a worker that hangs until it dies).
   bool never_answer = false;
-  /// Told `got_stop`/`got_force` with the id.
+  /// Told `got_stop`/`got_force`/`got_retir`/`got_conns` with the id.
   caf::actor probe;
+  /// Quit after answering `retire` (a retired worker that has drained).
+  bool quit_after_retire = true;
   /// What it answers to `connections`.
   uint32_t connections = 0;
 };
@@ -130,8 +137,20 @@ supervisor_actor::behavior_type stand_in(stand_in_pointer self,
       }
     },
     [](drain_timeout_atom) {},
-    [self](connections_atom) { return self->state.cfg.connections; },
-    [](retire_atom) { return shutdown_report{}; },
+    [self](connections_atom) {
+      auto& st = self->state;
+      caf::anon_send(st.cfg.probe, got_conns_atom::value, st.cfg.id);
+      return st.cfg.connections;
+    },
+    [self](retire_atom) {
+      auto& st = self->state;
+      caf::anon_send(st.cfg.probe, got_retire_atom::value, st.cfg.id);
+      auto rp = self->make_response_promise<shutdown_report>();
+      rp.deliver(st.cfg.report);
+      if (st.cfg.quit_after_retire)
+        self->quit();
+      return rp;
+    },
   };
 }
 
@@ -177,12 +196,16 @@ struct fixture {
     caf::anon_send_exit(master.handle, caf::exit_reason::kill);
   }
 
-  /// Starts a master with `stop_deadline` (the fixture's, at first).
-  void start(caf::timespan stop_deadline) {
+  /// Starts a master with `stop_deadline` (the fixture's, at first) and
+  /// `poll_interval` (master_config's default if not set).
+  void start(caf::timespan stop_deadline,
+             std::optional<caf::timespan> poll_interval = std::nullopt) {
     master_config cfg;
     cfg.secret = secret;
     cfg.expected = {1, 2, 3};
     cfg.stop_deadline = stop_deadline;
+    if (poll_interval)
+      cfg.poll_interval = *poll_interval;
     cfg.observer = [ev = caf::actor{events}](const master_event& x) {
       caf::anon_send(ev, x);
     };
@@ -269,6 +292,31 @@ struct fixture {
           [&] {
             CAF_FAIL("not every stand-in was told " << to_string(what.value));
           });
+    }
+  }
+
+  /// Waits for `got_stop` from each of `ids` and fails on any other word of
+  /// a stand-in before it (`got_force`, `got_retir`, a second `got_stop`):
+  /// a stand-in tells the probe in the order it got its messages. Answers
+  /// to the poll (`got_conns`) do not count.
+  void expect_only_stops(std::set<uint32_t> ids) {
+    while (!ids.empty()) {
+      probe->receive(
+        [&](got_stop_atom, uint32_t id) {
+          if (ids.erase(id) == 0)
+            CAF_ERROR("worker " << id << " got stop twice");
+        },
+        [&](got_force_atom, uint32_t id) {
+          CAF_ERROR("worker " << id << " got force");
+        },
+        [&](got_retire_atom, uint32_t id) {
+          CAF_ERROR("worker " << id << " got retire");
+        },
+        [&](got_conns_atom, uint32_t) {
+          // a poll
+        },
+        caf::after(patience) >>
+          [&] { CAF_FAIL("not every stand-in was told stop"); });
     }
   }
 
@@ -581,6 +629,122 @@ CAF_TEST(force without a stop stops and forces every worker) {
   wait_probe(got_stop_atom::value, {1});
   wait_probe(got_force_atom::value, {1});
   // The master ends once the forced worker has answered.
+  wait_all_gone(2);
+}
+
+CAF_TEST(stop force retire and workers from another node are ignored) {
+  node w1;
+  node w2;
+  auto s1 = spawn_stand_in(w1, plain(1, shutdown_report{3, 3, 0, 30ms}));
+  auto s2 = spawn_stand_in(w2, plain(2, shutdown_report{4, 4, 0, 40ms}));
+  join(w1, s1, 1);
+  join(w2, s2, 2);
+  // A process that reaches the BASP port: here worker 1's, with the
+  // master's handle from remote_actor (it needs no registration).
+  auto remote
+    = w1.sys.middleman().remote_actor<master_actor>("127.0.0.1", master.port);
+  CAF_REQUIRE(remote);
+  caf::scoped_actor intruder{w1.sys};
+  std::string stop_error;
+  intruder->request(*remote, patience, stop_atom_v)
+    .receive(
+      [&](shutdown_report& x) {
+        CAF_ERROR(
+          "a stop from another node was answered: " << caf::deep_to_string(x));
+      },
+      [&](caf::error& err) { stop_error = to_string(err); });
+  CAF_MESSAGE("stop from another node: " << stop_error);
+  CAF_CHECK_NOT_EQUAL(stop_error.find("only the master's own process"),
+                      std::string::npos);
+  intruder->send(*remote, force_atom_v);
+  intruder->send(*remote, retire_atom_v, 1u);
+  intruder->send(*remote, retire_atom_v, 2u);
+  // Taken after the three above (one sender, one connection, in order).
+  std::string workers_error;
+  intruder->request(*remote, patience, workers_atom_v)
+    .receive(
+      [&](uint32_t n) {
+        CAF_ERROR("workers from another node was answered: " << n);
+      },
+      [&](caf::error& err) { workers_error = to_string(err); });
+  CAF_MESSAGE("workers from another node: " << workers_error);
+  CAF_CHECK_NOT_EQUAL(workers_error.find("only the master's own process"),
+                      std::string::npos);
+  // Nothing changed: both still registered, no stop began.
+  CAF_CHECK_EQUAL(worker_count(), 2u);
+  // The master's own stop: each stand-in's first word to the probe is this
+  // stop (nothing reached them before it), and both reports count.
+  CAF_CHECK_EQUAL(stop(), (shutdown_report{7, 7, 0, 40ms}));
+  expect_only_stops({1, 2});
+  wait_all_gone(3);
+}
+
+CAF_TEST(retire reaches a worker now or when it registers) {
+  node w1;
+  node w2;
+  node w3;
+  auto s1 = spawn_stand_in(w1, plain(1, shutdown_report{2, 2, 0, 20ms}));
+  auto s2 = spawn_stand_in(w2, plain(2, shutdown_report{5, 5, 0, 50ms}));
+  join(w1, s1, 1);
+  join(w2, s2, 2);
+  // Worker 1 is retired: it answers and ends (a drained old worker). Its
+  // end is no stop it held: the master goes on with worker 2.
+  client->send(master.handle, retire_atom_v, 1u);
+  wait_probe(got_retire_atom::value, {1});
+  auto ev = wait_event([](const master_event& x) {
+    return x.what == master_event::kind::gone && x.worker == 1;
+  });
+  CAF_CHECK(!ev.stopping);
+  CAF_CHECK_EQUAL(worker_count(), 1u);
+  // Worker 3 is told to retire before it registers (a failed reload's new
+  // worker): the master keeps it for when it does. `workers` after it, from
+  // the same sender, is taken after it.
+  client->send(master.handle, retire_atom_v, 3u);
+  CAF_CHECK_EQUAL(worker_count(), 1u);
+  auto c3 = plain(3, shutdown_report{7, 6, 1, 70ms});
+  c3.quit_after_retire = false;
+  auto s3 = spawn_stand_in(w3, c3);
+  join(w3, s3, 3);
+  wait_probe(got_retire_atom::value, {3});
+  CAF_CHECK_EQUAL(worker_count(), 2u);
+  // A stop reaches the retiring worker 3 as well as worker 2; worker 1,
+  // gone after its retire, holds nothing up.
+  CAF_CHECK_EQUAL(stop(), (shutdown_report{12, 11, 1, 70ms}));
+  wait_probe(got_stop_atom::value, {2, 3});
+  // The master and the three stand-ins.
+  wait_all_gone(4);
+}
+
+CAF_TEST(a worker that is gone is reported with its connections at the poll) {
+  // This master polls often; the fixture's ends first.
+  stop();
+  wait_all_gone(1);
+  start(patience, 50ms);
+  node w1;
+  auto c1 = plain(1, shutdown_report{});
+  c1.connections = 7;
+  auto s1 = spawn_stand_in(w1, c1);
+  join(w1, s1, 1);
+  // Three answers to the poll: the stand-in tells the probe before each.
+  // The master took at least one of them before the down message, which
+  // comes after them on the same BASP connection.
+  size_t polls = 0;
+  while (polls < 3) {
+    probe->receive(
+      [&](got_conns_atom, uint32_t id) {
+        CAF_CHECK_EQUAL(id, 1u);
+        ++polls;
+      },
+      caf::after(patience) >>
+        [] { CAF_FAIL("the master did not poll worker 1"); });
+  }
+  caf::anon_send_exit(s1, caf::exit_reason::kill);
+  auto ev = wait_event(
+    [](const master_event& x) { return x.what == master_event::kind::gone; });
+  CAF_CHECK_EQUAL(ev.worker, 1u);
+  CAF_CHECK_EQUAL(ev.connections, 7u);
+  CAF_CHECK(!ev.stopping);
+  CAF_CHECK_EQUAL(stop(), (shutdown_report{}));
   wait_all_gone(2);
 }
 
