@@ -232,6 +232,8 @@ std::string to_string(master_event::kind x) {
       return "refused";
     case master_event::kind::gone:
       return "gone";
+    case master_event::kind::given_up:
+      return "given_up";
   }
   return "?";
 }
@@ -317,6 +319,8 @@ master_actor::behavior_type master_main(master_pointer self,
                                   + log::millis(st.cfg.force_deadline)
                                   + " of the force; the stop goes on without "
                                     "it");
+        tell(self, master_event::kind::given_up, kvp.first, {},
+             entry.connections);
       }
       finish_if_stopped(self);
     },

@@ -65,6 +65,10 @@ struct master_event {
     /// Worker `worker` ended; `detail` is the reason; `stopping` tells
     /// whether a stop had begun (then its end is expected once it answered).
     gone,
+    /// Worker `worker` did not answer within `force_deadline` of a force:
+    /// the stop goes on without it; its process is wedged (or stopped by a
+    /// signal) and is the owner's to end.
+    given_up,
   };
   kind what = kind::registered;
   uint32_t worker = 0;
@@ -104,7 +108,7 @@ struct master_config {
   /// After `force`, how long a worker may take to answer before the stop
   /// goes on without it (a worker acts on a force at once; one that does
   /// not is stopped by a signal or wedged).
-  caf::timespan force_deadline = std::chrono::seconds(3);
+  caf::timespan force_deadline = std::chrono::seconds(1);
   /// How often the master asks each worker how many connections it holds
   /// (for the log line of a worker that is gone); 0 never.
   caf::timespan poll_interval = std::chrono::milliseconds(500);

@@ -256,9 +256,9 @@ void master_process::on_signal(int sig) {
   log::warning(component, name + " received again: forcing the stop");
   if (master_alive_)
     self_->send(master_, force_atom_v);
-  // A worker that cannot act on it (stopped by a signal, wedged) is ended
-  // once the control plane has given up on it and its own teardown limit
-  // would have passed.
+  // A worker that answered but does not exit (a service that outlasts its
+  // own teardown limit) is ended once that limit would have passed; one
+  // that cannot answer is ended sooner (`given_up`, on_event).
   self_->delayed_send(self_, std::chrono::seconds(3) + std::chrono::seconds(5),
                       timer_atom_v, timer_token(straggler_timer, 1));
 }
@@ -274,6 +274,17 @@ void master_process::announce() {
 
 void master_process::on_event(const master_event& ev) {
   using kind = master_event::kind;
+  if (ev.what == kind::given_up) {
+    // It cannot act on the force (stopped by a signal, wedged): ended now,
+    // as the force promised its connections.
+    for (auto& [pid, c] : children_)
+      if (c.id == ev.worker) {
+        log::error(component, worker_name(c.id) + " (pid " + std::to_string(pid)
+                                + ") did not act on the force; killing it");
+        ::kill(pid, SIGKILL);
+      }
+    return;
+  }
   if (ev.what == kind::gone) {
     ready_.erase(ev.worker);
     return;
