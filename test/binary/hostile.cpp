@@ -21,6 +21,7 @@
 
 #include "caf/test/unit_test.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -140,6 +141,12 @@ struct fixture : qt::binary_fixture {
     // A leaked actor that reported done would keep the stop waiting this
     // long: longer than any wait of a test, shorter than the watchdog.
     extra.push_back("--drain-timeout=20s");
+    // One process unless a test asks for workers: the leak checks count
+    // the descriptors of the server's process and its actors' log lines.
+    if (std::none_of(extra.begin(), extra.end(), [](const std::string& x) {
+          return x.rfind("--workers=", 0) == 0;
+        }))
+      extra.push_back("--workers=1");
     port = start_server(protocol, extra);
     if (port == 0)
       return false;
@@ -218,8 +225,10 @@ struct fixture : qt::binary_fixture {
   /// non-blocking client with a small receive buffer (the server's output
   /// fills it at once) that has made one round trip. Returns no socket
   /// after a failed check.
-  qt::unique_fd start_small_reader(const std::string& protocol) {
-    if (!start(protocol, {"--write-timeout=1s"}))
+  qt::unique_fd start_small_reader(const std::string& protocol,
+                                   std::vector<std::string> extra = {}) {
+    extra.push_back("--write-timeout=1s");
+    if (!start(protocol, std::move(extra)))
       return {};
     auto conn = connect_client(port, 4096);
     if (!conn || !round_trip(conn.get()) || !qt::set_nonblocking(conn.get()))
@@ -540,6 +549,32 @@ CAF_TEST(an echo client that never reads is reset after the write timeout) {
   CAF_CHECK(contains(err, " bytes waiting (write timeout 1000ms); aborting"));
   conn.reset();
   expect_nothing_leaked(2);
+}
+
+CAF_TEST(
+  with two workers a client that never reads is reset after the timeout) {
+  // From outside: the echo in its buffer, then a reset (the worker's log
+  // line names it); the others are served and the stop is clean.
+  auto conn = start_small_reader("echo", {"--workers=2"});
+  if (!conn)
+    return;
+  size_t offset = 0;
+  auto sent = qt::send_until_stuck(conn.get(), pattern_from(offset), 500ms);
+  CAF_REQUIRE(sent.has_value());
+  auto rest = expect_write_timeout_reset(conn.get());
+  if (!rest)
+    return;
+  CAF_CHECK_EQUAL(qt::first_difference(rest->bytes, qt::pattern(0, *sent)),
+                  rest->bytes.size());
+  conn.reset();
+  auto probe = connect_client(port);
+  CAF_REQUIRE(probe);
+  CAF_CHECK(round_trip(probe.get()));
+  CAF_CHECK(server().signal(SIGTERM));
+  CAF_CHECK_EQUAL(qt::read_until_eof(probe.get()).ending(), "clean EOF");
+  probe.reset();
+  expect_exit(0);
+  CAF_CHECK_EQUAL(server().stderr_count("stopped: drained="), 1u);
 }
 
 CAF_TEST(an http client that pipelines uploads but never reads is reset) {

@@ -16,6 +16,7 @@
 #include "caf/test/unit_test.hpp"
 
 #include <csignal>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,6 +58,23 @@ const std::string closer
   = "GET /closer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 struct fixture : qt::binary_fixture {
+  /// Starts the server with `--max-connections=1` and `workers` (setting
+  /// `port`), and returns a connection kept busy by `GET /delay/500` once
+  /// the server has it (no socket after a failed check).
+  qt::unique_fd start_with_busy_connection(const std::string& workers,
+                                           uint16_t& port) {
+    port = start_http({"--max-connections=1", "--log-level=debug", workers});
+    if (port == 0)
+      return {};
+    auto busy = connect_client(port);
+    if (!busy || !qt::send_all(busy.get(), get("/delay/500"))
+        || !server().wait_stderr(" opened\n", 1)) {
+      CAF_ERROR("no busy connection");
+      return {};
+    }
+    return busy;
+  }
+
   /// Sends `c.input` on a new connection, reads until the server's FIN and
   /// checks the responses.
   std::vector<response> check_exchange(uint16_t port, const exchange_case& c) {
@@ -111,6 +129,22 @@ struct fixture : qt::binary_fixture {
 
 const std::string bad_request = "HTTP/1.1 400 Bad Request";
 const std::string ok = "HTTP/1.1 200 OK";
+
+/// Reads `fd` until the server's end and checks that it got exactly one
+/// response, a 200, then a clean EOF; returns that response (none after a
+/// failed check).
+std::optional<response> expect_one_ok_then_eof(int fd) {
+  auto all = qt::read_until_eof(fd);
+  CAF_CHECK_EQUAL(all.ending(), "clean EOF");
+  std::string rest;
+  auto rs = parse_responses(all.bytes, {}, rest);
+  CAF_CHECK_EQUAL(rest, "");
+  CAF_CHECK_EQUAL(rs.size(), 1u);
+  if (rs.size() != 1)
+    return std::nullopt;
+  CAF_CHECK_EQUAL(rs[0].status_line, ok);
+  return rs[0];
+}
 
 } // namespace
 
@@ -349,14 +383,12 @@ CAF_TEST(a request taken from the backlog at a stop gets connection close) {
   // backlog; their requests were sent before the stop and are answered,
   // but the answer said keep-alive before the FIN. Here the backlog is
   // made with --max-connections=1 and a connection kept busy.
-  auto port = start_http({"--max-connections=1", "--log-level=debug"});
-  if (port == 0)
-    return;
-  auto busy = connect_client(port);
+  // One process: with workers another one would accept the waiting client
+  // before the stop, and answer it keep-alive (see the variant below).
+  uint16_t port = 0;
+  auto busy = start_with_busy_connection("--workers=1", port);
   if (!busy)
     return;
-  CAF_REQUIRE(qt::send_all(busy.get(), get("/delay/500")));
-  CAF_REQUIRE(server().wait_stderr(" opened\n", 1));
   CAF_REQUIRE(server().wait_stderr("paused accepting"));
   // Connected by the kernel, not accepted by the server: in the backlog.
   auto waiting = connect_client(port);
@@ -365,16 +397,37 @@ CAF_TEST(a request taken from the backlog at a stop gets connection close) {
   CAF_REQUIRE(qt::send_all(waiting.get(), get("/")));
   CAF_REQUIRE(server().signal(SIGTERM));
   for (auto* fd : {&waiting, &busy}) {
-    auto all = qt::read_until_eof(fd->get());
-    CAF_CHECK_EQUAL(all.ending(), "clean EOF");
-    std::string rest;
-    auto rs = parse_responses(all.bytes, {}, rest);
-    CAF_CHECK_EQUAL(rest, "");
-    CAF_REQUIRE_EQUAL(rs.size(), 1u);
-    CAF_CHECK_EQUAL(rs[0].status_line, ok);
-    CAF_CHECK_EQUAL(rs[0].header("Connection"), "close");
+    auto resp = expect_one_ok_then_eof(fd->get());
+    CAF_REQUIRE(resp);
+    CAF_CHECK_EQUAL(resp->header("Connection"), "close");
   }
   expect_exit(0);
+}
+
+CAF_TEST(requests sent before a stop of two workers are all answered) {
+  // Two workers of one connection each, one kept busy: of the two later
+  // clients, one may be served at once by the other worker, and one waits
+  // in the backlog. From outside, each request sent before the stop gets
+  // one 200 and then a clean EOF, and the exit code is 0.
+  uint16_t port = 0;
+  auto busy = start_with_busy_connection("--workers=2", port);
+  if (!busy)
+    return;
+  std::vector<qt::unique_fd> clients;
+  clients.push_back(std::move(busy));
+  for (int i = 0; i < 2; ++i) {
+    auto fd = connect_client(port);
+    if (!fd)
+      return;
+    CAF_REQUIRE(qt::send_all(fd.get(), get("/")));
+    clients.push_back(std::move(fd));
+  }
+  CAF_REQUIRE(server().signal(SIGTERM));
+  for (auto& fd : clients)
+    expect_one_ok_then_eof(fd.get());
+  clients.clear();
+  expect_exit(0);
+  CAF_CHECK_EQUAL(server().stderr_count("stopped: drained="), 1u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -75,7 +75,10 @@ double cpu_share(pid_t pid, std::chrono::milliseconds window) {
 CAF_TEST_FIXTURE_SCOPE(limits_tests, fixture)
 
 CAF_TEST(at max connections clients wait in the backlog until one ends) {
-  auto port = start_echo({"--max-connections=2", "--log-level=debug"});
+  // One process: the limit and its backlog are per process (with workers
+  // another worker may accept c).
+  auto port
+    = start_echo({"--max-connections=2", "--log-level=debug", "--workers=1"});
   CAF_REQUIRE_NOT_EQUAL(port, 0);
   auto a = connect_loopback(port);
   auto b = connect_loopback(port);
@@ -109,7 +112,9 @@ CAF_TEST(at max connections clients wait in the backlog until one ends) {
 CAF_TEST(at a stop clients waiting in the backlog are served then closed) {
   for (auto protocol : {"echo", "http"}) {
     auto http = std::string{protocol} == "http";
-    auto port = start_server(protocol, {"--max-connections=1"});
+    // One process: with workers another one would accept b (see the
+    // variant below).
+    auto port = start_server(protocol, {"--max-connections=1", "--workers=1"});
     CAF_REQUIRE_NOT_EQUAL(port, 0);
     auto a = connect_loopback(port);
     CAF_REQUIRE(a.fd);
@@ -152,6 +157,36 @@ CAF_TEST(at a stop clients waiting in the backlog are served then closed) {
   }
 }
 
+CAF_TEST(at a stop of two workers clients in the backlog are served) {
+  // Two workers of one connection each: a is served, b is served or waits,
+  // c waits in the backlog (no third place). From outside, at the stop,
+  // every one gets its answer and a clean EOF, and the exit code is 0.
+  auto port
+    = start_echo({"--max-connections=1", "--workers=2", "--log-level=debug"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  auto a = connect_loopback(port);
+  CAF_REQUIRE(a.fd);
+  round_trip(a.fd.get(), "a");
+  std::vector<unique_fd> waiting;
+  for (auto text : {"from b", "from c"}) {
+    auto conn = connect_loopback(port);
+    CAF_REQUIRE(conn.fd);
+    CAF_REQUIRE(send_all(conn.fd.get(), text));
+    waiting.push_back(std::move(conn.fd));
+  }
+  CAF_REQUIRE(server().signal(SIGTERM));
+  CAF_CHECK_EQUAL(read_until_eof(a.fd.get()).ending(), "clean EOF");
+  for (size_t i = 0; i < waiting.size(); ++i) {
+    auto got = read_until_eof(waiting[i].get());
+    CAF_CHECK_EQUAL(got.ending(), "clean EOF");
+    CAF_CHECK_EQUAL(got.bytes, i == 0 ? "from b" : "from c");
+  }
+  a.fd.reset();
+  waiting.clear();
+  CAF_CHECK_EQUAL(server().wait_exit(), 0);
+  CAF_CHECK_EQUAL(server().stderr_count("stopped: drained="), 1u);
+}
+
 CAF_TEST(the write timeout is an option with a checked value) {
   // Listed with its default.
   auto& help = run({"--help"});
@@ -189,8 +224,11 @@ CAF_TEST(with few descriptors clients wait and the server does not spin) {
   constexpr uint64_t fd_limit = 128;
   constexpr size_t capacity = 64;
   constexpr size_t waiting = 76;
-  auto& srv = run({"--protocol=echo", "--host=127.0.0.1", "--port=0"},
-                  process_options{fd_limit});
+  // One process: the descriptor limit and the capacity are per process
+  // (two workers would take 128 connections).
+  auto& srv
+    = run({"--protocol=echo", "--host=127.0.0.1", "--port=0", "--workers=1"},
+          process_options{fd_limit});
   auto port = srv.wait_listening();
   CAF_REQUIRE(port);
   CAF_REQUIRE(

@@ -40,6 +40,7 @@ struct fixture : qt::binary_fixture {
     std::vector<std::string> args{"--services=" + mode, "--protocol=svc",
                                   "--host=127.0.0.1", "--port=0"};
     args.insert(args.end(), extra.begin(), extra.end());
+    pin_one_process(args);
     srv = &run_program(QUIESCE_SERVICE_SERVER, args);
     auto port = srv->wait_listening();
     if (!port) {
@@ -47,6 +48,16 @@ struct fixture : qt::binary_fixture {
       return 0;
     }
     return *port;
+  }
+
+  /// Adds `--workers=1` unless `args` ask for workers: services are per
+  /// process (each worker has its own), and the tests check one process's
+  /// restarts, deadlines and the order of its log lines.
+  static void pin_one_process(std::vector<std::string>& args) {
+    for (auto& arg : args)
+      if (arg.rfind("--workers=", 0) == 0)
+        return;
+    args.emplace_back("--workers=1");
   }
 
   /// Starts the test server in `mode`, connects, and asks the counter
@@ -212,6 +223,7 @@ CAF_TEST(a crash under the stop_server policy stops the server) {
 CAF_TEST(a service that cannot start is exit 1 without listening) {
   std::vector<std::string> args{"--services=broken", "--protocol=svc",
                                 "--host=127.0.0.1", "--port=0"};
+  pin_one_process(args);
   srv = &run_program(QUIESCE_SERVICE_SERVER, args);
   CAF_CHECK_EQUAL(qt::describe_exit(wait_exit()), qt::describe_exit(1));
   CAF_CHECK_EQUAL(srv->stdout_text().find("listening on"), std::string::npos);
@@ -220,6 +232,33 @@ CAF_TEST(a service that cannot start is exit 1 without listening) {
             != std::string::npos);
   // The one that had started is stopped again.
   CAF_CHECK(stderr_pos("service 'counter' stopped in") != std::string::npos);
+}
+
+CAF_TEST(with two workers a crash under the stop_server policy is exit 1) {
+  // From outside: the client of the crashed worker gets a clean EOF, the
+  // server stops with exit code 1 and one summary line.
+  auto port = start("fatal", {"--workers=2"});
+  CAF_REQUIRE(port != 0);
+  auto fd = connect_client(port);
+  CAF_REQUIRE(fd);
+  CAF_CHECK_EQUAL(ask(fd.get(), "crash counter"), "sent\n");
+  CAF_CHECK_EQUAL(qt::read_until_eof(fd.get()).ending(), "clean EOF");
+  fd.reset();
+  CAF_CHECK_EQUAL(qt::describe_exit(wait_exit()), qt::describe_exit(1));
+  CAF_CHECK_EQUAL(srv->stdout_text().find("listening on"),
+                  srv->stdout_text().rfind("listening on"));
+}
+
+CAF_TEST(with two workers a service that cannot start is exit 1) {
+  // From outside: no worker can start, so no `listening on` line, and
+  // exit code 1.
+  std::vector<std::string> args{"--services=broken", "--protocol=svc",
+                                "--host=127.0.0.1", "--port=0", "--workers=2"};
+  srv = &run_program(QUIESCE_SERVICE_SERVER, args);
+  CAF_CHECK_EQUAL(qt::describe_exit(wait_exit()), qt::describe_exit(1));
+  CAF_CHECK_EQUAL(srv->stdout_text().find("listening on"), std::string::npos);
+  CAF_CHECK(stderr_pos("service 'broken' failed to start")
+            != std::string::npos);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -95,9 +95,11 @@ struct fixture : qt::binary_fixture {
   }
 
   /// Starts an HTTP server, sends `sig` and checks that the server logs it
-  /// and goes on serving, then that SIGTERM stops it with exit 0.
-  void expect_logged_and_ignored(int sig, const std::string& line) {
-    auto port = start_http();
+  /// and goes on serving, then that SIGTERM stops it with exit 0. `extra`
+  /// options are passed to the server.
+  void expect_logged_and_ignored(int sig, const std::string& line,
+                                 const std::vector<std::string>& extra = {}) {
+    auto port = start_http(extra);
     if (port == 0)
       return;
     CAF_REQUIRE(server().signal(sig));
@@ -159,8 +161,29 @@ CAF_TEST(sigint then sigquit forces the stop with exit 3) {
 }
 
 CAF_TEST(sighup is logged and the server goes on serving) {
-  expect_logged_and_ignored(SIGHUP, "SIGHUP received: this process has "
-                                    "nothing to reload; ignored");
+  // One process: it has nothing to reload (with workers SIGHUP becomes a
+  // reload, a new generation of workers; see the variant below).
+  expect_logged_and_ignored(SIGHUP,
+                            "SIGHUP received: this process has "
+                            "nothing to reload; ignored",
+                            {"--workers=1"});
+}
+
+CAF_TEST(sighup to a master of two workers never kills and it goes on serving) {
+  // From outside only (a reload may start new workers): the master logs
+  // the signal, the server keeps serving, and a SIGTERM then stops it with
+  // exit 0 and one summary line.
+  auto port = start_http({"--workers=2"});
+  CAF_REQUIRE_NOT_EQUAL(port, 0);
+  CAF_REQUIRE(server().signal(SIGHUP));
+  if (!await_stderr("SIGHUP received"))
+    return;
+  expect_serving(port);
+  CAF_REQUIRE(server().signal(SIGTERM));
+  expect_exit(0);
+  CAF_CHECK_EQUAL(server().stdout_text().find("listening on"),
+                  server().stdout_text().rfind("listening on"));
+  CAF_CHECK_EQUAL(server().stderr_count("stopped: drained="), 1u);
 }
 
 CAF_TEST(sigusr1 is logged and the server goes on serving) {
