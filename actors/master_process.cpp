@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <iostream>
 #include <linux/close_range.h>
+#include <sys/mman.h>
 #include <mutex>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,25 +52,34 @@ std::string worker_name(uint32_t id) {
 }
 
 /// Starts worker `id` from this process's own binary: the same arguments,
-/// the listening socket and a pipe holding the secret inherited, and
+/// the listening socket and a memory file holding `payload` (the secret and
+/// the configuration: worker_payload) inherited, and
 /// QUIESCE_WORKER naming them. Its pid, or -1 with `error` set.
 pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
-                           const std::string& secret,
+                           const std::string& payload,
                            const std::vector<std::string>& args,
                            std::string& error) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    error = std::string{"pipe: "} + std::strerror(errno);
+  // A memory file, not a pipe: the config text may exceed a pipe's
+  // capacity, and nobody reads before the exec.
+  int sfd = ::memfd_create("quiesce-worker", MFD_CLOEXEC);
+  if (sfd < 0) {
+    error = std::string{"memfd_create: "} + std::strerror(errno);
     return -1;
   }
-  // 33 bytes: far below the pipe's capacity, so this never blocks.
-  auto text = secret + "\n";
-  auto written = ::write(pipe_fds[1], text.data(), text.size());
-  ::close(pipe_fds[1]);
-  if (written != static_cast<ssize_t>(text.size())) {
-    ::close(pipe_fds[0]);
-    error = "writing its secret failed";
-    return -1;
+  const char* p = payload.data();
+  auto left = payload.size();
+  while (left > 0) {
+    auto n = ::write(sfd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      error = std::string{"writing its secret and configuration: "}
+              + std::strerror(errno);
+      ::close(sfd);
+      return -1;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
   }
   // Everything the child needs is built before the fork: between fork and
   // exec a child of a threaded process may only make async-signal-safe
@@ -87,17 +97,16 @@ pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
       env_text.emplace_back(*e);
   env_text.push_back(prefix + std::to_string(id) + ":" + std::to_string(port)
                      + ":" + std::to_string(listen_fd) + ":"
-                     + std::to_string(pipe_fds[0]));
+                     + std::to_string(sfd));
   std::vector<char*> child_env;
   for (auto& x : env_text)
     child_env.push_back(x.data());
   child_env.push_back(nullptr);
-  int sfd = pipe_fds[0];
   static const char exec_failed[] = "quiesce: cannot exec /proc/self/exe "
                                     "for a worker\n";
   auto pid = ::fork();
   if (pid == 0) {
-    // Only the socket and the secret's pipe pass the exec: the master's
+    // Only the socket and the memory file pass the exec: the master's
     // other descriptors (its control plane, CAF's epoll) are its own.
     ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     ::fcntl(listen_fd, F_SETFD, 0);
@@ -120,7 +129,7 @@ master_process::master_process(caf::actor_system& sys, server_config& cfg,
                                listener& lst, size_t count, int argc,
                                char** argv)
     : sys_(sys), cfg_(cfg), lst_(lst), count_(count), self_(sys),
-      program_(argv[0]), protocol_(cfg.protocol),
+      program_(argv[0]), protocol_(cfg.protocol), config_(cfg.config),
       drain_timeout_(cfg.drain_timeout),
       ids_book_(std::make_shared<std::set<uint32_t>>()),
       ids_mtx_(std::make_shared<std::mutex>()) {
@@ -169,7 +178,8 @@ int master_process::run(const sigset_t& signals) {
 
 bool master_process::spawn(uint32_t id, uint32_t generation) {
   std::string error;
-  auto pid = spawn_worker_process(id, port_, lst_.fd, secret_, args_, error);
+  auto pid = spawn_worker_process(
+    id, port_, lst_.fd, worker_payload(secret_, config_), args_, error);
   if (pid < 0) {
     log::error(component, "cannot start " + worker_name(id) + ": " + error);
     return false;
@@ -394,6 +404,8 @@ void master_process::reload() {
                               + " (the socket is kept; a restart moves it)");
   protocol_ = fresh.protocol;
   drain_timeout_ = fresh.drain_timeout;
+  // New workers (and restarts from now on) get the text read now.
+  config_ = fresh.config;
   auto count = worker_count(fresh);
   ++generation_;
   reload_.emplace();

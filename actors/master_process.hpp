@@ -100,6 +100,8 @@ private:
   /// argv[0]: for reading the configuration again.
   std::string program_;
   std::string protocol_;
+  /// The config file as last read, handed to every worker started.
+  config_file config_;
   caf::timespan drain_timeout_;
   std::string secret_;
   master_actor master_;

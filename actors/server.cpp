@@ -321,8 +321,17 @@ int run_server(int argc, char** argv) {
   block_server_signals();
   auto signals = server_signals();
   std::signal(SIGPIPE, SIG_IGN);
+  // A worker started by a master serves on the master's socket, with the
+  // config file as the master read it.
+  std::string worker_error;
+  listener lst;
+  auto link = take_worker_environment(lst, worker_error);
+  if (!worker_error.empty()) {
+    std::cerr << "quiesce: " << worker_error << std::endl;
+    return exit_cannot_run;
+  }
   config cfg;
-  if (auto code = configure(cfg, argc, argv))
+  if (auto code = configure(cfg, argc, argv, link ? &link->config : nullptr))
     return *code;
   log::level lvl = log::level::info;
   log::parse_level(cfg.log_level, lvl); // checked by its rule
@@ -336,14 +345,6 @@ int run_server(int argc, char** argv) {
   auto factory = proto->make;
   add_control_plane_types(cfg);
   apply_message_types(cfg);
-  // A worker started by a master serves on the master's socket.
-  std::string worker_error;
-  listener lst;
-  auto link = take_worker_environment(lst, worker_error);
-  if (!worker_error.empty()) {
-    std::cerr << "quiesce: " << worker_error << std::endl;
-    return exit_cannot_run;
-  }
   auto workers = worker_count(cfg);
   if (!link && workers > 1 && cfg.max_connections > 0
       && cfg.max_connections < workers)

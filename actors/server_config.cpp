@@ -58,22 +58,28 @@ int usage_error(const std::string& what) {
   return exit_usage;
 }
 
-std::optional<int> configure(server_config& cfg, int argc, char** argv) {
+std::optional<int> configure(server_config& cfg, int argc, char** argv,
+                             const config_file* given) {
   std::vector<std::string> args{argv + 1, argv + argc};
   // The config file is read and checked first, with the rules of the command
   // line; CAF then reads the same text, which holds no surprise for it.
   if (auto err = options::check_numbers(cfg.options(), args); !err.empty())
     return usage_error(err);
   config_file file;
-  if (!options::wants_help(args)) {
+  if (given != nullptr) {
+    file = *given;
+  } else if (!options::wants_help(args)) {
     if (auto err = read_config_file(cfg.options(), args, file); !err.empty())
       return usage_error(err);
+  }
+  if (!options::wants_help(args)) {
     if (file.found) {
       auto err = check_config_file(cfg.options(), file.path, file.text);
       if (!err.empty())
         return usage_error(err);
     }
   }
+  cfg.config = file;
   std::istringstream ini{file.text};
   if (auto err = cfg.parse(args, ini))
     return usage_error(options::describe_parse_error(cfg, err));

@@ -15,6 +15,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/timespan.hpp"
 
+#include "actors/config_file.hpp"
 #include "quiesce/registry.hpp"
 
 namespace quiesce {
@@ -36,6 +37,10 @@ public:
   std::string log_level = "info";
   /// "auto" or a count (options.hpp, `parse_workers`; workers.hpp).
   std::string workers = "auto";
+  /// The config file as `configure` read it: a master hands this text to
+  /// its workers, which do not read the file again (it may be a pipe, or
+  /// changed since).
+  config_file config;
 
   server_config();
 
@@ -89,7 +94,10 @@ int usage_error(const std::string& what);
 
 /// Parses the command line and the config file into `cfg` and checks every
 /// value (options.hpp). Returns the exit code if the process ends here: a
-/// usage error, or the help text or the configuration printed.
-std::optional<int> configure(server_config& cfg, int argc, char** argv);
+/// usage error, or the help text or the configuration printed. With
+/// `given`, it stands for the config file (a worker's, from its master, as
+/// the master read it).
+std::optional<int> configure(server_config& cfg, int argc, char** argv,
+                             const config_file* given = nullptr);
 
 } // namespace quiesce

@@ -18,10 +18,12 @@ namespace quiesce {
 
 namespace {
 
-/// Reads the whole of a small text from `fd` (the secret's pipe).
+/// Reads what the master wrote for this worker (worker_payload), from the
+/// start of `fd`.
 std::string read_all(int fd) {
   std::string result;
-  char buf[128];
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
   for (;;) {
     auto n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR)
@@ -29,7 +31,7 @@ std::string read_all(int fd) {
     if (n <= 0)
       break;
     result.append(buf, static_cast<size_t>(n));
-    if (result.size() > 1024)
+    if (result.size() > 4 * 1024 * 1024)
       break;
   }
   return result;
@@ -54,7 +56,36 @@ bool parse_link(const char* text, uint32_t& id, uint16_t& port, int& lfd,
          && id > 0 && port > 0 && lfd > 2 && sfd > 2;
 }
 
+/// Parses worker_payload's text into `link`.
+bool parse_payload(std::string_view text, worker_link& link) {
+  auto line = [&text](std::string_view& out) {
+    auto eol = text.find('\n');
+    if (eol == std::string_view::npos)
+      return false;
+    out = text.substr(0, eol);
+    text.remove_prefix(eol + 1);
+    return true;
+  };
+  std::string_view secret;
+  std::string_view found;
+  std::string_view path;
+  if (!line(secret) || !line(found) || !line(path) || secret.empty()
+      || (found != "0" && found != "1"))
+    return false;
+  link.secret = std::string{secret};
+  link.config.found = found == "1";
+  link.config.path = std::string{path};
+  link.config.text = std::string{text};
+  return true;
+}
+
 } // namespace
+
+std::string worker_payload(const std::string& secret,
+                           const config_file& config) {
+  return secret + "\n" + (config.found ? "1" : "0") + "\n" + config.path + "\n"
+         + config.text;
+}
 
 size_t worker_count(const server_config& cfg) {
   auto n = options::parse_workers(cfg.workers).value_or(1);
@@ -77,17 +108,14 @@ std::optional<worker_link> take_worker_environment(listener& lst,
               "run a server)";
     return std::nullopt;
   }
-  auto secret = read_all(sfd);
+  auto payload = read_all(sfd);
   ::close(sfd);
-  while (!secret.empty() && secret.back() == '\n')
-    secret.pop_back();
-  if (secret.empty()) {
+  if (!parse_payload(payload, link)) {
     error = "worker " + std::to_string(link.id)
-            + ": no secret from the master on descriptor "
+            + ": no secret and configuration from the master on descriptor "
             + std::to_string(sfd);
     return std::nullopt;
   }
-  link.secret = std::move(secret);
   int listening = 0;
   socklen_t size = sizeof(listening);
   if (::getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0

@@ -7,9 +7,10 @@
 ///
 /// - The master binds the socket, publishes its control plane on loopback
 ///   (actors/master.hpp) and starts each worker by fork and exec of its own
-///   binary with its own arguments. A worker inherits the socket and a pipe
-///   holding the secret; `QUIESCE_WORKER` tells it the descriptors, its id
-///   and the master's port. `ps` shows "quiesce: worker N" for each.
+///   binary with its own arguments. A worker inherits the socket and a
+///   memory file with the secret and the config file's text as the master
+///   read it (`worker_payload`); `QUIESCE_WORKER` tells it the descriptors,
+///   its id and the master's port. `ps` shows "quiesce: worker N" for each.
 /// - A worker serves like a single process on the shared socket, registers
 ///   its supervisor with the master, and takes its orders from the master
 ///   only: it ignores signals (a process-group Ctrl-C or systemd's
@@ -28,6 +29,7 @@
 #include <optional>
 #include <string>
 
+#include "actors/config_file.hpp"
 #include "actors/listener.hpp"
 #include "actors/server_config.hpp"
 
@@ -38,7 +40,15 @@ struct worker_link {
   uint32_t id = 0;
   uint16_t master_port = 0;
   std::string secret;
+  /// The config file as the master read it: the worker does not read it
+  /// again (it may be a pipe, or changed since).
+  config_file config;
 };
+
+/// What a master hands each worker in an inherited memory file: the
+/// secret, then whether a config file was found, its path, and its text.
+std::string worker_payload(const std::string& secret,
+                           const config_file& config);
 
 /// The environment variable a master sets for its workers.
 constexpr const char* worker_environment = "QUIESCE_WORKER";

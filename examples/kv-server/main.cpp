@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "quiesce/registry.hpp"
 #include "quiesce/server.hpp"
@@ -14,11 +15,19 @@
 int main(int argc, char** argv) {
   // The store: started before the listener opens, stopped after the drain
   // (2 s to quit), restarted over the same keys if it crashes (store.hpp).
+  // Shared: with --workers, one store in the master serves every worker
+  // (an INCR from any of them sees the others'); its request type crosses
+  // processes, so it is announced.
   auto keys = std::make_shared<kv::store_data>();
+  quiesce::service_options opts;
+  opts.stop_deadline = std::chrono::seconds(2);
+  opts.on_crash = quiesce::crash_policy::restart;
+  opts.shared = true;
   quiesce::add_service(
     "store",
     [keys](caf::actor_system& sys) { return kv::spawn_store(sys, keys); },
-    {std::chrono::seconds(2), quiesce::crash_policy::restart});
+    opts);
+  quiesce::announce_message_type<std::vector<kv::command>>("kv::commands");
   // The first protocol added is the default: `--protocol` is `resp` unless
   // given.
   quiesce::add_protocol("resp", [] { return std::make_unique<kv_protocol>(); });

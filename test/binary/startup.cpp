@@ -129,10 +129,9 @@ struct fixture : binary_fixture {
       CAF_ERROR("mkfifo failed");
       return nullptr;
     }
-    // TODO(workers): workers re-read the config file; a FIFO read once by
-    // the master blocks them at start (exit 1 after 30s, or SIGKILL).
-    auto& srv = run(
-      {"--config-file=" + fifo, "--protocol=echo", "--port=0", "--workers=1"});
+    // With workers (the default), the master reads the FIFO once and hands
+    // its text to the workers.
+    auto& srv = run({"--config-file=" + fifo, "--protocol=echo", "--port=0"});
     if (!srv.started()) {
       CAF_ERROR("the server did not start");
       return nullptr;
@@ -195,9 +194,7 @@ CAF_TEST(a signal during start up ends the process cleanly) {
   CAF_REQUIRE(dir.ok());
   auto fifo = dir.file("config.ini");
   CAF_REQUIRE_EQUAL(::mkfifo(fifo.c_str(), 0600), 0);
-  // TODO(workers): as in start_held, workers block on the FIFO config file.
-  auto& srv = run(
-    {"--config-file=" + fifo, "--protocol=echo", "--port=0", "--workers=1"});
+  auto& srv = run({"--config-file=" + fifo, "--protocol=echo", "--port=0"});
   CAF_REQUIRE(srv.started());
   // Blocks until the server has opened the FIFO for reading.
   unique_fd writer{::open(fifo.c_str(), O_WRONLY | O_CLOEXEC)};

@@ -538,9 +538,12 @@ struct fixture : qt::binary_fixture {
     expect_master_exit(0);
     CAF_CHECK_EQUAL(srv->stderr_count(name + " received: stopping"), 1u);
     CAF_CHECK_EQUAL(srv->stderr_count("again: forcing"), 0u);
-    // Each worker had the signal too, and left it to the master.
-    CAF_CHECK_EQUAL(srv->stderr_count(name + " received: ignored (a worker"),
-                    2u);
+    // Each worker had the signal too, and left it to the master. The one
+    // serving the request surely logs it; an idle one may exit (the
+    // master's stop) before its signal thread takes the pending signal.
+    auto ignored = srv->stderr_count(name + " received: ignored (a worker");
+    CAF_CHECK_GREATER_OR_EQUAL(ignored, 1u);
+    CAF_CHECK_LESS_OR_EQUAL(ignored, 2u);
     CAF_CHECK_NOT_EQUAL(summary().find("drained=1 forced=0"),
                         std::string::npos);
   }

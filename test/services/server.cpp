@@ -11,9 +11,6 @@
 // - `stubborn`: `counter` and `stubborn`, which also ignores the forced
 //   exit (it traps exits); deadline 300 ms;
 // - `broken`: `counter` and `broken`, whose spawn function throws.
-// With workers, each worker takes the mode from QUIESCE_TEST_SERVICES,
-// which the started process sets for them.
-//
 // With `--workers=N` each worker process gets the mode too (through the
 // environment variable `QUIESCE_TEST_SERVICES`).
 //
@@ -181,9 +178,6 @@ private:
 
 } // namespace
 
-/// Where a worker process finds the mode of its master.
-constexpr const char* mode_variable = "QUIESCE_TEST_SERVICES";
-
 int main(int argc, char** argv) {
   quiesce::block_server_signals();
   std::string mode = "restart";
@@ -191,17 +185,12 @@ int main(int argc, char** argv) {
   // arguments run_server saw, without the flag: the mode reaches it through
   // the environment, which a master hands on to its workers.
   constexpr const char* mode_variable = "QUIESCE_TEST_SERVICES";
-  if (auto* inherited = std::getenv(mode_variable))
-    mode = inherited;
   std::vector<char*> args{argv, argv + argc};
   constexpr std::string_view flag = "--services=";
   if (args.size() > 1
       && std::string_view{args[1]}.substr(0, flag.size()) == flag) {
     mode = args[1] + flag.size();
     args.erase(args.begin() + 1);
-    // Worker processes are started with the arguments run_server got:
-    // they find the mode in the environment they inherit.
-    ::setenv(mode_variable, mode.c_str(), 1);
   } else if (auto* inherited = std::getenv(mode_variable)) {
     mode = inherited;
   }
