@@ -13,6 +13,7 @@
 #include "caf/send.hpp"
 
 #include "actors/control_plane.hpp"
+#include "actors/services.hpp"
 #include "actors/process.hpp"
 #include "actors/workers.hpp"
 #include "quiesce/log.hpp"
@@ -143,8 +144,26 @@ master_process::~master_process() {
 }
 
 int master_process::run(const sigset_t& signals) {
+  // The shared services run here, started before any worker can ask for
+  // one, stopped once every worker has ended.
+  auto directory = std::make_shared<service_directory>();
+  services_config svc_cfg;
+  for (auto& decl : declared_services())
+    if (decl.options.shared)
+      svc_cfg.services.push_back(decl);
+  svc_cfg.directory = directory;
+  svc_cfg.on_failure = [main = caf::actor{self_}](const std::string& why) {
+    caf::anon_send(main, service_failed_atom_v, why);
+  };
+  services_ = sys_.spawn<caf::detached>(services_main, std::move(svc_cfg));
+  self_->monitor(services_);
+  if (auto code = start_services(self_, services_)) {
+    services_alive_ = false;
+    return *code;
+  }
   secret_ = make_secret();
   master_config mcfg;
+  mcfg.services = directory;
   mcfg.secret = secret_;
   mcfg.expects = [book = ids_book_, mtx = ids_mtx_](uint32_t id) {
     std::lock_guard<std::mutex> guard{*mtx};
@@ -160,6 +179,8 @@ int master_process::run(const sigset_t& signals) {
   if (!published) {
     std::cerr << "quiesce: cannot start the workers' control plane: "
               << to_string(published.error()) << std::endl;
+    self_->send(services_, stop_atom_v);
+    self_->receive([](services_report&) {});
     return exit_cannot_run;
   }
   master_ = published->handle;
@@ -266,6 +287,8 @@ void master_process::on_signal(int sig) {
   log::warning(component, name + " received again: forcing the stop");
   if (master_alive_)
     self_->send(master_, force_atom_v);
+  if (services_stop_sent_ && services_alive_)
+    self_->send(services_, force_atom_v);
   // A worker that answered but does not exit (a service that outlasts its
   // own teardown limit) is ended once that limit would have passed; one
   // that cannot answer is ended sooner (`given_up`, on_event).
@@ -508,12 +531,20 @@ void master_process::on_timer(uint64_t token) {
 
 void master_process::end_master_when_done() {
   // The control plane lingers after its stop (master_config): it ends once
-  // every worker process has.
-  if (stopping_ && master_alive_ && report_ && children_.empty()
-      && !master_exit_sent_) {
+  // every worker process has, and the shared services stop then (the
+  // workers' requests to them were answered while they drained).
+  if (!stopping_ || !children_.empty())
+    return;
+  if (master_alive_ && report_ && !master_exit_sent_) {
     master_exit_sent_ = true;
     // (An exit message with reason `normal` is ignored by design.)
     self_->send_exit(master_, caf::exit_reason::user_shutdown);
+  }
+  if (services_alive_ && !services_stop_sent_ && (report_ || !master_alive_)) {
+    services_stop_sent_ = true;
+    self_->send(services_, stop_atom_v);
+    if (signals_seen_ > 1)
+      self_->send(services_, force_atom_v);
   }
 }
 
@@ -526,44 +557,57 @@ void master_process::loop() {
         timer_atom_v, timer_token(straggler_timer, 0));
     }
   };
-  self_->receive_while([&] { return master_alive_ || !children_.empty(); })(
-    [&](signal_atom, int sig) { on_signal(sig); },
-    [&](master_event& ev) { on_event(ev); },
-    [&](exited_atom, int32_t pid, int status) {
-      on_exit(pid, status);
-      end_master_when_done();
-    },
-    [&](shutdown_report& x) {
-      report_ = x;
-      arm_straggler_timer();
-      end_master_when_done();
-    },
-    [&](caf::error& err) {
-      log::error(component,
-                 "the control plane refused the stop: " + to_string(err));
-    },
-    [&](timer_atom, uint64_t which) { on_timer(which); },
-    [&](caf::down_msg& msg) {
-      if (msg.source != master_.address())
-        return;
-      master_alive_ = false;
-      if (!stopping_) {
-        // Its workers see it gone and stop on their own.
-        log::error(component, "the control plane ended unexpectedly ("
-                                + to_string(msg.reason) + ")");
-        stopping_ = true;
-        code_ = exit_cannot_run;
-      }
-      arm_straggler_timer();
-    });
+  self_->receive_while([&] {
+    return master_alive_ || !children_.empty() || services_alive_;
+  })([&](signal_atom, int sig) { on_signal(sig); },
+     [&](master_event& ev) { on_event(ev); },
+     [&](exited_atom, int32_t pid, int status) {
+       on_exit(pid, status);
+       end_master_when_done();
+     },
+     [&](shutdown_report& x) {
+       report_ = x;
+       arm_straggler_timer();
+       end_master_when_done();
+     },
+     [&](caf::error& err) {
+       log::error(component,
+                  "the control plane refused the stop: " + to_string(err));
+     },
+     [&](timer_atom, uint64_t which) { on_timer(which); },
+     [&](service_failed_atom, std::string&) {
+       // Logged by the services actor already.
+       code_ = exit_cannot_run;
+       begin_stop("a shared service failed");
+     },
+     [&](services_report& x) { svc_report_ = x; },
+     [&](caf::down_msg& msg) {
+       if (msg.source == services_.address()) {
+         services_alive_ = false;
+         return;
+       }
+       if (msg.source != master_.address())
+         return;
+       master_alive_ = false;
+       if (!stopping_) {
+         // Its workers see it gone and stop on their own.
+         log::error(component, "the control plane ended unexpectedly ("
+                                 + to_string(msg.reason) + ")");
+         stopping_ = true;
+         code_ = exit_cannot_run;
+       }
+       arm_straggler_timer();
+       end_master_when_done();
+     });
 }
 
 int master_process::exit_code() const {
   if (code_)
     return *code_;
-  if (!report_)
+  if (!report_ || (svc_report_ && svc_report_->failed))
     return exit_cannot_run;
-  return report_->forced > 0 ? exit_forced : exit_clean;
+  auto forced = report_->forced > 0 || (svc_report_ && svc_report_->forced > 0);
+  return forced ? exit_forced : exit_clean;
 }
 
 } // namespace quiesce

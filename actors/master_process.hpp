@@ -129,6 +129,11 @@ private:
   int signals_seen_ = 0;
   std::optional<int> code_;
   std::optional<shutdown_report> report_;
+  /// The shared services (service_options::shared).
+  services_actor services_;
+  bool services_alive_ = true;
+  bool services_stop_sent_ = false;
+  std::optional<services_report> svc_report_;
 };
 
 } // namespace quiesce

@@ -2,6 +2,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iostream>
+
+#include "actors/server_config.hpp"
 #include <sched.h>
 
 namespace quiesce {
@@ -27,6 +30,20 @@ void favour_io_thread(caf::io::middleman& mm) {
     if (sched_setscheduler(0, SCHED_OTHER, &param) != 0)
       log::debug("main", std::string{"SCHED_OTHER: "} + std::strerror(errno));
   });
+}
+
+std::optional<int> start_services(caf::scoped_actor& self,
+                                  const services_actor& services) {
+  std::string error;
+  self->request(services, caf::infinite, start_atom_v)
+    .receive([&](std::string& err) { error = std::move(err); },
+             [&](caf::error& err) { error = to_string(err); });
+  if (error.empty())
+    return std::nullopt;
+  std::cerr << "quiesce: " << error << std::endl;
+  self->request(services, caf::infinite, stop_atom_v)
+    .receive([](services_report&) {}, [](caf::error&) {});
+  return exit_cannot_run;
 }
 
 std::string signal_name(int sig) {

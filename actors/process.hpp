@@ -7,6 +7,7 @@
 /// of its threads, signal names.
 
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -17,6 +18,7 @@
 
 #include "caf/actor.hpp"
 #include "caf/io/middleman.hpp"
+#include "caf/scoped_actor.hpp"
 #include "caf/send.hpp"
 
 #include "quiesce/log.hpp"
@@ -100,6 +102,13 @@ void run_helpers_as_batch();
 
 /// Returns the I/O thread of `mm` to the normal policy.
 void favour_io_thread(caf::io::middleman& mm);
+
+/// Asks the services actor (spawned on a thread of its own: its deadlines
+/// must fire even if a service blocks every scheduler worker) to start every
+/// service it was given. Nothing if all started; else the exit code, after
+/// the ones that started are stopped again.
+std::optional<int> start_services(caf::scoped_actor& self,
+                                  const services_actor& services);
 
 /// "SIGTERM" for SIGTERM, and so on.
 std::string signal_name(int sig);

@@ -52,24 +52,6 @@ using namespace std::chrono_literals;
 
 using config = server_config;
 
-/// Spawns the services actor on a thread of its own (its deadlines must
-/// fire even if a service blocks every scheduler worker) and starts every
-/// declared service. Nothing if all started; else the exit code, after the
-/// ones that started are stopped again.
-std::optional<int> start_services(caf::scoped_actor& self,
-                                  const services_actor& services) {
-  std::string error;
-  self->request(services, caf::infinite, start_atom_v)
-    .receive([&](std::string& err) { error = std::move(err); },
-             [&](caf::error& err) { error = to_string(err); });
-  if (error.empty())
-    return std::nullopt;
-  std::cerr << "quiesce: " << error << std::endl;
-  self->request(services, caf::infinite, stop_atom_v)
-    .receive([](services_report&) {}, [](caf::error&) {});
-  return exit_cannot_run;
-}
-
 /// Runs the server until it has stopped; returns the exit code.
 int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
           listener& lst, behaviour_factory factory, size_t max_connections,
