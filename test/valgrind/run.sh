@@ -73,8 +73,11 @@ start_server() {
   [[ -f $supp ]] && vg+=(--suppressions="$supp")
   mkfifo "$work/$name.out"
   # --drain-timeout: the server under memcheck must not hit the deadline.
+  # --workers=1: the whole server in the one process under memcheck (a
+  # worker is exec'd from /proc/self/exe, which under valgrind is valgrind's
+  # own tool; the worker paths run under ASan in the test suites instead).
   "${vg[@]}" "$bin" --protocol="$protocol" --host=127.0.0.1 --port=0 \
-    --drain-timeout=60s --log-level=debug \
+    --drain-timeout=60s --log-level=debug --workers=1 \
     >"$work/$name.out" 2>"$work/$name.err" &
   server_pid=$!
   exec {server_out}<"$work/$name.out"
