@@ -264,6 +264,10 @@ struct http_client {
 };
 
 struct fixture : qt::binary_fixture {
+  /// `--workers` of the rounds: each test runs its rounds in one process,
+  /// then over a master and two workers.
+  std::string workers = "--workers=1";
+
   /// The end of every round: the server exits 0 with nothing forced.
   void expect_clean_exit() {
     expect_exit(0);
@@ -275,7 +279,8 @@ struct fixture : qt::binary_fixture {
   /// come back in all, then SIGTERM; every client reads to its EOF.
   echo_round_result echo_round(size_t clients, size_t stop_after) {
     echo_round_result result;
-    auto port = start_echo({"--log-level=debug", "--drain-timeout=30s"});
+    auto port
+      = start_echo({"--log-level=debug", "--drain-timeout=30s", workers});
     if (port == 0)
       return result;
     std::vector<echo_client> cs(clients);
@@ -416,7 +421,8 @@ struct fixture : qt::binary_fixture {
   /// response carry `Connection: close` (a request in flight at the stop).
   size_t http_round(const std::vector<size_t>& depths, size_t stop_after) {
     size_t closed_by_response = 0;
-    auto port = start_http({"--log-level=debug", "--drain-timeout=30s"});
+    auto port
+      = start_http({"--log-level=debug", "--drain-timeout=30s", workers});
     if (port == 0)
       return 0;
     auto clients = depths.size();
@@ -553,11 +559,15 @@ CAF_TEST(echo streams stopped mid flow get every owed byte then eof) {
   // last stop the server has long paused reading them.
   const size_t stops[] = {1, size_t{1024} * 1024, size_t{64} * 1024 * 1024};
   size_t mid_stream = 0;
-  for (auto stop_after : stops) {
-    CAF_MESSAGE("round: SIGTERM after " << stop_after << " echoed bytes");
-    mid_stream += echo_round(5, stop_after).clients_mid_stream;
-    if (caf::test::engine::current_test()->bad() > 0)
-      return;
+  for (auto w : {"--workers=1", "--workers=2"}) {
+    workers = w;
+    for (auto stop_after : stops) {
+      CAF_MESSAGE("round: " << w << ", SIGTERM after " << stop_after
+                            << " echoed bytes");
+      mid_stream += echo_round(5, stop_after).clients_mid_stream;
+      if (caf::test::engine::current_test()->bad() > 0)
+        return;
+    }
   }
   // The stop landed mid-stream: echo was owed at the stop (at least to the
   // client that had just sent) and came after it.
@@ -570,11 +580,15 @@ CAF_TEST(http clients stopped mid flow get every owed response then eof) {
   const std::vector<size_t> depths{1, 1, 4, 8, 16};
   const size_t stops[] = {1, 150, 1500};
   size_t closed = 0;
-  for (auto stop_after : stops) {
-    CAF_MESSAGE("round: SIGTERM after " << stop_after << " responses");
-    closed += http_round(depths, stop_after);
-    if (caf::test::engine::current_test()->bad() > 0)
-      return;
+  for (auto w : {"--workers=1", "--workers=2"}) {
+    workers = w;
+    for (auto stop_after : stops) {
+      CAF_MESSAGE("round: " << w << ", SIGTERM after " << stop_after
+                            << " responses");
+      closed += http_round(depths, stop_after);
+      if (caf::test::engine::current_test()->bad() > 0)
+        return;
+    }
   }
   // Some connection had a request in flight at the stop: answered with
   // `Connection: close`, not just closed idle.

@@ -590,6 +590,9 @@ cycle_result run_cycle(uint64_t seed, uint64_t index) {
   auto chance = [&](double p) { return std::bernoulli_distribution{p}(rng); };
   cycle_result res;
   res.when = all_moments[uniform(0, std::size(all_moments) - 1)];
+  // Every other cycle a master over two workers (outside the random draws,
+  // so that a seed's other choices stay as they were).
+  auto workers = index % 2 == 0 ? 1 : 2;
   res.http = chance(0.5);
   auto forced
     = res.when == moment::second_signal || res.when == moment::drain_timeout;
@@ -672,15 +675,16 @@ cycle_result run_cycle(uint64_t seed, uint64_t index) {
   desc << "cycle " << index << ": " << to_string(res.when) << ", "
        << (res.http ? "http" : "echo") << ", " << jobs.size()
        << " client jobs, drain-timeout " << drain.count() << "ms, "
-       << (first_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+       << (first_signal == SIGTERM ? "SIGTERM" : "SIGINT") << ", " << workers
+       << (workers == 1 ? " process" : " workers");
   if (res.when == moment::second_signal)
     desc << " then " << (second_signal == SIGTERM ? "SIGTERM" : "SIGINT");
   res.description = desc.str();
-  qt::process server{
-    qt::server_binary(),
-    {std::string{"--protocol="} + (res.http ? "http" : "echo"),
-     "--host=127.0.0.1", "--port=0",
-     "--drain-timeout=" + std::to_string(drain.count()) + "ms"}};
+  qt::process server{qt::server_binary(),
+                     {std::string{"--protocol="} + (res.http ? "http" : "echo"),
+                      "--host=127.0.0.1", "--port=0",
+                      "--drain-timeout=" + std::to_string(drain.count()) + "ms",
+                      "--workers=" + std::to_string(workers)}};
   cycle_state cs{server, res.http, forced};
   auto port = server.wait_listening();
   if (!port) {
