@@ -188,24 +188,41 @@ def free_port():
 # ------------------------------------------------------------------ memory
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (the state is
+    [0], the parent [1], utime [11], stime [12]); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()
+
+
 def tree_pids(root):
     """`root` and its descendants, `root` first."""
     parents = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) > 1:
+        rest = proc_stat(name)
+        if rest and len(rest) > 1:
             parents.append((int(name), int(rest[1])))
     tree = [root]
     for pid in tree:
         tree.extend(child for child, ppid in parents if ppid == pid)
     return tree
+
+
+def tree_cpu_s(root):
+    """{pid: user + system CPU seconds} over `root` and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for pid in tree_pids(root):
+        rest = proc_stat(pid)
+        if rest and len(rest) > 12:
+            cpu[pid] = (int(rest[11]) + int(rest[12])) / tick
+    return cpu
 
 
 def tree_rss_kb(root):
@@ -635,12 +652,18 @@ def measure_throughput(name, cfg, tag):
             rc, text, err, cmd = run_tool(
                 cfg, f"{tag}.warmup", wrk_argv(cfg, server.port, 1, spec), 60,
                 spec)
+            before = tree_cpu_s(server.proc.pid)
             rc, text, err, cmd = run_tool(
                 cfg, f"{tag}.load",
                 wrk_argv(cfg, server.port, cfg.duration, spec),
                 cfg.duration + 60, spec)
+            after = tree_cpu_s(server.proc.pid)
             run["commands"].append(cmd)
             run["values"] = parse_wrk(rc, text, err)
+            # Where the server's CPU went in the run, per process of its
+            # tree (the multicore group: did every worker work?).
+            run["cpu_s"] = {str(pid): round(t - before.get(pid, 0.0), 2)
+                            for pid, t in after.items()}
 
     return with_server(name, cfg, tag, body)
 
@@ -1021,7 +1044,10 @@ def describe(run):
     v = run["values"]
     key = run["metric"]
     if key == "throughput":
-        return f"{v['rate']:,.0f}/s p99={v['p99_ms']:.3f}ms"
+        cpu = (", CPU s per process " + "/".join(
+            f"{t:.1f}" for t in run["cpu_s"].values())
+            if len(run.get("cpu_s", {})) > 1 else "")
+        return f"{v['rate']:,.0f}/s p99={v['p99_ms']:.3f}ms{cpu}"
     if key.startswith("resp-P"):
         return ", ".join(f"{t} {v[t]:,.0f}/s" for t in RESP_RESULTS)
     if key.startswith("reload-"):
