@@ -1500,6 +1500,15 @@ def write_chart(cfg, runs, path, date):
 # ------------------------------------------------------------------ machine
 
 
+def load_average():
+    """/proc/loadavg's 1, 5 and 15 minute averages, as text."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def machine_info():
     def cmd(argv):
         try:
@@ -1523,6 +1532,7 @@ def machine_info():
         date=datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC"),
         git=head + (" (with uncommitted changes)" if dirty else ""),
+        load_before=load_average(),
         go=cmd(["go", "version"]).splitlines()[0] if shutil.which("go") else "?",
         nginx=cmd(["nginx", "-v"]) if shutil.which("nginx") else "?",
         asio=cmd(["dpkg-query", "-W", "-f", "${Version}", "libasio-dev"]),
@@ -1673,6 +1683,7 @@ def main(argv):
         log("compare: interrupted; reporting the runs so far")
         runs.append(dict(ok=False, error="interrupted", round=0,
                          server="-", metric="-", group="-", seconds=0))
+    machine["load_after"] = load_average()
     return report(cfg, machine, command, runs, time.monotonic() - started)
 
 
@@ -1694,7 +1705,9 @@ def report(cfg, machine, command, runs, elapsed):
              f"sustained run {cfg.sustain}s"
              + (f", redis-benchmark -n {cfg.resp_requests}"
                 if any(s in cfg.servers for s in GROUPS["resp"]) else ""),
-             f"- run time: {elapsed / 60:.1f} min"]
+             f"- run time: {elapsed / 60:.1f} min; load average (1, 5, 15 "
+             f"min) before {machine.get('load_before', '?')}, after "
+             f"{machine.get('load_after', '?')}"]
     if any(s in cfg.servers for s in GROUPS["multicore"]):
         lines.append(
             f"- multicore group: nothing pinned, servers and load share the "
