@@ -1421,9 +1421,13 @@ def write_chart(cfg, runs, path, date):
                              GROUPS[group].index(s) + 1))
             title = spec["short"]
             line = None
-            if field == "stop_ms" and key == f"stop@{STOP_TARGET[0]}":
+            # The absolute targets; the multicore group's are ratios.
+            if group == "multicore":
+                pass
+            elif field == "stop_ms" and key == f"stop@{STOP_TARGET[0]}":
                 line = STOP_TARGET[1]
-            if field == "rss_per_conn_bytes" and key == f"stop@{RSS_TARGET[0]}":
+            elif (field == "rss_per_conn_bytes"
+                  and key == f"stop@{RSS_TARGET[0]}"):
                 line = RSS_TARGET[1]
             panels[group].append((title, bars, line))
     cols = max(len(p) for p in panels.values())
