@@ -12,7 +12,12 @@ Groups: echo (quiesce --protocol=echo, go-echo, asio-echo), http (quiesce
 Redis-protocol server built on the installed quiesce (--kv-bin), against
 Debian's redis-server --save '' --appendonly no, measured with
 redis-benchmark -t set,get,incr,ping at -P 1 and -P 16 (its throughput runs;
-the resp group has no stop, accept or sustained runs).
+the resp group has no stop, accept or sustained runs). And multicore (issue
+13): nothing pinned, server and load share every CPU; quiesce --workers=2
+and --workers=1, nginx with worker_processes 2 and go-http with GOMAXPROCS=2,
+in throughput and stop runs, and reload runs: five SIGHUPs to quiesce's
+master and to nginx's during a keep-alive wrk load and during a conn_rate
+load of fresh connections, with the errors the clients saw.
 
 Standard library only: it runs under Debian's /usr/bin/python3.
 """
@@ -55,16 +60,32 @@ SERVERS = {
     "kv-server": dict(group="resp", protocol="resp", peer=None, kv=True),
     "redis": dict(group="resp", protocol="resp", peer="redis-server",
                   fixed_port=True, system=True),
+    # The multi-core group (issue 13): nothing pinned, the server and the
+    # load share every CPU, as on a real box. workers: quiesce's --workers,
+    # nginx-run.sh's --workers (worker_processes); env: added to the
+    # server's environment; reload: SIGHUP reloads it (the reload runs).
+    "quiesce-w2": dict(group="multicore", protocol="http", peer=None,
+                       workers=2, unpinned=True, reload=True),
+    "quiesce-w1": dict(group="multicore", protocol="http", peer=None,
+                       workers=1, unpinned=True),
+    "nginx-w2": dict(group="multicore", protocol="http", peer="nginx",
+                     fixed_port=True, workers=2, unpinned=True, reload=True),
+    "go-http-p2": dict(group="multicore", protocol="http", peer="go-http",
+                       env={"GOMAXPROCS": "2"}, unpinned=True),
 }
 GROUPS = {
     "echo": ["quiesce-echo", "quiesce-echo@base", "go-echo", "asio-echo"],
     "http": ["quiesce-http", "quiesce-http@base", "go-http", "nginx"],
     "resp": ["kv-server", "redis"],
+    "multicore": ["quiesce-w2", "quiesce-w1", "nginx-w2", "go-http-p2"],
 }
-METRICS = ["throughput", "stop", "accept", "sustain"]
+METRICS = ["throughput", "stop", "accept", "sustain", "reload"]
 # The metrics a group is measured in: the resp group's throughput runs are
-# redis-benchmark's; stop_time and conn_rate speak echo and http only.
-GROUP_METRICS = {"resp": {"throughput"}}
+# redis-benchmark's; stop_time and conn_rate speak echo and http only; only
+# the multicore group has reload runs (and only its servers with reload).
+GROUP_METRICS = {"resp": {"throughput"},
+                 "multicore": {"throughput", "stop", "reload"}}
+DEFAULT_METRICS = {"throughput", "stop", "accept", "sustain"}
 # --only aliases: a metric name selects its runs.
 METRIC_ALIASES = {
     "throughput": "throughput",
@@ -75,6 +96,7 @@ METRIC_ALIASES = {
     "accept": "accept",
     "sustain": "sustain",
     "growth": "sustain",
+    "reload": "reload",
 }
 
 LISTEN_LIMIT = 10.0  # s until the listening line
@@ -108,6 +130,22 @@ FLOOR = "close_floor"  # the runs of the floor, beside the servers' stop runs
 # quiesce's guarantees; what quiesce's design costs at the least.
 CAF_FLOOR = "caf_floor"
 RSS_TARGET = (10000, 4096.0)  # idle connections, bytes per connection
+# The multicore group (issue 13). wrk's threads there: 1, as in the http
+# group. Checked on the 2-core box: wrk -t1 used about half a core against
+# nginx with two workers (80k req/s); it is not what limits the servers, and
+# -t2 gave the same rate within the noise (docs/performance.md).
+MULTICORE_WRK_THREADS = 1
+# throughput: {peer: minimum ratio quiesce-w2/peer}
+TARGETS["multicore"] = {"nginx-w2": 1.0, "go-http-p2": 1.3}
+# stop with this many idle connections: quiesce-w2 at most this multiple of
+# quiesce-w1's stop
+MULTICORE_STOP_TARGET = (10000, "quiesce-w1", 0.7)
+# The reload runs: RELOADS SIGHUPs, evenly spread over a --duration load of
+# each kind; a SIGHUP counts as a reload when a new process appears in the
+# server's tree before the next one (or within RELOAD_SEEN_S after the last).
+RELOADS = 5
+RELOAD_LOADS = ("keepalive", "fresh")
+RELOAD_SEEN_S = 3.0
 
 
 class Failure(Exception):
@@ -150,23 +188,46 @@ def free_port():
 # ------------------------------------------------------------------ memory
 
 
-def tree_rss_kb(root):
-    """VmRSS summed over `root` and its descendants (KiB), None if gone."""
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (the state is
+    [0], the parent [1], utime [11], stime [12]); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def tree_pids(root):
+    """`root` and its descendants, `root` first."""
     parents = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) > 1:
+        rest = proc_stat(name)
+        if rest and len(rest) > 1:
             parents.append((int(name), int(rest[1])))
     tree = [root]
     for pid in tree:
         tree.extend(child for child, ppid in parents if ppid == pid)
+    return tree
+
+
+def tree_cpu_s(root):
+    """{pid: user + system CPU seconds} over `root` and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for pid in tree_pids(root):
+        rest = proc_stat(pid)
+        if rest and len(rest) > 12:
+            cpu[pid] = (int(rest[11]) + int(rest[12])) / tick
+    return cpu
+
+
+def tree_rss_kb(root):
+    """VmRSS summed over `root` and its descendants (KiB), None if gone."""
+    tree = tree_pids(root)
     total = 0
     for pid in tree:
         try:
@@ -223,6 +284,8 @@ class Server:
         args += ["--host=127.0.0.1", f"--port={port}", "--drain-timeout=10s"]
         if self.spec["peer"] is None:
             args += ["--log-level=warning"]
+        if self.spec.get("workers"):
+            args += [f"--workers={self.spec['workers']}"]
         return args
 
     def choose_port(self):
@@ -243,14 +306,14 @@ class Server:
 
     def start(self):
         self.check_binary()
-        argv = ["taskset", "-c", self.cfg.server_cpus, self.binary()]
+        argv = pinned(self.cfg.server_cpus, self.spec, [self.binary()])
         port = self.choose_port()
         argv += self.args(port)
-        self.command = shlex.join(argv)
+        self.command = env_text(self.spec) + shlex.join(argv)
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=ROOT)
+                start_new_session=True, cwd=ROOT, env=server_env(self.spec))
         deadline = time.monotonic() + LISTEN_LIMIT
         while time.monotonic() < deadline:
             with open(self.out_path, errors="replace") as f:
@@ -304,6 +367,29 @@ class Server:
         self.proc = None
 
 
+def pinned(cpus, spec, argv):
+    """`argv` under `taskset -c cpus`, unless `spec` (a server's) is of the
+    multicore group, where nothing is pinned."""
+    if spec is not None and spec.get("unpinned"):
+        return list(argv)
+    return ["taskset", "-c", cpus] + list(argv)
+
+
+def server_env(spec):
+    """The environment of a server (and of a tool that starts it): ours with
+    the server's `env` added; None (inherit) if it has none."""
+    if not spec.get("env"):
+        return None
+    return dict(os.environ, **spec["env"])
+
+
+def env_text(spec):
+    """`KEY=value ` for the server's own environment, as a shell would
+    show it in front of the command."""
+    return "".join(f"{k}={shlex.quote(v)} "
+                   for k, v in sorted(spec.get("env", {}).items()))
+
+
 def exit_text(code):
     if isinstance(code, int) and code < 0:
         return f"sig{-code}"
@@ -313,15 +399,17 @@ def exit_text(code):
 # ------------------------------------------------------------------ the loads
 
 
-def run_tool(cfg, tag, argv, timeout):
-    """Runs a load tool pinned to the load CPUs; (rc, stdout, stderr path)."""
-    argv = ["taskset", "-c", cfg.load_cpus] + argv
+def run_tool(cfg, tag, argv, timeout, spec=None, env=None):
+    """Runs a load tool pinned to the load CPUs (not pinned for a server
+    `spec` of the multicore group), with `env` if given; (rc, stdout,
+    stderr path, command)."""
+    argv = pinned(cfg.load_cpus, spec, argv)
     out_path = os.path.join(cfg.logs, f"{tag}.out")
     err_path = os.path.join(cfg.logs, f"{tag}.err")
     with open(out_path, "w") as out, open(err_path, "w") as err:
         try:
             proc = subprocess.run(argv, stdout=out, stderr=err, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, cwd=ROOT)
+                                  stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
@@ -330,8 +418,8 @@ def run_tool(cfg, tag, argv, timeout):
     return rc, text, err_path, shlex.join(argv)
 
 
-def start_tool(cfg, tag, argv):
-    argv = ["taskset", "-c", cfg.load_cpus] + argv
+def start_tool(cfg, tag, argv, spec=None):
+    argv = pinned(cfg.load_cpus, spec, argv)
     out = open(os.path.join(cfg.logs, f"{tag}.out"), "w")
     err = open(os.path.join(cfg.logs, f"{tag}.err"), "w")
     proc = subprocess.Popen(argv, stdout=out, stderr=err,
@@ -346,15 +434,29 @@ def tool_output(cfg, tag):
         return f.read()
 
 
+def end_tools(procs):
+    """Kills the tools of `procs` that still run (after a failure)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def echo_load_argv(cfg, port, duration, warmup):
     return [os.path.join(cfg.bin, "echo_load"), f"--port={port}",
             f"--connections={cfg.connections}", "--size=64", "--depth=1",
             f"--duration={duration}s", f"--warmup={warmup}s"]
 
 
-def wrk_argv(cfg, port, duration):
-    return ["wrk", "-t1", f"-c{cfg.connections}", f"-d{duration}s",
-            "--latency", f"http://127.0.0.1:{port}/"]
+def wrk_threads(spec):
+    """wrk's threads: 1, as the http group has always had; the multicore
+    group's MULTICORE_WRK_THREADS."""
+    return MULTICORE_WRK_THREADS if spec and spec.get("unpinned") else 1
+
+
+def wrk_argv(cfg, port, duration, spec=None):
+    return ["wrk", f"-t{wrk_threads(spec)}", f"-c{cfg.connections}",
+            f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/"]
 
 
 def conn_rate_argv(cfg, port, protocol, connections, duration, warmup):
@@ -445,6 +547,49 @@ def parse_wrk(rc, text, err_path):
                 p50_ms=wrk_ms(p50.group(1)) if p50 else None)
 
 
+def parse_wrk_errors(rc, text, err_path):
+    """A wrk run that may see errors (the reload runs): its rate and every
+    error it counts, as numbers. Fails only when wrk did not run."""
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    total = re.search(r"^\s*(\d+) requests in ", text, re.M)
+    if rc != 0 or not rate or not total:
+        raise Failure(f"wrk rc={rc}: "
+                      + (last_line(err_path) or "no Requests/sec")[:100])
+    values = dict(rate=float(rate.group(1)), requests=int(total.group(1)))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                     r"timeout (\d+)", text)
+    for i, kind in enumerate(("connect", "read", "write", "timeout")):
+        values[f"errors_{kind}"] = int(sock.group(i + 1)) if sock else 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    values["errors_non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    values["errors"] = sum(values[f"errors_{k}"] for k in
+                           ("connect", "read", "write", "timeout", "non2xx"))
+    kinds = [f"{k} {values['errors_' + k]}"
+             for k in ("connect", "read", "write", "timeout", "non2xx")
+             if values["errors_" + k]]
+    values["error_kinds"] = ", ".join(kinds)
+    return values
+
+
+def parse_conn_rate_errors(rc, text, err_path):
+    """A conn_rate run that may see errors (the reload runs): its rate, its
+    error count and the kinds it names on stderr. Fails only when conn_rate
+    did not run (exit 1 with errors is a run that saw errors)."""
+    values = kv(last_line_of(text, r"^conn_rate:"))
+    if (rc not in (0, 1) or "errors" not in values
+            or "conns_per_s" not in values):
+        raise Failure(f"conn_rate rc={rc}: "
+                      + (last_line(err_path) or "no output")[:100])
+    try:
+        with open(err_path, errors="replace") as f:
+            kinds = [m.group(1) for m in
+                     re.finditer(r"^conn_rate: error: (.+)$", f.read(), re.M)]
+    except OSError:
+        kinds = []
+    return dict(rate=float(values["conns_per_s"]),
+                errors=int(values["errors"]), error_kinds="; ".join(kinds))
+
+
 def parse_conn_rate(rc, text, err_path):
     values = kv(last_line_of(text, r"^conn_rate:"))
     if rc != 0 or values.get("errors") != "0" or "conns_per_s" not in values:
@@ -503,13 +648,22 @@ def measure_throughput(name, cfg, tag):
             run["values"] = parse_echo_load(rc, text, err)
         else:
             # One second of warm-up, as echo_load has, then the measurement.
+            spec = SERVERS[name]
             rc, text, err, cmd = run_tool(
-                cfg, f"{tag}.warmup", wrk_argv(cfg, server.port, 1), 60)
+                cfg, f"{tag}.warmup", wrk_argv(cfg, server.port, 1, spec), 60,
+                spec)
+            before = tree_cpu_s(server.proc.pid)
             rc, text, err, cmd = run_tool(
-                cfg, f"{tag}.load", wrk_argv(cfg, server.port, cfg.duration),
-                cfg.duration + 60)
+                cfg, f"{tag}.load",
+                wrk_argv(cfg, server.port, cfg.duration, spec),
+                cfg.duration + 60, spec)
+            after = tree_cpu_s(server.proc.pid)
             run["commands"].append(cmd)
             run["values"] = parse_wrk(rc, text, err)
+            # Where the server's CPU went in the run, per process of its
+            # tree (the multicore group: did every worker work?).
+            run["cpu_s"] = {str(pid): round(t - before.get(pid, 0.0), 2)
+                            for pid, t in after.items()}
 
     return with_server(name, cfg, tag, body)
 
@@ -579,10 +733,7 @@ def measure_sustain(name, cfg, tag):
             for _, p, _ in loads:
                 p.wait(timeout=s + 60)
         finally:
-            for _, p, _ in loads:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+            end_tools([p for _, p, _ in loads])
         run["rss_samples_kb"] = samples
         text = tool_output(cfg, f"{tag}.load")
         err = os.path.join(cfg.logs, f"{tag}.load.err")
@@ -606,13 +757,98 @@ def measure_sustain(name, cfg, tag):
     return with_server(name, cfg, tag, body)
 
 
+def reload_key(load):
+    return f"reload-{load}"
+
+
+def measure_reload(name, cfg, tag, load):
+    """RELOADS SIGHUPs to the server (quiesce's master; nginx-run.sh, which
+    passes it to nginx's master as `nginx -s reload` would) evenly spread
+    over a --duration load: wrk's keep-alive connections (`keepalive`) or
+    conn_rate's fresh connection per request (`fresh`). Counts the errors
+    the load saw. A SIGHUP after which no new process appears in the
+    server's tree (no new workers: no reload) fails the run, as does a
+    server that is gone after one."""
+    spec = SERVERS[name]
+
+    def body(server, run):
+        if load == "keepalive":
+            argv = wrk_argv(cfg, server.port, cfg.duration, spec)
+        else:
+            argv = conn_rate_argv(cfg, server.port, "http", cfg.connections,
+                                  cfg.duration, 0)
+        proc, cmd = start_tool(cfg, f"{tag}.load", argv, spec)
+        run["commands"].append(cmd)
+        t0 = time.monotonic()
+        root = server.proc.pid
+        seen = set(tree_pids(root))
+        reloads = []  # per SIGHUP: s after the load started, new processes
+
+        def watch(more):
+            """Counts the new processes of the tree for the last SIGHUP
+            every 50 ms while more() holds."""
+            nonlocal seen
+            while more():
+                new = set(tree_pids(root)) - seen
+                if reloads:
+                    reloads[-1]["new"] += len(new)
+                seen |= new
+                time.sleep(0.05)
+
+        def alive(hups):
+            if not server.alive():
+                code = exit_text(server.proc.returncode)
+                raise Failure(f"server exited ({code}) after SIGHUP "
+                              f"{hups}/{RELOADS}")
+
+        try:
+            for k in range(RELOADS):
+                at = t0 + cfg.duration * (k + 1) / (RELOADS + 1)
+                watch(lambda: time.monotonic() < at)
+                alive(k)
+                os.kill(root, signal.SIGHUP)
+                reloads.append(dict(at_s=round(time.monotonic() - t0, 2),
+                                    new=0))
+            # The last one: while the load runs, and after it until a new
+            # process showed or RELOAD_SEEN_S passed since the SIGHUP.
+            seen_by = time.monotonic() + RELOAD_SEEN_S
+            limit = t0 + cfg.duration + 60
+            watch(lambda: time.monotonic() < limit and (
+                proc.poll() is None or (not reloads[-1]["new"]
+                                        and time.monotonic() < seen_by)))
+            try:
+                proc.wait(timeout=max(1.0, limit - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise Failure(f"the load ran {cfg.duration + 60}s and was "
+                              "killed")
+        finally:
+            end_tools([proc])
+            run["reloads"] = reloads
+        parse = (parse_wrk_errors if load == "keepalive"
+                 else parse_conn_rate_errors)
+        values = parse(proc.returncode, tool_output(cfg, f"{tag}.load"),
+                       os.path.join(cfg.logs, f"{tag}.load.err"))
+        values["reloads"] = sum(1 for r in reloads if r["new"] > 0)
+        run["values"] = values
+        alive(len(reloads))
+        if values["reloads"] < RELOADS:
+            missed = [str(i + 1) for i, r in enumerate(reloads)
+                      if not r["new"]]
+            said = last_line(server.err_path, r"SIGHUP|HUP|reload")
+            raise Failure(f"no reload: no new process after SIGHUP "
+                          f"{', '.join(missed)} of {RELOADS}"
+                          + (f" (server: {said[-80:]})" if said else ""))
+
+    return with_server(name, cfg, tag, body)
+
+
 def measure_stop(name, cfg, tag, idle):
     """stop_time --raw: one server start, `idle` connections, SIGTERM."""
     server = Server(name, cfg, tag)
     server.check_binary()
     return stop_time_run(cfg, tag, server.binary(),
                          server.args(server.choose_port()),
-                         SERVERS[name]["protocol"], idle)
+                         SERVERS[name]["protocol"], idle, SERVERS[name])
 
 
 def measure_caf_floor(cfg, tag, idle):
@@ -623,14 +859,19 @@ def measure_caf_floor(cfg, tag, idle):
     return stop_time_run(cfg, tag, binary, ["--port=0"], "echo", idle)
 
 
-def stop_time_run(cfg, tag, binary, args, protocol, idle):
+def stop_time_run(cfg, tag, binary, args, protocol, idle, spec=None):
+    """stop_time --raw on `binary` `args`; a server `spec` of the multicore
+    group: neither stop_time nor the server pinned, the server's `env`."""
     argv = [os.path.join(cfg.bin, "stop_time"), "--raw",
             f"--server={binary}", "--rounds=1",
-            f"--connections={idle}", f"--protocol={protocol}",
-            f"--server-cpus={cfg.server_cpus}", "--"]
-    argv += args
-    rc, text, err, cmd = run_tool(cfg, f"{tag}.stop_time", argv, 180)
-    run = dict(commands=[cmd])
+            f"--connections={idle}", f"--protocol={protocol}"]
+    if spec is None or not spec.get("unpinned"):
+        argv += [f"--server-cpus={cfg.server_cpus}"]
+    argv += ["--"] + args
+    rc, text, err, cmd = run_tool(
+        cfg, f"{tag}.stop_time", argv, 180, spec,
+        server_env(spec) if spec is not None else None)
+    run = dict(commands=[(env_text(spec) if spec else "") + cmd])
     round_line = last_line_of(text, r"^round 1/1:")
     values = kv(round_line)
     if values.get("exit_code") is not None:
@@ -686,13 +927,23 @@ def measure_floor(cfg, tag, idle):
 
 def group_metrics(group):
     """The metrics (of METRICS) that `group` is measured in."""
-    return GROUP_METRICS.get(group, set(METRICS))
+    return GROUP_METRICS.get(group, DEFAULT_METRICS)
+
+
+def measures(server, metric):
+    """Whether `server` has runs of `metric` (of its group's metrics): the
+    reload runs are for the servers that reload on SIGHUP."""
+    if metric == "reload":
+        return bool(SERVERS[server].get("reload"))
+    return metric in group_metrics(SERVERS[server]["group"])
 
 
 def stop_servers(cfg):
-    """The selected servers of the groups with stop runs."""
+    """The selected servers of the groups with stop runs, beside the floors:
+    not the multicore group's (the floors are pinned, its servers not)."""
     return [s for group in GROUPS for s in GROUPS[group]
-            if s in cfg.servers and "stop" in group_metrics(group)]
+            if s in cfg.servers and "stop" in group_metrics(group)
+            and group != "multicore"]
 
 
 def plan_runs(cfg):
@@ -717,6 +968,9 @@ def plan_runs(cfg):
                     # redis-benchmark, a run per pipeline depth.
                     keys = ([f"resp-P{d}" for d in RESP_DEPTHS]
                             if metric in cfg.metrics else [])
+                elif metric == "reload":
+                    keys = ([reload_key(l) for l in RELOAD_LOADS]
+                            if metric in cfg.metrics else [])
                 elif metric == "stop":
                     counts = [n for n in cfg.idle
                               if "stop" in cfg.metrics
@@ -728,7 +982,8 @@ def plan_runs(cfg):
                     keys = []
                 for key in keys:
                     for server in order:
-                        plan.append((r + 1, group, key, server))
+                        if measures(server, metric):
+                            plan.append((r + 1, group, key, server))
     return plan
 
 
@@ -738,6 +993,8 @@ def estimate_s(cfg, key):
         return 1.5 + 1.1 * len(RESP_RESULTS) * cfg.resp_requests / 100000
     if key in ("throughput", "accept"):
         return cfg.duration + 2.5
+    if key.startswith("reload-"):
+        return cfg.duration + 1.5
     if key == "sustain":
         return cfg.sustain + 2
     if key.startswith("floor@"):
@@ -759,6 +1016,8 @@ def run_one(cfg, rnd, key, name):
             run = measure_sustain(name, cfg, tag)
         elif key.startswith("resp-P"):
             run = measure_resp(name, cfg, tag, resp_depth(key))
+        elif key.startswith("reload-"):
+            run = measure_reload(name, cfg, tag, key[len("reload-"):])
         elif key.startswith("floor@"):
             run = measure_floor(cfg, tag, int(key.split("@")[1]))
         elif key.startswith("caffloor@"):
@@ -785,9 +1044,18 @@ def describe(run):
     v = run["values"]
     key = run["metric"]
     if key == "throughput":
-        return f"{v['rate']:,.0f}/s p99={v['p99_ms']:.3f}ms"
+        cpu = (", CPU s per process " + "/".join(
+            f"{t:.1f}" for t in run["cpu_s"].values())
+            if len(run.get("cpu_s", {})) > 1 else "")
+        return f"{v['rate']:,.0f}/s p99={v['p99_ms']:.3f}ms{cpu}"
     if key.startswith("resp-P"):
         return ", ".join(f"{t} {v[t]:,.0f}/s" for t in RESP_RESULTS)
+    if key.startswith("reload-"):
+        unit = "req/s" if key == "reload-keepalive" else "conns/s"
+        return (f"{v['errors']} errors"
+                + (f" ({v['error_kinds']})" if v.get("error_kinds") else "")
+                + f", {v['rate']:,.0f} {unit}, {v['reloads']}/{RELOADS} "
+                  "reloads seen")
     if key == "accept":
         return f"{v['rate']:,.0f} conns/s"
     if key == "sustain":
@@ -824,18 +1092,22 @@ def row_specs(cfg, group):
     """The table's rows for `group`: dicts with label (the table's), short
     (the chart's), key (the runs' metric), field (in the runs' values),
     higher (is better), target (text or None), need ({peer: minimum ratio}
-    or None) and chart (whether the chart has a panel for it)."""
+    or None), need_le ({peer: maximum ratio} or None), zero (the target is
+    0 in every round), ratios (whether the ratio columns mean anything) and
+    chart (whether the chart has a panel for it)."""
     unit = "msgs/s" if group == "echo" else "req/s"
+    threads = MULTICORE_WRK_THREADS if group == "multicore" else 1
     load = (f"echo_load {cfg.connections} conns × 64 B" if group == "echo"
-            else f"wrk -t1 -c{cfg.connections} GET /")
+            else f"wrk -t{threads} -c{cfg.connections} GET /")
     rows = []
 
     def row(label, short, key, field, higher, target=None, need=None,
-            chart=True):
+            chart=True, need_le=None, zero=False, ratios=True):
         better = "higher is better" if higher else "lower is better"
         rows.append(dict(label=f"{label}, {better}", short=f"{short}\\n({better})",
                          key=key, field=field, higher=higher, target=target,
-                         need=need, chart=chart))
+                         need=need, chart=chart, need_le=need_le, zero=zero,
+                         ratios=ratios))
 
     if group == "resp":
         # A row per test and pipeline depth; the chart leaves out the PINGs.
@@ -856,7 +1128,15 @@ def row_specs(cfg, group):
             TARGETS[group])
         row("p99 latency ms (same run)", "p99 latency, ms", "throughput",
             "p99_ms", False)
-    if "stop" in cfg.metrics:
+    if "stop" in cfg.metrics and group == "multicore":
+        # Issue 13: --workers=2 against --workers=1, not an absolute time.
+        idle, base, most = MULTICORE_STOP_TARGET
+        for n in cfg.idle:
+            row(f"stop ms, SIGTERM→exit, {n:,} idle conns",
+                f"stop with {n:,} idle, ms", f"stop@{n}", "stop_ms", False,
+                f"≤{most}× {base}" if n == idle else None,
+                need_le={base: most} if n == idle else None)
+    elif "stop" in cfg.metrics:
         for n in cfg.idle:
             row(f"stop ms, SIGTERM→exit, {n:,} idle conns",
                 f"stop with {n:,} idle, ms", f"stop@{n}", "stop_ms", False,
@@ -866,13 +1146,29 @@ def row_specs(cfg, group):
         row(f"RSS per idle conn at {n:,}, bytes",
             f"RSS per idle conn at {n:,}, B", f"stop@{n}",
             "rss_per_conn_bytes", False,
-            f"≤{RSS_TARGET[1]:.0f} B" if n == RSS_TARGET[0] else None)
-    if "accept" in cfg.metrics:
+            f"≤{RSS_TARGET[1]:.0f} B"
+            if n == RSS_TARGET[0] and group != "multicore" else None)
+    if "reload" in cfg.metrics and "reload" in group_metrics(group):
+        for load in RELOAD_LOADS:
+            key = reload_key(load)
+            what = (f"wrk -t{threads} -c{cfg.connections} keep-alive"
+                    if load == "keepalive"
+                    else f"conn_rate {cfg.connections} connectors, a fresh "
+                         "connection per request")
+            short = "keep-alive" if load == "keepalive" else "fresh conns"
+            row(f"errors during {RELOADS} SIGHUP reloads in {cfg.duration}s, "
+                f"{what}", f"reload errors, {short}", key, "errors", False,
+                "0 in every round", zero=True, ratios=False)
+            row(f"{'req/s' if load == 'keepalive' else 'new conns/s'} "
+                "through the reloads (same run)",
+                f"{'req/s' if load == 'keepalive' else 'conns/s'} through "
+                f"reloads, {short}", key, "rate", True, chart=False)
+    if "accept" in cfg.metrics and "accept" in group_metrics(group):
         row(f"accept rate, new conns/s (conn_rate, {cfg.connections} "
             "connectors)", "new conns/s", "accept", "rate", True)
         row("connect→answer p99 ms (same run)", "connect→answer p99, ms",
             "accept", "p99_ms", False)
-    if "sustain" in cfg.metrics:
+    if "sustain" in cfg.metrics and "sustain" in group_metrics(group):
         row(f"RSS growth over {cfg.sustain}s sustained load, KB "
             f"(s{GROWTH_BASE_S}→end)", f"RSS growth in {cfg.sustain}s, KB",
             "sustain", "growth_kb", False,
@@ -910,7 +1206,9 @@ def group_table(cfg, runs, group):
     header = ["metric"] + servers
     if quiesce:
         # The resp group's quiesce side is the example built on it.
-        side = "kv-server" if SERVERS[quiesce].get("kv") else "quiesce"
+        # The multicore group's has two quiesce servers: named.
+        side = ("kv-server" if SERVERS[quiesce].get("kv")
+                else quiesce if group == "multicore" else "quiesce")
         header += [f"{side}/{p}" for p in peers] + [f"target ({side})"]
     rows = []
     summary = {}
@@ -920,7 +1218,12 @@ def group_table(cfg, runs, group):
         cells = [spec["label"]]
         medians = {}
         errors = {}
+        metric = key.split("-")[0] if key.startswith("reload-") else None
         for s in servers:
+            if metric and not measures(s, metric):
+                medians[s], errors[s] = None, "not measured"
+                cells.append("–")
+                continue
             med, err = cell_stats(runs, s, key, field)
             medians[s], errors[s] = med, err
             if err is None:
@@ -937,7 +1240,10 @@ def group_table(cfg, runs, group):
         if quiesce:
             for p in peers:
                 q, v = medians[quiesce], medians[p]
-                if errors[quiesce] or errors[p]:
+                if not spec["ratios"] or "not measured" in (errors[quiesce],
+                                                           errors[p]):
+                    cells.append("–")
+                elif errors[quiesce] or errors[p]:
                     cells.append("n/a (a run failed)")
                 elif not q or not v or q <= 0 or v <= 0:
                     cells.append("n/a (≤ 0)")
@@ -946,7 +1252,8 @@ def group_table(cfg, runs, group):
                     cells.append(ratio_text(q / v, spec["higher"]))
             cells.append(target_status(cfg, group, key, field, target,
                                        medians[quiesce], errors[quiesce],
-                                       ratios, runs, quiesce, spec["need"]))
+                                       ratios, runs, quiesce, spec["need"],
+                                       spec["need_le"], spec["zero"]))
         rows.append(cells)
         summary[f"{key}.{field}"] = dict(
             medians=medians, errors=errors, ratios=ratios,
@@ -1042,7 +1349,7 @@ def ratio_text(ratio, higher):
 
 
 def target_status(cfg, group, key, field, target, med, err, ratios, runs,
-                  quiesce, need=None):
+                  quiesce, need=None, need_le=None, zero=False):
     if target is None:
         return "–"
     if err is not None or med is None:
@@ -1051,6 +1358,18 @@ def target_status(cfg, group, key, field, target, med, err, ratios, runs,
         if not all(p in ratios for p in need):
             return f"{target}: n/a"
         met = all(ratios[p] >= v for p, v in need.items())
+    elif need_le is not None:
+        if not all(p in ratios for p in need_le):
+            return f"{target}: n/a"
+        met = all(ratios[p] <= v for p, v in need_le.items())
+    elif zero:
+        # Every round, not the median: one round with errors misses it.
+        counts = [r["values"][field] for r in runs
+                  if r["server"] == quiesce and r["metric"] == key]
+        met = bool(counts) and not any(counts)
+        if not met:
+            return (f"{target}: MISSED (rounds: "
+                    + ", ".join(str(c) for c in counts) + ")")
     elif field == "stop_ms":
         met = med <= STOP_TARGET[1]
     elif field == "rss_per_conn_bytes":
@@ -1091,17 +1410,24 @@ def write_chart(cfg, runs, path, date):
             if not spec["chart"]:
                 continue
             key, field = spec["key"], spec["field"]
+            metric = key.split("-")[0] if key.startswith("reload-") else None
             bars = []
             for s in servers:
+                if metric and not measures(s, metric):
+                    continue
                 med, err = cell_stats(runs, s, key, field)
                 # The colour follows the server's place in its group.
                 bars.append((s, med if err is None else None,
                              GROUPS[group].index(s) + 1))
             title = spec["short"]
             line = None
-            if field == "stop_ms" and key == f"stop@{STOP_TARGET[0]}":
+            # The absolute targets; the multicore group's are ratios.
+            if group == "multicore":
+                pass
+            elif field == "stop_ms" and key == f"stop@{STOP_TARGET[0]}":
                 line = STOP_TARGET[1]
-            if field == "rss_per_conn_bytes" and key == f"stop@{RSS_TARGET[0]}":
+            elif (field == "rss_per_conn_bytes"
+                  and key == f"stop@{RSS_TARGET[0]}"):
                 line = RSS_TARGET[1]
             panels[group].append((title, bars, line))
     cols = max(len(p) for p in panels.values())
@@ -1113,8 +1439,9 @@ def write_chart(cfg, runs, path, date):
     term = ("pngcairo" if "pngcairo" in terminals.stdout + terminals.stderr
             else "png")
     heading = (f"quiesce vs peers: medians of {cfg.rounds} round(s); server "
-               f"on CPU {cfg.server_cpus}, load on CPU {cfg.load_cpus}; "
-               f"{date}")
+               f"on CPU {cfg.server_cpus}, load on CPU {cfg.load_cpus}"
+               + ("; multicore: nothing pinned" if "multicore" in groups
+                  else "") + f"; {date}")
     script = [
         "set encoding utf8",
         "set termoption noenhanced",
@@ -1133,6 +1460,7 @@ def write_chart(cfg, runs, path, date):
         "set linetype 1 lc rgb '#1f5fa8'",
         "set linetype 2 lc rgb '#e08a2c'",
         "set linetype 3 lc rgb '#5d9e4a'",
+        "set linetype 4 lc rgb '#8e5ea2'",
     ]
     index = 0
     with open(base + ".dat", "w") as dat:
@@ -1176,6 +1504,15 @@ def write_chart(cfg, runs, path, date):
 # ------------------------------------------------------------------ machine
 
 
+def load_average():
+    """/proc/loadavg's 1, 5 and 15 minute averages, as text."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def machine_info():
     def cmd(argv):
         try:
@@ -1199,6 +1536,7 @@ def machine_info():
         date=datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC"),
         git=head + (" (with uncommitted changes)" if dirty else ""),
+        load_before=load_average(),
         go=cmd(["go", "version"]).splitlines()[0] if shutil.which("go") else "?",
         nginx=cmd(["nginx", "-v"]) if shutil.which("nginx") else "?",
         asio=cmd(["dpkg-query", "-W", "-f", "${Version}", "libasio-dev"]),
@@ -1219,11 +1557,13 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="bench/compare.sh",
         description="quiesce side by side with go-echo, asio-echo, go-http "
-                    "and nginx, and its example kv-server with redis-server "
+                    "and nginx, and its example kv-server with redis-server; "
+                    "quiesce --workers=2 with nginx and Go on every CPU "
                     "(docs/performance.md)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=10,
-                   help="seconds of each throughput and accept-rate run")
+                   help="seconds of each throughput, accept-rate and reload "
+                        "run")
     p.add_argument("--sustain", type=int, default=60,
                    help="seconds of the sustained run (memory growth)")
     p.add_argument("--idle", default="1000,10000",
@@ -1233,8 +1573,10 @@ def parse_args(argv):
     p.add_argument("--only", default="",
                    help="comma list of servers (" + ",".join(SERVERS)
                         + "), groups (" + ",".join(GROUPS) + ") and/or "
-                          "metrics (throughput,stop,rss,accept,sustain; the "
-                          "resp group has throughput only)")
+                          "metrics (throughput,stop,rss,accept,sustain,"
+                          "reload; the resp group has throughput only, the "
+                          "multicore group throughput, stop, rss and reload, "
+                          "the others all but reload)")
     p.add_argument("--server-cpus", default="0")
     p.add_argument("--load-cpus", default="1")
     p.add_argument("--connections", type=int, default=50,
@@ -1345,6 +1687,7 @@ def main(argv):
         log("compare: interrupted; reporting the runs so far")
         runs.append(dict(ok=False, error="interrupted", round=0,
                          server="-", metric="-", group="-", seconds=0))
+    machine["load_after"] = load_average()
     return report(cfg, machine, command, runs, time.monotonic() - started)
 
 
@@ -1366,7 +1709,17 @@ def report(cfg, machine, command, runs, elapsed):
              f"sustained run {cfg.sustain}s"
              + (f", redis-benchmark -n {cfg.resp_requests}"
                 if any(s in cfg.servers for s in GROUPS["resp"]) else ""),
-             f"- run time: {elapsed / 60:.1f} min", ""]
+             f"- run time: {elapsed / 60:.1f} min; load average (1, 5, 15 "
+             f"min) before {machine.get('load_before', '?')}, after "
+             f"{machine.get('load_after', '?')}"]
+    if any(s in cfg.servers for s in GROUPS["multicore"]):
+        lines.append(
+            f"- multicore group: nothing pinned, servers and load share the "
+            f"{machine['cores']} CPUs; quiesce --workers=2 and --workers=1, "
+            f"nginx worker_processes 2, go-http GOMAXPROCS=2; wrk "
+            f"-t{MULTICORE_WRK_THREADS}; reload runs: {RELOADS} SIGHUPs to "
+            f"the master evenly spread over {cfg.duration}s")
+    lines.append("")
     summary = {}
     for group in GROUPS:
         if not any(s in cfg.servers for s in GROUPS[group]):

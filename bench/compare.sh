@@ -19,6 +19,11 @@
 # Groups: echo and http (quiesce against Go, Asio and nginx), and resp:
 # examples/kv-server against Debian's redis-server --save '' --appendonly no,
 # redis-benchmark -t set,get,incr,ping -n 200000 -c 50 at -P 1 and -P 16.
+# multicore (--only=multicore; issue 13): nothing pinned, server and load on
+# every CPU: quiesce --workers=2 and --workers=1, nginx (worker_processes 2)
+# and go-http (GOMAXPROCS=2) under wrk -t1 -c50, their stop with idle
+# connections, and five SIGHUP reloads of quiesce's master and nginx's during
+# a keep-alive wrk load and a conn_rate load, with the clients' errors.
 # --baseline=REV also builds quiesce at git revision REV (a worktree in
 # $BUILD_DIR/baseline-src, built in $BUILD_DIR/baseline) and runs it as
 # quiesce-echo@base and quiesce-http@base beside the rest: a before/after

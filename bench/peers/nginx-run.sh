@@ -3,6 +3,7 @@
 # HTTP benchmarks, with quiesce's command line and stop contract.
 #
 #   nginx-run.sh --port=N [--host=127.0.0.1] [--drain-timeout=10s]
+#                [--workers=1]
 #
 # Writes a config from nginx.conf.in (next to this script, symlinks followed)
 # into a temporary directory, starts nginx, waits until the port accepts a
@@ -10,7 +11,10 @@
 # nginx (graceful: listener closed, idle keep-alive connections closed,
 # requests in flight answered); a second signal, or --drain-timeout after the
 # first, -> SIGTERM (nginx's fast stop) and exit 3. Exit 0 on a clean stop,
-# 1 if nginx could not start, 2 on a bad option. --port=0 picks a random free
+# 1 if nginx could not start, 2 on a bad option. SIGHUP -> SIGHUP to nginx's
+# master (what `nginx -s reload` sends: new workers start on the same
+# listening socket, the old ones finish their requests and exit).
+# --workers=N sets worker_processes (default 1). --port=0 picks a random free
 # port in 20000-32767 (retried if the bind fails); --protocol=http and
 # --log-level=... are accepted for bench/stop_time. NGINX=/path overrides
 # the binary (default /usr/sbin/nginx).
@@ -20,10 +24,11 @@ prog=nginx-run
 host=127.0.0.1
 port=8080
 drain=10s
+workers=1
 nginx_bin=${NGINX:-/usr/sbin/nginx}
 
 usage() {
-  echo "usage: $prog --port=N [--host=127.0.0.1] [--drain-timeout=10s]" >&2
+  echo "usage: $prog --port=N [--host=127.0.0.1] [--drain-timeout=10s] [--workers=1]" >&2
 }
 bad() {
   echo "$prog: $*" >&2
@@ -36,6 +41,7 @@ for arg in "$@"; do
     --host=*) host=${arg#*=} ;;
     --port=*) port=${arg#*=} ;;
     --drain-timeout=*) drain=${arg#*=} ;;
+    --workers=*) workers=${arg#*=} ;;
     --protocol=http) ;;
     --protocol=*) bad "bad $arg: only http" ;;
     --log-level=*) ;;
@@ -44,6 +50,7 @@ for arg in "$@"; do
   esac
 done
 [[ $port =~ ^[0-9]+$ ]] && ((port <= 65535)) || bad "bad --port=$port"
+[[ $workers =~ ^[1-9][0-9]*$ ]] || bad "bad --workers=$workers (a count ≥ 1)"
 [[ $host =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || bad "bad --host=$host (numeric IPv4)"
 # Duration in milliseconds: 10s, 500ms, 2m, 1.5s; a bare number is seconds.
 if [[ $drain =~ ^([0-9]+)(\.([0-9]{1,3}))?(ms|s|m)?$ ]]; then
@@ -83,6 +90,13 @@ on_signal() {
   fi
 }
 trap on_signal TERM INT
+# A reload, as `nginx -s reload` does it; before nginx runs (or once it is
+# stopping) there is nothing to reload.
+on_reload() {
+  [[ -n $nginx_pid ]] && ((signals == 0)) || return 0
+  kill -HUP "$nginx_pid" 2>/dev/null || true
+}
+trap on_reload HUP
 cleanup() {
   if [[ -n $timer_pid ]]; then
     kill "$timer_pid" 2>/dev/null || true
@@ -113,6 +127,7 @@ start_nginx() { # $1: port
   : > "$tmp/error.log"
   sed -e "s|@HOST@|$host|g" -e "s|@PORT@|$1|g" \
       -e "s|@RLIMIT_NOFILE@|$nofile|g" -e "s|@WORKER_CONNECTIONS@|$conns|g" \
+      -e "s|@WORKERS@|$workers|g" \
       "$template" | awk -v tp="$temp_paths" '{ if ($0 == "@TEMP_PATHS@") printf "%s", tp; else print }' \
       > "$tmp/nginx.conf"
   # Own session: a terminal's ^C reaches this script only, which forwards it.
