@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -281,6 +282,15 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
                                                       : exit_clean;
 }
 
+/// Whether the command line or the config file names
+/// `scheduler.max-threads` (then it is the user's choice, in every process).
+bool sets_scheduler_threads(int argc, char** argv, const config& cfg) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view{argv[i]}.find("max-threads") != std::string_view::npos)
+      return true;
+  return cfg.config.text.find("max-threads") != std::string::npos;
+}
+
 } // namespace
 
 sigset_t server_signals() {
@@ -335,6 +345,14 @@ int run_server(int argc, char** argv) {
                        + " is less than the " + std::to_string(workers)
                        + " workers: each worker holds at least one connection "
                          "(raise it, or lower --workers)");
+  if ((link || workers > 1) && !sets_scheduler_threads(argc, argv, cfg)) {
+    // The CPUs are the workers' to share: each worker gets its part of
+    // CAF's scheduler threads (idle ones poll and wake up, taking time from
+    // the I/O threads), the master one.
+    auto cpus = server_config::usable_cpus();
+    cfg.set("scheduler.max-threads",
+            link ? std::max<size_t>(1, cpus / workers) : size_t{1});
+  }
   if (link) {
     log::set_origin("worker " + std::to_string(link->id));
     if (lst.fd < 0) {
