@@ -89,8 +89,13 @@ std::string worker_payload(const std::string& secret,
 
 size_t worker_count(const server_config& cfg) {
   auto n = options::parse_workers(cfg.workers).value_or(1);
-  if (n == 0)
+  if (n == 0) {
     n = std::min(server_config::usable_cpus(), options::max_workers);
+    // Each worker holds at least one connection: `auto` never asks for
+    // more workers than --max-connections allows.
+    if (cfg.max_connections > 0)
+      n = std::min(n, cfg.max_connections);
+  }
   return n;
 }
 

@@ -61,7 +61,8 @@ constexpr std::chrono::seconds restart_window{10};
 constexpr std::chrono::seconds workers_ready_limit{30};
 
 /// The worker count `--workers` asks for, "auto" resolved to the CPUs of
-/// the affinity mask (the option's rule has checked the text).
+/// the affinity mask, at most `--max-connections` if that is set (the
+/// option's rule has checked the text).
 size_t worker_count(const server_config& cfg);
 
 /// In a worker process (`QUIESCE_WORKER` set): takes the inherited socket

@@ -58,12 +58,15 @@ const std::string closer
   = "GET /closer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 struct fixture : qt::binary_fixture {
-  /// Starts the server with `--max-connections=1` and `workers` (setting
-  /// `port`), and returns a connection kept busy by `GET /delay/500` once
-  /// the server has it (no socket after a failed check).
+  /// Starts the server with one connection per process (`--max-connections`
+  /// 1, or 2 with `--workers=2`) and `workers` (setting `port`), and returns
+  /// a connection kept busy by `GET /delay/500` once the server has it (no
+  /// socket after a failed check).
   qt::unique_fd start_with_busy_connection(const std::string& workers,
                                            uint16_t& port) {
-    port = start_http({"--max-connections=1", "--log-level=debug", workers});
+    auto limit = workers == "--workers=2" ? "--max-connections=2"
+                                          : "--max-connections=1";
+    port = start_http({limit, "--log-level=debug", workers});
     if (port == 0)
       return {};
     auto busy = connect_client(port);

@@ -162,7 +162,7 @@ CAF_TEST(at a stop of two workers clients in the backlog are served) {
   // c waits in the backlog (no third place). From outside, at the stop,
   // every one gets its answer and a clean EOF, and the exit code is 0.
   auto port
-    = start_echo({"--max-connections=1", "--workers=2", "--log-level=debug"});
+    = start_echo({"--max-connections=2", "--workers=2", "--log-level=debug"});
   CAF_REQUIRE_NOT_EQUAL(port, 0);
   auto a = connect_loopback(port);
   CAF_REQUIRE(a.fd);
