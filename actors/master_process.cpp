@@ -2,10 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <iostream>
-#include <linux/close_range.h>
-#include <sys/mman.h>
 #include <mutex>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,26 +15,11 @@
 #include "actors/workers.hpp"
 #include "quiesce/log.hpp"
 
-extern char** environ;
-
 namespace quiesce {
 
 namespace {
 
 constexpr const char* component = "master";
-
-/// Timer tokens: the kind in the high half, its subject in the low one.
-constexpr uint64_t ready_timer = 1;
-constexpr uint64_t straggler_timer = 2;
-constexpr uint64_t retire_timer = 3;
-
-constexpr uint64_t timer_token(uint64_t kind, uint32_t subject) {
-  return (kind << 32) | subject;
-}
-
-/// How long an old worker may take to exit after `retire`, past its drain
-/// timeout (its own teardown limit is 3 s).
-constexpr auto exit_margin = std::chrono::seconds(8);
 
 /// "exited with code 3", "killed by SIGKILL".
 std::string describe_status(int status) {
@@ -48,83 +30,11 @@ std::string describe_status(int status) {
   return "ended (wait status " + std::to_string(status) + ")";
 }
 
-std::string worker_name(uint32_t id) {
+} // namespace
+
+std::string master_process::worker_name(uint32_t id) {
   return "worker " + std::to_string(id);
 }
-
-/// Starts worker `id` from this process's own binary: the same arguments,
-/// the listening socket and a memory file holding `payload` (the secret and
-/// the configuration: worker_payload) inherited, and
-/// QUIESCE_WORKER naming them. Its pid, or -1 with `error` set.
-pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
-                           const std::string& payload,
-                           const std::vector<std::string>& args,
-                           std::string& error) {
-  // A memory file, not a pipe: the config text may exceed a pipe's
-  // capacity, and nobody reads before the exec.
-  int sfd = ::memfd_create("quiesce-worker", MFD_CLOEXEC);
-  if (sfd < 0) {
-    error = std::string{"memfd_create: "} + std::strerror(errno);
-    return -1;
-  }
-  const char* p = payload.data();
-  auto left = payload.size();
-  while (left > 0) {
-    auto n = ::write(sfd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      error = std::string{"writing its secret and configuration: "}
-              + std::strerror(errno);
-      ::close(sfd);
-      return -1;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  // Everything the child needs is built before the fork: between fork and
-  // exec a child of a threaded process may only make async-signal-safe
-  // calls.
-  std::vector<std::string> arg_text{"quiesce: " + worker_name(id)};
-  arg_text.insert(arg_text.end(), args.begin(), args.end());
-  std::vector<char*> child_argv;
-  for (auto& x : arg_text)
-    child_argv.push_back(x.data());
-  child_argv.push_back(nullptr);
-  std::vector<std::string> env_text;
-  std::string prefix = std::string{worker_environment} + "=";
-  for (auto** e = environ; *e != nullptr; ++e)
-    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0)
-      env_text.emplace_back(*e);
-  env_text.push_back(prefix + std::to_string(id) + ":" + std::to_string(port)
-                     + ":" + std::to_string(listen_fd) + ":"
-                     + std::to_string(sfd));
-  std::vector<char*> child_env;
-  for (auto& x : env_text)
-    child_env.push_back(x.data());
-  child_env.push_back(nullptr);
-  static const char exec_failed[] = "quiesce: cannot exec /proc/self/exe "
-                                    "for a worker\n";
-  auto pid = ::fork();
-  if (pid == 0) {
-    // Only the socket and the memory file pass the exec: the master's
-    // other descriptors (its control plane, CAF's epoll) are its own.
-    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    ::fcntl(listen_fd, F_SETFD, 0);
-    ::fcntl(sfd, F_SETFD, 0);
-    ::execve("/proc/self/exe", child_argv.data(), child_env.data());
-    auto ignored = ::write(STDERR_FILENO, exec_failed, sizeof(exec_failed) - 1);
-    (void)ignored;
-    ::_exit(exit_cannot_run);
-  }
-  auto err = errno;
-  ::close(sfd);
-  if (pid < 0)
-    error = std::string{"fork: "} + std::strerror(err);
-  return pid;
-}
-
-} // namespace
 
 master_process::master_process(caf::actor_system& sys, server_config& cfg,
                                listener& lst, size_t count, int argc,
@@ -404,93 +314,6 @@ void master_process::on_exit(pid_t pid, int status) {
     code_ = exit_cannot_run;
     begin_stop("a worker could not be started again");
   }
-}
-
-void master_process::reload() {
-  server_config fresh;
-  std::vector<std::string> text{program_};
-  text.insert(text.end(), args_.begin(), args_.end());
-  std::vector<char*> argv;
-  for (auto& x : text)
-    argv.push_back(x.data());
-  argv.push_back(nullptr);
-  // Reads the config file again and checks every value, as at the start; a
-  // bad value is printed on standard error by the check itself.
-  if (auto code
-      = configure(fresh, static_cast<int>(text.size()), argv.data())) {
-    log::error(component, "reload failed: the configuration is not valid "
-                          "(see above); the workers go on serving");
-    return;
-  }
-  if (fresh.host != cfg_.host || fresh.port != cfg_.port)
-    log::warning(component, "reload: host and port stay " + lst_.address
-                              + " (the socket is kept; a restart moves it)");
-  protocol_ = fresh.protocol;
-  drain_timeout_ = fresh.drain_timeout;
-  // New workers (and restarts from now on) get the text read now.
-  config_ = fresh.config;
-  auto count = worker_count(fresh);
-  ++generation_;
-  reload_.emplace();
-  reload_->generation = generation_;
-  reload_->began = clock_type::now();
-  log::info(component, "reload: starting generation "
-                         + std::to_string(generation_) + " ("
-                         + std::to_string(count) + " workers)");
-  start_generation(count, reload_->ids);
-  if (reload_)
-    self_->delayed_send(self_, workers_ready_limit, timer_atom_v,
-                        timer_token(ready_timer, generation_));
-}
-
-void master_process::reload_ready() {
-  auto took = clock_type::now() - reload_->began;
-  log::info(component, "reload: generation " + std::to_string(generation_)
-                         + " ready in " + log::millis(took) + "; retiring "
-                         + std::to_string(current_.size())
-                         + " workers of the one before");
-  auto old = std::move(current_);
-  current_ = std::move(reload_->ids);
-  count_ = current_.size();
-  reload_.reset();
-  ++reloads_done_;
-  for (auto id : old)
-    retire(id);
-  if (reload_pending_) {
-    reload_pending_ = false;
-    log::info(component, "the SIGHUP received during the reload: reloading");
-    reload();
-  }
-}
-
-void master_process::reload_failed(const std::string& why) {
-  if (!reload_)
-    return;
-  log::error(component, "reload failed: " + why + "; generation "
-                          + std::to_string(reload_->generation)
-                          + " is retired, the workers before it go on "
-                            "serving");
-  auto ids = std::move(reload_->ids);
-  reload_.reset();
-  reload_pending_ = false;
-  for (auto id : ids)
-    retire(id);
-}
-
-void master_process::retire(uint32_t id) {
-  for (auto& [pid, c] : children_) {
-    if (c.id != id)
-      continue;
-    if (!c.retired) {
-      c.retired = true;
-      self_->delayed_send(
-        self_, drain_timeout_ + exit_margin, timer_atom_v,
-        timer_token(retire_timer, static_cast<uint32_t>(pid)));
-    }
-  }
-  // The control plane sends it now, or when it registers.
-  if (master_alive_)
-    self_->send(master_, retire_atom_v, id);
 }
 
 void master_process::on_timer(uint64_t token) {

@@ -57,6 +57,22 @@ public:
 private:
   using clock_type = std::chrono::steady_clock;
 
+  /// Timer tokens: the kind in the high half, its subject in the low one.
+  static constexpr uint64_t ready_timer = 1;
+  static constexpr uint64_t straggler_timer = 2;
+  static constexpr uint64_t retire_timer = 3;
+
+  static constexpr uint64_t timer_token(uint64_t kind, uint32_t subject) {
+    return (kind << 32) | subject;
+  }
+
+  /// How long an old worker may take to exit after `retire`, past its
+  /// drain timeout (its own teardown limit is 3 s).
+  static constexpr std::chrono::seconds exit_margin{8};
+
+  /// "worker 3".
+  static std::string worker_name(uint32_t id);
+
   /// A worker process being started or running.
   struct child {
     uint32_t id = 0;

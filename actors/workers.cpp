@@ -4,6 +4,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +17,8 @@
 #include "actors/process.hpp"
 #include "quiesce/log.hpp"
 #include "quiesce/options.hpp"
+
+extern char** environ;
 
 namespace quiesce {
 
@@ -85,6 +91,78 @@ std::string worker_payload(const std::string& secret,
                            const config_file& config) {
   return secret + "\n" + (config.found ? "1" : "0") + "\n" + config.path + "\n"
          + config.text;
+}
+
+/// Starts worker `id` from this process's own binary: the same arguments,
+/// the listening socket and a memory file holding `payload` (the secret and
+/// the configuration: worker_payload) inherited, and
+/// QUIESCE_WORKER naming them. Its pid, or -1 with `error` set.
+pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
+                           const std::string& payload,
+                           const std::vector<std::string>& args,
+                           std::string& error) {
+  // A memory file, not a pipe: the config text may exceed a pipe's
+  // capacity, and nobody reads before the exec.
+  int sfd = ::memfd_create("quiesce-worker", MFD_CLOEXEC);
+  if (sfd < 0) {
+    error = std::string{"memfd_create: "} + std::strerror(errno);
+    return -1;
+  }
+  const char* p = payload.data();
+  auto left = payload.size();
+  while (left > 0) {
+    auto n = ::write(sfd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      error = std::string{"writing its secret and configuration: "}
+              + std::strerror(errno);
+      ::close(sfd);
+      return -1;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  // Everything the child needs is built before the fork: between fork and
+  // exec a child of a threaded process may only make async-signal-safe
+  // calls.
+  std::vector<std::string> arg_text{"quiesce: worker " + std::to_string(id)};
+  arg_text.insert(arg_text.end(), args.begin(), args.end());
+  std::vector<char*> child_argv;
+  for (auto& x : arg_text)
+    child_argv.push_back(x.data());
+  child_argv.push_back(nullptr);
+  std::vector<std::string> env_text;
+  std::string prefix = std::string{worker_environment} + "=";
+  for (auto** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0)
+      env_text.emplace_back(*e);
+  env_text.push_back(prefix + std::to_string(id) + ":" + std::to_string(port)
+                     + ":" + std::to_string(listen_fd) + ":"
+                     + std::to_string(sfd));
+  std::vector<char*> child_env;
+  for (auto& x : env_text)
+    child_env.push_back(x.data());
+  child_env.push_back(nullptr);
+  static const char exec_failed[] = "quiesce: cannot exec /proc/self/exe "
+                                    "for a worker\n";
+  auto pid = ::fork();
+  if (pid == 0) {
+    // Only the socket and the memory file pass the exec: the master's
+    // other descriptors (its control plane, CAF's epoll) are its own.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::fcntl(listen_fd, F_SETFD, 0);
+    ::fcntl(sfd, F_SETFD, 0);
+    ::execve("/proc/self/exe", child_argv.data(), child_env.data());
+    auto ignored = ::write(STDERR_FILENO, exec_failed, sizeof(exec_failed) - 1);
+    (void)ignored;
+    ::_exit(exit_cannot_run);
+  }
+  auto err = errno;
+  ::close(sfd);
+  if (pid < 0)
+    error = std::string{"fork: "} + std::strerror(err);
+  return pid;
 }
 
 size_t worker_count(const server_config& cfg) {

@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <sys/types.h>
+#include <vector>
 
 #include "actors/config_file.hpp"
 #include "actors/listener.hpp"
@@ -59,6 +61,16 @@ constexpr std::chrono::seconds restart_window{10};
 
 /// How long the master waits for every worker to register at its start.
 constexpr std::chrono::seconds workers_ready_limit{30};
+
+/// Starts worker `id` from this process's own binary (/proc/self/exe) with
+/// `args` (the command line after argv[0]; argv[0] becomes "quiesce: worker
+/// N"): the listening socket `listen_fd` and a memory file holding
+/// `payload` (worker_payload) inherited, QUIESCE_WORKER naming them with
+/// `id` and the control plane's `port`. Its pid, or -1 with `error` set.
+pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
+                           const std::string& payload,
+                           const std::vector<std::string>& args,
+                           std::string& error);
 
 /// The worker count `--workers` asks for, "auto" resolved to the CPUs of
 /// the affinity mask, at most `--max-connections` if that is set (the
