@@ -80,19 +80,19 @@ caf::behavior proxy_main(proxy_pointer self, service_proxy_config cfg) {
   self->set_default_handler(
     [](caf::scheduled_actor* ptr,
        caf::message_view& content) -> caf::result<caf::message> {
-      auto self = static_cast<proxy_pointer>(ptr);
-      auto& st = self->state;
+      auto proxy = static_cast<proxy_pointer>(ptr);
+      auto& st = proxy->state;
       if (!st.service && st.waiting.size() >= st.cfg.max_waiting)
         return caf::make_error(caf::sec::request_receiver_down,
                                "shared service '" + st.cfg.name
                                  + "' unavailable");
       // As it came: the service answers the original sender itself.
-      auto* cur = self->current_mailbox_element();
+      auto* cur = proxy->current_mailbox_element();
       auto elem = caf::make_mailbox_element(std::move(cur->sender), cur->mid,
                                             std::move(cur->stages),
                                             content.move_content_to_message());
       if (st.service)
-        forward(self, std::move(elem));
+        forward(proxy, std::move(elem));
       else
         st.waiting.push_back(std::move(elem));
       return caf::delegated<caf::message>{};
