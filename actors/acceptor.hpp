@@ -23,6 +23,12 @@
 ///   descriptor only); the socket listens on in the other processes. A
 ///   client accepted in between (about 1 ms) is served as one taken from
 ///   the backlog: it knows of the stop.
+/// - `retire` (a reload's old worker): the shared listener's stop, whatever
+///   the configuration: the new workers accept on the same socket.
+/// - `acceptor_closed_msg` before any stop, on a socket that no longer
+///   listens: another process holding it stopped it (workers of one master,
+///   at the server's stop): the acceptor ends normally, and its supervisor
+///   takes that as the beginning of its own stop.
 
 #include <cstddef>
 
