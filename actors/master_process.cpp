@@ -48,9 +48,9 @@ master_process::master_process(caf::actor_system& sys, server_config& cfg,
 }
 
 master_process::~master_process() {
-  for (auto& t : waiters_)
-    if (t.joinable())
-      t.join();
+  for (auto& kvp : waiters_)
+    if (kvp.second.joinable())
+      kvp.second.join();
 }
 
 int master_process::run(const sigset_t& signals) {
@@ -116,7 +116,7 @@ bool master_process::spawn(uint32_t id, uint32_t generation) {
     return false;
   }
   children_[pid] = child{id, generation, false};
-  waiters_.emplace_back([pid, main = caf::actor{self_}] {
+  waiters_[pid] = std::thread([pid, main = caf::actor{self_}] {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       // again
@@ -260,6 +260,12 @@ void master_process::on_event(const master_event& ev) {
 }
 
 void master_process::on_exit(pid_t pid, int status) {
+  // Its watcher has sent this and returns: joined now, not at the end.
+  if (auto w = waiters_.find(pid); w != waiters_.end()) {
+    if (w->second.joinable())
+      w->second.join();
+    waiters_.erase(w);
+  }
   auto i = children_.find(pid);
   if (i == children_.end())
     return;

@@ -132,7 +132,9 @@ private:
   /// The serving generation's worker ids.
   std::set<uint32_t> current_;
   std::map<pid_t, child> children_;
-  std::vector<std::thread> waiters_;
+  /// A thread per live worker process, blocked in waitpid; joined once it
+  /// has reported the exit (reloads and restarts must not pile them up).
+  std::map<pid_t, std::thread> waiters_;
   std::set<uint32_t> ready_;
   std::map<uint32_t, clock_type::time_point> restarted_at_;
   std::deque<clock_type::time_point> restarts_;

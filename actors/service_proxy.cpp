@@ -38,16 +38,18 @@ void ask_master(proxy_pointer self) {
   if (st.asking)
     return;
   st.asking = true;
-  auto dead = st.service;
+  // The one that ended: until the master's services actor has started its
+  // successor, the directory may still name it.
+  auto dead = std::move(st.service);
   st.service = nullptr;
   self
     ->request(st.cfg.master, st.cfg.retry_interval * 10, service_atom_v,
               st.cfg.secret, st.cfg.name)
     .then(
-      [self](caf::actor& found) {
+      [self, dead](caf::actor& found) {
         auto& s = self->state;
         s.asking = false;
-        if (!found) {
+        if (!found || found == dead) {
           self->delayed_send(self, s.cfg.retry_interval, find_atom::value);
           return;
         }
