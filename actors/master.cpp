@@ -59,11 +59,17 @@ void retire_worker(master_pointer self, uint32_t id) {
     ->request(entry.handle, st.cfg.stop_deadline + st.cfg.stop_deadline,
               retire_atom_v)
     .then(
-      [id](shutdown_report& x) {
+      [self, id](shutdown_report& x) {
         log::info(component, "worker " + std::to_string(id)
                                + " retired: " + std::to_string(x.drained)
                                + " drained, " + std::to_string(x.forced)
                                + " forced, in " + log::millis(x.duration));
+        // Its end, even during a stop that has not had its answer (the
+        // stop may have crossed this answer), is no loss: its connections
+        // are accounted for.
+        auto i = self->state.workers.find(id);
+        if (i != self->state.workers.end())
+          i->second.retired = true;
       },
       [id](caf::error& err) {
         log::debug(component, "worker " + std::to_string(id)
@@ -134,6 +140,11 @@ void stop_worker(master_pointer self, uint32_t id) {
         if (i == st.workers.end() || !i->second.stop_pending)
           return;
         i->second.stop_pending = false;
+        if (i->second.retired) {
+          // It answered its retire and ended before the stop reached it.
+          finish_if_stopped(self);
+          return;
+        }
         count_lost(self, i->second.connections);
         log::warning(component, "worker " + std::to_string(id)
                                   + " did not answer the stop ("
@@ -185,6 +196,9 @@ void worker_gone(master_pointer self, const caf::down_msg& msg) {
   auto held_stop = i->second.stop_pending;
   auto held = i->second.connections;
   auto retiring = i->second.retiring;
+  // It answered its retire and ended before the stop reached it: no loss.
+  if (i->second.retired)
+    held_stop = false;
   st.workers.erase(i);
   auto reason = to_string(msg.reason);
   if (held_stop)

@@ -136,6 +136,9 @@ struct master_state {
     uint32_t connections = 0;
     /// Sent `retire` (its end is expected).
     bool retiring = false;
+    /// Answered its `retire`: its drain is over and its end follows, during
+    /// a stop too (then no loss: its connections are accounted for).
+    bool retired = false;
   };
   /// Ids told to retire before they registered: retired when they do.
   std::set<uint32_t> retire_on_register;
