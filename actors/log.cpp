@@ -182,6 +182,16 @@ std::string millis(std::chrono::nanoseconds x) {
   return buf;
 }
 
+std::string span(std::chrono::nanoseconds x) {
+  using namespace std::chrono;
+  if (x < milliseconds{1})
+    return millis(x);
+  auto ms = duration_cast<milliseconds>(x).count();
+  if (ms >= 1000 && ms % 1000 == 0)
+    return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 bool flush(std::chrono::milliseconds limit) {
   return the_sink().flush(limit);
 }

@@ -42,6 +42,7 @@ master_process::master_process(caf::actor_system& sys, server_config& cfg,
     : sys_(sys), cfg_(cfg), lst_(lst), count_(count), self_(sys),
       program_(argv[0]), protocol_(cfg.protocol), config_(cfg.config),
       drain_timeout_(cfg.drain_timeout),
+      ready_timeout_(cfg.workers_ready_timeout),
       ids_book_(std::make_shared<std::set<uint32_t>>()),
       ids_mtx_(std::make_shared<std::mutex>()) {
   args_.assign(argv + 1, argv + argc);
@@ -100,7 +101,7 @@ int master_process::run(const sigset_t& signals) {
             "starting " + std::to_string(count_) + " workers on " + lst_.address
               + " (control plane on 127.0.0.1:" + std::to_string(port_) + ")");
   start_generation(count_, current_);
-  self_->delayed_send(self_, workers_ready_limit, timer_atom_v,
+  self_->delayed_send(self_, ready_timeout_, timer_atom_v,
                       timer_token(ready_timer, generation_));
   signal_thread signal_watch{signals, caf::actor{self_}};
   loop();
@@ -331,13 +332,13 @@ void master_process::on_timer(uint64_t token) {
     if (!announced_ && subject == 1) {
       log::error(component,
                  std::to_string(ready_.size()) + " of " + std::to_string(count_)
-                   + " workers registered within "
-                   + std::to_string(workers_ready_limit.count()) + "s");
+                   + " workers registered within " + log::span(ready_timeout_)
+                   + " (--workers-ready-timeout)");
       code_ = exit_cannot_run;
       begin_stop("the workers could not start");
     } else if (reload_ && reload_->generation == subject) {
       reload_failed("its workers did not register within "
-                    + std::to_string(workers_ready_limit.count()) + "s");
+                    + log::span(ready_timeout_) + " (--workers-ready-timeout)");
     }
     return;
   }

@@ -19,7 +19,7 @@
 ///   workers has registered, each old worker gets `retire`: it stops
 ///   accepting without shutting the shared socket down, drains with a grace
 ///   for keep-alive clients, answers and exits. A new worker that dies or
-///   does not register within `workers_ready_limit` fails the reload: the
+///   does not register within `--workers-ready-timeout` fails the reload: the
 ///   new generation is retired and the old one goes on serving. A SIGHUP
 ///   during a reload is kept for after it (one at most).
 
@@ -119,6 +119,9 @@ private:
   /// The config file as last read, handed to every worker started.
   config_file config_;
   caf::timespan drain_timeout_;
+  /// `--workers-ready-timeout` as last read: a reload's fresh configuration
+  /// decides its own.
+  caf::timespan ready_timeout_;
   std::string secret_;
   master_actor master_;
   bool master_alive_ = true;

@@ -37,6 +37,7 @@ void master_process::reload() {
                               + " (the socket is kept; a restart moves it)");
   protocol_ = fresh.protocol;
   drain_timeout_ = fresh.drain_timeout;
+  ready_timeout_ = fresh.workers_ready_timeout;
   // New workers (and restarts from now on) get the text read now.
   config_ = fresh.config;
   auto count = worker_count(fresh);
@@ -49,7 +50,7 @@ void master_process::reload() {
                          + std::to_string(count) + " workers)");
   start_generation(count, reload_->ids);
   if (reload_)
-    self_->delayed_send(self_, workers_ready_limit, timer_atom_v,
+    self_->delayed_send(self_, ready_timeout_, timer_atom_v,
                         timer_token(ready_timer, generation_));
 }
 

@@ -182,6 +182,7 @@ std::vector<rule> make_rules() {
     checked("workers", {worker_form, "auto (the CPUs this process may run on) "
                                      "or a count from 1 to "
                                      + std::to_string(max_workers)}),
+    checked("workers-ready-timeout", duration(1ns, max_timeout)),
     checked("log-level", {log_level, "one of debug, info, warning, error, "
                                      "off"}),
     // -- CAF: scheduler --------------------------------------------------------

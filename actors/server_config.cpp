@@ -37,6 +37,10 @@ server_config::server_config() {
          "worker processes on the one listening socket: auto (the CPUs "
          "this process may run on) or a count; 1 serves from this process "
          "alone (default: auto)")
+    .add(workers_ready_timeout, "workers-ready-timeout",
+         "how long the master waits for a generation of workers to register: "
+         "past it a start fails (exit 1) and a reload fails, the workers "
+         "before it serving on (default: 30s)")
     .add(log_level, "log-level",
          "debug, info, warning, error or off (default: info)");
   declare_protocol_options(custom_options_);

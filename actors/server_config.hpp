@@ -37,6 +37,9 @@ public:
   std::string log_level = "info";
   /// "auto" or a count (options.hpp, `parse_workers`; workers.hpp).
   std::string workers = "auto";
+  /// How long a master waits for a generation of workers to register: at
+  /// its start (then it exits 1) and at a reload (then the reload fails).
+  caf::timespan workers_ready_timeout = std::chrono::seconds(30);
   /// The config file as `configure` read it: a master hands this text to
   /// its workers, which do not read the file again (it may be a pipe, or
   /// changed since).

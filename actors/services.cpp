@@ -20,14 +20,7 @@ constexpr const char* component = "services";
 using entry = services_state::entry;
 using phase = services_state::phase;
 
-/// "250ms", "5s".
-std::string span(caf::timespan x) {
-  using namespace std::chrono;
-  auto ms = duration_cast<milliseconds>(x).count();
-  if (ms >= 1000 && ms % 1000 == 0)
-    return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
+using log::span;
 
 /// "12.3 ms".
 std::string elapsed(caf::timespan x) {

@@ -59,9 +59,6 @@ constexpr const char* worker_environment = "QUIESCE_WORKER";
 constexpr size_t max_restarts = 5;
 constexpr std::chrono::seconds restart_window{10};
 
-/// How long the master waits for every worker to register at its start.
-constexpr std::chrono::seconds workers_ready_limit{30};
-
 /// Starts worker `id` from this process's own binary (/proc/self/exe) with
 /// `args` (the command line after argv[0]; argv[0] becomes "quiesce: worker
 /// N"): the listening socket `listen_fd` and a memory file holding

@@ -279,6 +279,35 @@ struct fixture : qt::binary_fixture {
         CAF_ERROR("worker pid " << pid << " still exists after the exit");
   }
 
+  /// Starts a master of 2 workers in `dir` whose `caf-application.ini`
+  /// (its path in `file`) holds `config`; its port, or 0 after a failed
+  /// check. `proc` is the master; its first workers' pids in `first`.
+  uint16_t start_with_config(qt::temp_dir& dir, std::string& file,
+                             const std::string& config,
+                             std::set<pid_t>& first) {
+    if (!dir.ok()) {
+      CAF_ERROR("no temporary directory");
+      return 0;
+    }
+    file = dir.file("caf-application.ini");
+    if (!qt::write_file(file, config)) {
+      CAF_ERROR("cannot write " << file);
+      return 0;
+    }
+    qt::process_options opts;
+    opts.working_directory = dir.path();
+    proc = &run(
+      {"--protocol=http", "--host=127.0.0.1", "--port=0", "--workers=2"}, opts);
+    auto listening = proc->wait_listening();
+    if (!listening) {
+      CAF_ERROR("no `listening on` line");
+      return 0;
+    }
+    first = started_pids(proc->stderr_text());
+    CAF_CHECK_EQUAL(first.size(), 2u);
+    return *listening;
+  }
+
   qt::process* proc = nullptr;
 };
 
@@ -423,19 +452,13 @@ CAF_TEST(a request in flight at the reload is answered by the old worker) {
 
 CAF_TEST(a reload with a bad configuration keeps the old workers serving) {
   qt::temp_dir dir;
-  CAF_REQUIRE(dir.ok());
-  auto file = dir.file("caf-application.ini");
-  CAF_REQUIRE(qt::write_file(file, "[global]\ndrain-timeout=4s\n"));
-  qt::process_options opts;
-  opts.working_directory = dir.path();
-  proc = &run(
-    {"--protocol=http", "--host=127.0.0.1", "--port=0", "--workers=2"}, opts);
+  std::string file;
+  std::set<pid_t> first;
+  auto port
+    = start_with_config(dir, file, "[global]\ndrain-timeout=4s\n", first);
+  if (port == 0)
+    return;
   auto& srv = *proc;
-  auto listening = srv.wait_listening();
-  CAF_REQUIRE(listening);
-  auto port = *listening;
-  auto first = started_pids(srv.stderr_text());
-  CAF_CHECK_EQUAL(first.size(), 2u);
   CAF_REQUIRE(qt::write_file(file, "[global]\ndrain-timeout=\"x\"\n"));
   CAF_REQUIRE(srv.signal(SIGHUP));
   if (!await_stderr("reload failed: the configuration is not valid (see "
@@ -461,6 +484,43 @@ CAF_TEST(a reload with a bad configuration keeps the old workers serving) {
   expect_clean_stop();
   // The new workers stop with the new one.
   CAF_CHECK_EQUAL(srv.stderr_count("drain timeout 7000.0ms"), 2u);
+}
+
+CAF_TEST(a reload whose workers miss the ready timeout keeps the old ones) {
+  qt::temp_dir dir;
+  std::string file;
+  std::set<pid_t> first;
+  auto port = start_with_config(dir, file,
+                                "[global]\nworkers-ready-timeout=30s\n", first);
+  if (port == 0)
+    return;
+  auto& srv = *proc;
+  expect_serving(port);
+  // The reload's own configuration decides its timer. A new worker's fork,
+  // exec, CAF start and BASP registration take 50-90 ms: 1 ms cannot be
+  // met, so the reload fails every time.
+  CAF_REQUIRE(qt::write_file(file, "[global]\nworkers-ready-timeout=1ms\n"));
+  CAF_REQUIRE(srv.signal(SIGHUP));
+  if (!await_stderr("reload failed: its workers did not register within 1ms "
+                    "(--workers-ready-timeout); generation 2 is retired, the "
+                    "workers before it go on serving"))
+    return;
+  // The new generation was started, and is retired as each registers late:
+  // both of its processes exit.
+  auto second = started_pids(srv.stderr_text(), 2);
+  CAF_CHECK_EQUAL(second.size(), 2u);
+  if (!await_stderr(") exited with code 0", 2))
+    return;
+  for (auto pid : second)
+    if (exists(pid))
+      CAF_ERROR("worker pid " << pid << " of the failed reload still exists");
+  CAF_CHECK_EQUAL(srv.stderr_count("reload: generation 2 ready"), 0u);
+  // The old workers serve on, the same processes.
+  expect_serving(port);
+  expect_serving(port);
+  CAF_CHECK_EQUAL(started_pids(srv.stderr_text(), 1), first);
+  CAF_CHECK_EQUAL(children_of(srv.pid()), first);
+  expect_clean_stop();
 }
 
 CAF_TEST(sigterm during a reload stops everything with exit 0) {

@@ -995,4 +995,31 @@ CAF_TEST(workers that cannot start end the master with 1 without listening) {
                       std::string::npos);
 }
 
+CAF_TEST(workers not ready within the ready timeout end the master with 1) {
+  // A worker's fork, exec, CAF start and BASP registration take 50-90 ms:
+  // 1 ms cannot be met, so the timer always fires first.
+  auto& proc = run({"--protocol=http", "--host=127.0.0.1", "--port=0",
+                    "--workers=2", "--workers-ready-timeout=1ms"});
+  srv = &proc;
+  expect_master_exit(1);
+  CAF_CHECK_EQUAL(proc.stdout_text().find("listening on"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(proc.stderr_text().find("workers registered within 1ms "
+                                              "(--workers-ready-timeout)"),
+                      std::string::npos);
+  // The workers that registered late were stopped and reaped by the master
+  // before its exit, not left behind.
+  CAF_CHECK_EQUAL(proc.stderr_count(") exited with code 0"), 2u);
+}
+
+CAF_TEST(bad ready timeouts are usage errors naming the option) {
+  for (std::string value : {"0s", "-1s", "x", "25h", "010ms"}) {
+    auto& proc = run({"--protocol=http", "--host=127.0.0.1", "--port=0",
+                      "--workers=2", "--workers-ready-timeout=" + value});
+    CAF_CHECK_EQUAL(qt::describe_exit(proc.wait_exit()), qt::describe_exit(2));
+    CAF_CHECK_NOT_EQUAL(proc.stderr_text().find("'--workers-ready-timeout="),
+                        std::string::npos);
+    CAF_CHECK_EQUAL(proc.stdout_text(), "");
+  }
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -32,6 +32,10 @@ inline bool enabled(level x) {
 /// A duration for a log line, in milliseconds with one decimal: "12.5ms".
 std::string millis(std::chrono::nanoseconds x);
 
+/// A configured duration for a log line: "5s", "250ms" (whole seconds or
+/// milliseconds; below 1ms as `millis`).
+std::string span(std::chrono::nanoseconds x);
+
 /// Names the process in every later line, before the component: a worker
 /// process sets "worker 2" (its lines share the master's standard error).
 /// Call it before any other thread logs.
