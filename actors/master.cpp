@@ -7,6 +7,7 @@
 #include "caf/io/middleman.hpp"
 
 #include "actors/control_plane.hpp"
+#include "actors/supervisor.hpp"
 #include "quiesce/log.hpp"
 
 namespace quiesce {
@@ -96,7 +97,12 @@ void finish_if_stopped(master_pointer self) {
               + " duration=" + log::millis(st.report.duration)
               + " open_at_stop=" + std::to_string(st.report.open_at_stop)
               + " (sums of " + std::to_string(st.answered)
-              + " workers; duration: the longest)");
+              + " workers; duration: the longest)",
+            [&] {
+              auto fields = summary_fields(st.report);
+              fields.emplace_back("workers", st.answered);
+              return fields;
+            }());
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();

@@ -36,6 +36,11 @@ void master_process::reload() {
     log::warning(component, "reload: host and port stay " + lst_.address
                               + " (the socket is kept; a restart moves it)");
   protocol_ = fresh.protocol;
+  // The new workers write in the format read now: so do the master's lines
+  // from here on (one stream, one format for a log shipper).
+  log::format fmt = log::format::text;
+  log::parse_format(fresh.log_format, fmt); // checked by its rule
+  log::set_format(fmt);
   drain_timeout_ = fresh.drain_timeout;
   ready_timeout_ = fresh.workers_ready_timeout;
   // New workers (and restarts from now on) get the text read now.

@@ -185,6 +185,7 @@ std::vector<rule> make_rules() {
     checked("workers-ready-timeout", duration(1ns, max_timeout)),
     checked("log-level", {log_level, "one of debug, info, warning, error, "
                                      "off"}),
+    checked("log-format", one_of({"text", "json"}, false)),
     // -- CAF: scheduler --------------------------------------------------------
     // 'testing' is CAF's test coordinator, which runs nothing by itself.
     checked("scheduler.policy", one_of({"stealing", "sharing"}, true)),

@@ -328,6 +328,9 @@ int run_server(int argc, char** argv) {
   log::level lvl = log::level::info;
   log::parse_level(cfg.log_level, lvl); // checked by its rule
   log::set_threshold(lvl);
+  log::format fmt = log::format::text;
+  log::parse_format(cfg.log_format, fmt); // checked by its rule
+  log::set_format(fmt);
   auto proto = find_protocol(cfg.protocol);
   if (proto == nullptr) { // checked by its rule, unless none is registered
     std::cerr << "quiesce: no protocol registered (add_protocol, registry.hpp)"
@@ -354,7 +357,7 @@ int run_server(int argc, char** argv) {
             link ? std::max<size_t>(1, cpus / workers) : size_t{1});
   }
   if (link) {
-    log::set_origin("worker " + std::to_string(link->id));
+    log::set_worker(link->id);
     if (lst.fd < 0) {
       log::info("main", "the listening socket was stopped before this worker "
                         "started (the server is stopping): nothing to serve");

@@ -42,7 +42,10 @@ server_config::server_config() {
          "past it a start fails (exit 1) and a reload fails, the workers "
          "before it serving on (default: 30s)")
     .add(log_level, "log-level",
-         "debug, info, warning, error or off (default: info)");
+         "debug, info, warning, error or off (default: info)")
+    .add(log_format, "log-format",
+         "text (one line per event) or json (one JSON object per line, for "
+         "log shippers) (default: text)");
   declare_protocol_options(custom_options_);
   load<caf::io::middleman>();
   // Defaults of ours for CAF's own settings; the command line and the

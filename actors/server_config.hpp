@@ -35,6 +35,8 @@ public:
   caf::timespan idle_timeout = std::chrono::seconds(60);
   caf::timespan write_timeout = std::chrono::seconds(60);
   std::string log_level = "info";
+  /// "text" or "json" (log.hpp).
+  std::string log_format = "text";
   /// "auto" or a count (options.hpp, `parse_workers`; workers.hpp).
   std::string workers = "auto";
   /// How long a master waits for a generation of workers to register: at

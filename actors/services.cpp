@@ -104,7 +104,8 @@ void finish(services_pointer self) {
   auto& st = self->state;
   log::info(component,
             "services stopped: stopped=" + std::to_string(st.report.stopped)
-              + " forced=" + std::to_string(st.report.forced));
+              + " forced=" + std::to_string(st.report.forced),
+            {{"stopped", st.report.stopped}, {"forced", st.report.forced}});
   if (st.cfg.directory)
     st.cfg.directory->clear();
   for (auto& rp : st.waiting)

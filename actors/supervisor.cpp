@@ -20,11 +20,13 @@ void finish_if_drained(supervisor_pointer self) {
     return;
   st.report.duration = self->clock().now() - st.stop_began;
   if (st.cfg.summary)
-    log::info(component, st.cfg.summary(st.report));
+    log::info(component, st.cfg.summary(st.report), summary_fields(st.report));
   else
-    log::info(component, "stopped: drained=" + std::to_string(st.report.drained)
-                           + " forced=" + std::to_string(st.report.forced)
-                           + " duration=" + log::millis(st.report.duration));
+    log::info(component,
+              "stopped: drained=" + std::to_string(st.report.drained)
+                + " forced=" + std::to_string(st.report.forced)
+                + " duration=" + log::millis(st.report.duration),
+              summary_fields(st.report));
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();
@@ -225,6 +227,14 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       return open;
     },
   };
+}
+
+std::vector<log::field> summary_fields(const shutdown_report& x) {
+  return {{"drained", x.drained},
+          {"forced", x.forced},
+          {"duration_ms",
+           std::chrono::duration<double, std::milli>(x.duration).count()},
+          {"open_at_stop", x.open_at_stop}};
 }
 
 } // namespace quiesce

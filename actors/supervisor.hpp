@@ -40,6 +40,7 @@
 #include "caf/typed_event_based_actor.hpp"
 #include "caf/typed_response_promise.hpp"
 
+#include "quiesce/log.hpp"
 #include "quiesce/messages.hpp"
 
 namespace quiesce {
@@ -90,5 +91,9 @@ using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
 
 supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
                                                 supervisor_config cfg);
+
+/// A stop's report as the numeric fields of its summary line (log.hpp):
+/// `drained`, `forced`, `duration_ms`, `open_at_stop`.
+std::vector<log::field> summary_fields(const shutdown_report& x);
 
 } // namespace quiesce
