@@ -145,13 +145,19 @@ void connection_state::on_timer(uint64_t token) {
 void connection_state::on_retire() {
   // Also for one accepted during the stop (stop_requested from its start):
   // a fresh client whose first request is on its way gets the grace too.
+  begin_grace(cfg_->retire_grace);
+}
+
+void connection_state::begin_grace(caf::timespan grace) {
   if (retiring_)
     return;
   retiring_ = true;
-  send_later(cfg_->retire_grace, caf::make_message(stop_atom_v));
+  graced_ = true;
+  send_later(grace, caf::make_message(stop_atom_v));
 }
 
 void connection_state::on_data(caf::io::new_data_msg& msg) {
+  received_ = true;
   if (retiring_) {
     // A request during the grace: in flight at the stop, so that its
     // answer is the last (the bytes just read count as unread at the stop,
@@ -223,13 +229,20 @@ void connection_state::on_peer_closed() {
 }
 
 void connection_state::on_stop() {
-  retiring_ = false;
   // Bytes the client sent before the stop may still wait in the kernel, not
   // yet read by the event loop: they were sent before the stop and count as
   // in flight. Only an open connection asks (the core ignores it otherwise).
   size_t unread = 0;
   if (fd_ && core_->state() == lifecycle_state::open)
     unread = socket_ops::unread_bytes(*fd_);
+  if (cfg_->fresh_grace.count() > 0 && !graced_ && !received_ && unread == 0
+      && core_->state() == lifecycle_state::open) {
+    // Nothing has come yet on a socket passed by systemd: the first
+    // request may be on its way (fresh_grace).
+    begin_grace(cfg_->fresh_grace);
+    return;
+  }
+  retiring_ = false;
   run(core_->stop(now(), unread));
 }
 

@@ -81,6 +81,14 @@ struct connection_config : lifecycle_limits {
   /// in flight at the stop (HTTP: with `Connection: close`) instead of
   /// racing the close. The supervisor keeps it below the drain timeout.
   caf::timespan retire_grace = std::chrono::seconds(1);
+  /// At `stop`, how long a connection that has received nothing yet waits
+  /// for its first request (0: none, it is idle and closes at once). Set
+  /// on a socket passed by systemd (activation.hpp): a client accepted
+  /// just before the stop sent its request to the socket, not to this
+  /// process, and the next server cannot take the connection over. The
+  /// request is answered as one in flight at the stop, as in the retire
+  /// grace.
+  caf::timespan fresh_grace{0};
   /// The server's services, for `connection_io::service`; none if null.
   std::shared_ptr<const service_directory> services;
 };
@@ -128,6 +136,9 @@ public:
 
   /// `retire`: the stop after a grace, or at the next input.
   void on_retire();
+
+  /// The stop after `grace`, or at the next input (retire, fresh_grace).
+  void begin_grace(caf::timespan grace);
 
   void on_data(caf::io::new_data_msg& msg);
 
@@ -260,6 +271,10 @@ private:
   bool large_reads_ = false;
   /// `retire` came and the grace runs: the next input stops the connection.
   bool retiring_ = false;
+  /// A grace was given (a second `stop` stops).
+  bool graced_ = false;
+  /// A byte has come in (the connection is not fresh: fresh_grace).
+  bool received_ = false;
   /// Reads in a row shorter than `small_read` while `large_reads_`.
   uint8_t short_reads_ = 0;
   static constexpr uint8_t small_reads_to_shrink = 2;

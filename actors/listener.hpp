@@ -27,6 +27,9 @@ struct listener {
   /// passed by systemd): it must never be `shutdown()`, and the clients in
   /// its backlog are theirs as much as ours (shared_listener.hpp).
   bool shared = false;
+  /// Passed by systemd (socket activation, activation.hpp): shared, and its
+  /// fresh connections get a grace at the stop.
+  bool passed = false;
 };
 
 /// Listen backlog asked of the kernel (it caps it at net.core.somaxconn).

@@ -228,14 +228,27 @@ void worker_gone(master_pointer self, const caf::down_msg& msg) {
 /// missing answer leaves the last one.
 void poll(master_pointer self) {
   auto& st = self->state;
+  if (st.cfg.on_poll) {
+    uint32_t open = 0;
+    bool answering = true;
+    auto now = self->clock().now();
+    for (auto& kvp : st.workers) {
+      open += kvp.second.connections;
+      answering
+        = answering && now - kvp.second.last_answer < st.cfg.unresponsive_after;
+    }
+    st.cfg.on_poll(open, answering);
+  }
   for (auto& kvp : st.workers) {
     auto id = kvp.first;
     self->request(kvp.second.handle, st.cfg.poll_interval, connections_atom_v)
       .then(
         [self, id](uint32_t n) {
           auto i = self->state.workers.find(id);
-          if (i != self->state.workers.end())
+          if (i != self->state.workers.end()) {
             i->second.connections = n;
+            i->second.last_answer = self->clock().now();
+          }
         },
         [](caf::error&) {});
   }
@@ -281,6 +294,7 @@ master_actor::behavior_type master_main(master_pointer self,
       }
       self->monitor(sup);
       st.workers[id].handle = sup;
+      st.workers[id].last_answer = self->clock().now();
       log::info(component, "worker " + std::to_string(id) + " registered");
       tell(self, master_event::kind::registered, id, {});
       if (st.stopping) {

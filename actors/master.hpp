@@ -26,7 +26,9 @@
 ///   connections it held at the last poll, reported to the observer, and no
 ///   longer holds a stop up.
 /// - Every `poll_interval`, `connections` to each worker; the answers are
-///   kept for that log line.
+///   kept for that log line, and their sum goes to `on_poll` with whether
+///   every worker has answered within `unresponsive_after` (a worker whose
+///   event loop is wedged cannot: BASP messages travel through it).
 /// - `retire(id)`: `retire` to that worker (a reload's old generation, or
 ///   a failed reload's new one), now or when it registers; its answer is
 ///   logged and its end expected. A `stop` later reaches it too.
@@ -43,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "caf/actor_clock.hpp"
 #include "caf/actor_system.hpp"
 #include "caf/expected.hpp"
 #include "caf/meta/type_name.hpp"
@@ -112,6 +115,12 @@ struct master_config {
   /// How often the master asks each worker how many connections it holds
   /// (for the log line of a worker that is gone); 0 never.
   caf::timespan poll_interval = std::chrono::milliseconds(500);
+  /// Called at each poll (in the master's thread; it must not block) with
+  /// the connections the workers held at their last answers, and false if
+  /// a worker has not answered for `unresponsive_after` (systemd's
+  /// watchdog then stops: notify.hpp).
+  std::function<void(uint32_t, bool)> on_poll;
+  caf::timespan unresponsive_after = std::chrono::seconds(2);
   /// Stay after the stop has been answered, until sent an exit: a worker
   /// process that registers late (a signal while the workers start) is
   /// then stopped at once instead of waiting for a master that is gone.
@@ -134,6 +143,8 @@ struct master_state {
     bool stop_pending = false;
     /// Its answer to the last poll.
     uint32_t connections = 0;
+    /// When it last answered a poll (or registered).
+    caf::actor_clock::time_point last_answer;
     /// Sent `retire` (its end is expected).
     bool retiring = false;
     /// Answered its `retire`: its drain is over and its end follows, during

@@ -1,7 +1,9 @@
 #include "actors/master_process.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <iostream>
 #include <mutex>
 #include <sys/wait.h>
@@ -9,7 +11,10 @@
 
 #include "caf/send.hpp"
 
+#include "caf/io/middleman.hpp"
+
 #include "actors/control_plane.hpp"
+#include "actors/notify.hpp"
 #include "actors/services.hpp"
 #include "actors/process.hpp"
 #include "actors/workers.hpp"
@@ -86,6 +91,17 @@ int master_process::run(const sigset_t& signals) {
   mcfg.observer = [main = caf::actor{self_}](const master_event& ev) {
     caf::anon_send(main, ev);
   };
+  // systemd (notify.hpp): the STATUS line, and the watchdog's pings stop
+  // while a worker does not answer the polls (its event loop is wedged: the
+  // polls travel through it) as well as when the master's own loop does
+  // not turn. A whole stuck server then gets restarted, not only a stuck
+  // master.
+  auto answering = std::make_shared<std::atomic<bool>>(true);
+  if (notify::enabled())
+    mcfg.on_poll = [answering](uint32_t open, bool all) {
+      answering->store(all);
+      notify::connections(open);
+    };
   auto published = start_master(sys_, std::move(mcfg));
   if (!published) {
     std::cerr << "quiesce: cannot start the workers' control plane: "
@@ -104,14 +120,17 @@ int master_process::run(const sigset_t& signals) {
   self_->delayed_send(self_, ready_timeout_, timer_atom_v,
                       timer_token(ready_timer, generation_));
   signal_thread signal_watch{signals, caf::actor{self_}};
+  notify::watchdog_pinger pinger{sys_.middleman().backend(),
+                                 [answering] { return answering->load(); }};
   loop();
   return exit_code();
 }
 
 bool master_process::spawn(uint32_t id, uint32_t generation) {
   std::string error;
-  auto pid = spawn_worker_process(
-    id, port_, lst_.fd, worker_payload(secret_, config_), args_, error);
+  auto pid
+    = spawn_worker_process(id, port_, lst_.fd, lst_.passed,
+                           worker_payload(secret_, config_), args_, error);
   if (pid < 0) {
     log::error(component, "cannot start " + worker_name(id) + ": " + error);
     return false;
@@ -150,6 +169,7 @@ void master_process::start_generation(size_t count, std::set<uint32_t>& ids) {
 }
 
 void master_process::begin_stop(const std::string& why) {
+  notify::stopping(why);
   if (stopping_)
     return;
   stopping_ = true;
@@ -214,6 +234,7 @@ void master_process::announce() {
   log::info(component, "listening on " + lst_.address + " (protocol "
                          + protocol_ + ", " + std::to_string(count_)
                          + " workers)");
+  notify::ready(lst_.address, count_);
 }
 
 void master_process::on_event(const master_event& ev) {
@@ -397,6 +418,7 @@ void master_process::loop() {
      },
      [&](shutdown_report& x) {
        report_ = x;
+       notify::finished(x);
        arm_straggler_timer();
        end_master_when_done();
      },

@@ -5,6 +5,7 @@
 
 #include "caf/send.hpp"
 
+#include "actors/notify.hpp"
 #include "actors/workers.hpp"
 #include "quiesce/log.hpp"
 
@@ -17,6 +18,7 @@ constexpr const char* component = "master";
 } // namespace
 
 void master_process::reload() {
+  notify::reloading();
   server_config fresh;
   std::vector<std::string> text{program_};
   text.insert(text.end(), args_.begin(), args_.end());
@@ -30,6 +32,10 @@ void master_process::reload() {
       = configure(fresh, static_cast<int>(text.size()), argv.data())) {
     log::error(component, "reload failed: the configuration is not valid "
                           "(see above); the workers go on serving");
+    notify::reloaded("reload failed: the configuration is not valid; "
+                       + std::to_string(count_) + " workers serve on "
+                       + lst_.address,
+                     count_);
     return;
   }
   if (fresh.host != cfg_.host || fresh.port != cfg_.port)
@@ -70,6 +76,10 @@ void master_process::reload_ready() {
   count_ = current_.size();
   reload_.reset();
   ++reloads_done_;
+  notify::reloaded("reloaded: generation " + std::to_string(generation_)
+                     + " serves on " + lst_.address + " ("
+                     + std::to_string(count_) + " workers)",
+                   count_);
   for (auto id : old)
     retire(id);
   if (reload_pending_) {
@@ -89,6 +99,9 @@ void master_process::reload_failed(const std::string& why) {
   auto ids = std::move(reload_->ids);
   reload_.reset();
   reload_pending_ = false;
+  notify::reloaded("reload failed: " + why + "; " + std::to_string(count_)
+                     + " workers serve on " + lst_.address,
+                   count_);
   for (auto id : ids)
     retire(id);
 }

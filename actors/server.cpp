@@ -29,6 +29,7 @@
 #include "caf/scoped_actor.hpp"
 
 #include "actors/acceptor.hpp"
+#include "actors/activation.hpp"
 #include "actors/control_plane.hpp"
 #include "actors/service_proxy.hpp"
 #include "actors/process.hpp"
@@ -36,6 +37,7 @@
 #include "quiesce/registry.hpp"
 #include "actors/config_file.hpp"
 #include "actors/listener.hpp"
+#include "actors/notify.hpp"
 #include "actors/server_config.hpp"
 #include "actors/shared_listener.hpp"
 #include "quiesce/log.hpp"
@@ -52,6 +54,9 @@ namespace {
 using namespace std::chrono_literals;
 
 using config = server_config;
+
+/// How often the STATUS line for systemd is brought up to date.
+constexpr auto status_interval = std::chrono::milliseconds(500);
 
 /// Runs the server until it has stopped; returns the exit code.
 int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
@@ -105,6 +110,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   // The doorman owns the descriptor now; on a shared listener it never
   // shuts the socket down (shared_listener.hpp).
   auto shared_listener = lst.shared;
+  auto passed_socket = lst.passed;
   auto door = make_listener_doorman(mm.backend(), lst);
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
@@ -130,8 +136,8 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   sup_cfg.start_acceptor
     = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
        write_timeout = cfg.write_timeout, drain_timeout = cfg.drain_timeout,
-       address = lst.address, shared_listener, worker = link != nullptr,
-       directory](supervisor_actor sup) {
+       address = lst.address, shared_listener, passed_socket,
+       worker = link != nullptr, directory](supervisor_actor sup) {
         acceptor_config acc_cfg;
         acc_cfg.connection.make_behaviour = factory;
         acc_cfg.connection.supervisor = sup;
@@ -141,13 +147,19 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         // A reload's grace for keep-alive clients, well inside the drain.
         acc_cfg.connection.retire_grace
           = std::min<caf::timespan>(std::chrono::seconds(1), drain_timeout / 2);
+        // systemd's socket: a fresh client's first request may be on its
+        // way at the stop (activation.hpp).
+        if (passed_socket)
+          acc_cfg.connection.fresh_grace = fresh_grace(drain_timeout);
         acc_cfg.max_connections = max_connections;
         acc_cfg.address = address;
         // A worker's stop is the server's stop: its socket stops listening
         // for every process (the master holds it only to hand it on), and
         // the clients in the backlog are taken first. Its doorman is still
-        // the shared one: nothing else shuts the socket down.
-        acc_cfg.shared_listener = shared_listener && !worker;
+        // the shared one: nothing else shuts the socket down. A socket
+        // passed by systemd is never stopped: the next server takes its
+        // backlog.
+        acc_cfg.shared_listener = shared_listener && (!worker || passed_socket);
         return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
       };
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
@@ -155,9 +167,14 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   // A signal that arrived during start-up is pending: it is taken now.
   signal_thread signal_watch{signals, caf::actor{self}};
   bool link_failed = false;
+  // WATCHDOG=1 from the I/O event loop (notify.hpp), while serve() runs.
+  notify::watchdog_pinger pinger{mm.backend()};
   if (link == nullptr) {
     std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
               << std::endl;
+    notify::ready(lst.address, 0);
+    if (notify::enabled())
+      self->delayed_send(self, status_interval, connections_atom_v);
     log::info("main", "listening on " + lst.address + " (protocol "
                         + cfg.protocol + ", max connections "
                         + std::to_string(max_connections) + ")");
@@ -183,7 +200,8 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   bool service_failed = false;
   std::optional<shutdown_report> report;
   std::optional<services_report> svc_report;
-  auto begin_stop = [&] {
+  auto begin_stop = [&](const std::string& why) {
+    notify::stopping(why);
     if (!stop_sent) {
       stop_sent = true;
       self->send(sup, stop_atom_v);
@@ -224,7 +242,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
                                 "signal forces the stop)");
           return;
         }
-        begin_stop();
+        begin_stop(name + " received");
         log::info("main", name
                             + " received: stopping (a second signal "
                               "forces the stop)");
@@ -239,18 +257,31 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
       // Logged by the services actor already.
       service_failed = true;
       if (!stop_sent) {
-        begin_stop();
+        begin_stop("a service failed");
         log::info("main", "a service failed: stopping (exit code 1)");
       }
     },
-    [&](shutdown_report& x) { report = x; },
+    [&](shutdown_report& x) {
+      report = x;
+      notify::finished(x);
+    },
     [&](services_report& x) { svc_report = x; },
+    [&](connections_atom) {
+      // STATUS for systemd (only with NOTIFY_SOCKET): the connections the
+      // supervisor holds, asked every `status_interval`.
+      if (supervisor_gone)
+        return;
+      self->request(sup, status_interval, connections_atom_v)
+        .receive([](uint32_t n) { notify::connections(n); },
+                 [](caf::error&) {});
+      self->delayed_send(self, status_interval, connections_atom_v);
+    },
     [&](caf::down_msg& msg) {
       if (master && msg.source == master.address()) {
         // A master ends normally only after its stop, which reached this
         // worker's supervisor first; any other end leaves it alone.
         if (msg.reason && !stop_sent) {
-          begin_stop();
+          begin_stop("the master is gone");
           log::warning("main", "the master is gone (" + to_string(msg.reason)
                                  + "): stopping");
         }
@@ -318,6 +349,8 @@ int run_server(int argc, char** argv) {
   std::string worker_error;
   listener lst;
   auto link = take_worker_environment(lst, worker_error);
+  // With workers only the master notifies systemd.
+  notify::init(!link);
   if (!worker_error.empty()) {
     std::cerr << "quiesce: " << worker_error << std::endl;
     return exit_cannot_run;
@@ -379,7 +412,15 @@ int run_server(int argc, char** argv) {
   else if (wanted > 0)
     max_connections = wanted;
   if (!link) {
-    lst = open_listener(cfg.host, cfg.port);
+    if (auto passed = take_passed_socket()) {
+      lst = std::move(*passed);
+      if (lst.fd >= 0)
+        log::info("main", "serving on the socket systemd passed (" + lst.address
+                            + "); --host and --port are "
+                              "ignored");
+    } else {
+      lst = open_listener(cfg.host, cfg.port);
+    }
     if (lst.fd < 0) {
       std::cerr << "quiesce: " << lst.error << std::endl;
       return exit_cannot_run;

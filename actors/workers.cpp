@@ -13,7 +13,9 @@
 
 #include "caf/actor_system.hpp"
 
+#include "actors/activation.hpp"
 #include "actors/master_process.hpp"
+#include "actors/notify.hpp"
 #include "actors/process.hpp"
 #include "quiesce/log.hpp"
 #include "quiesce/options.hpp"
@@ -98,7 +100,7 @@ std::string worker_payload(const std::string& secret,
 /// the configuration: worker_payload) inherited, and
 /// QUIESCE_WORKER naming them. Its pid, or -1 with `error` set.
 pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
-                           const std::string& payload,
+                           bool passed_socket, const std::string& payload,
                            const std::vector<std::string>& args,
                            std::string& error) {
   // A memory file, not a pipe: the config text may exceed a pipe's
@@ -134,9 +136,25 @@ pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
   child_argv.push_back(nullptr);
   std::vector<std::string> env_text;
   std::string prefix = std::string{worker_environment} + "=";
+  // The master's own: systemd's notify socket and watchdog (only the
+  // master notifies: NotifyAccess=main drops a worker's messages, and a
+  // worker's watchdog pings would hide a wedged master).
+  auto masters_own = [](const char* entry) {
+    for (auto* name : notify::own_variables) {
+      auto len = std::strlen(name);
+      if (std::strncmp(entry, name, len) == 0 && entry[len] == '=')
+        return true;
+    }
+    auto len = std::strlen(passed_socket_environment);
+    return std::strncmp(entry, passed_socket_environment, len) == 0
+           && entry[len] == '=';
+  };
   for (auto** e = environ; *e != nullptr; ++e)
-    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0)
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0
+        && !masters_own(*e))
       env_text.emplace_back(*e);
+  if (passed_socket)
+    env_text.push_back(std::string{passed_socket_environment} + "=1");
   env_text.push_back(prefix + std::to_string(id) + ":" + std::to_string(port)
                      + ":" + std::to_string(listen_fd) + ":"
                      + std::to_string(sfd));
@@ -214,8 +232,13 @@ std::optional<worker_link> take_worker_environment(listener& lst,
     error = "worker " + std::to_string(link.id) + ": " + lst.error;
     return std::nullopt;
   }
+  // The master's socket was passed by systemd (activation.hpp).
+  if (auto* passed = std::getenv(passed_socket_environment);
+      passed != nullptr && std::string_view{passed} == "1")
+    lst.passed = true;
   // Its own workers, if it ever had any, would get their own variable.
   ::unsetenv(worker_environment);
+  ::unsetenv(passed_socket_environment);
   return link;
 }
 

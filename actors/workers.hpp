@@ -63,9 +63,12 @@ constexpr std::chrono::seconds restart_window{10};
 /// `args` (the command line after argv[0]; argv[0] becomes "quiesce: worker
 /// N"): the listening socket `listen_fd` and a memory file holding
 /// `payload` (worker_payload) inherited, QUIESCE_WORKER naming them with
-/// `id` and the control plane's `port`. Its pid, or -1 with `error` set.
+/// `id` and the control plane's `port`; `passed_socket`: the socket was
+/// passed by systemd (QUIESCE_PASSED_SOCKET tells the worker). systemd's
+/// notify and watchdog variables are not passed on. Its pid, or -1 with
+/// `error` set.
 pid_t spawn_worker_process(uint32_t id, uint16_t port, int listen_fd,
-                           const std::string& payload,
+                           bool passed_socket, const std::string& payload,
                            const std::vector<std::string>& args,
                            std::string& error);
 
