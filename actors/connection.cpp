@@ -239,6 +239,10 @@ void connection_state::on_stop() {
       && core_->state() == lifecycle_state::open) {
     // Nothing has come yet on a socket passed by systemd: the first
     // request may be on its way (fresh_grace).
+    if (log::enabled(log::level::debug))
+      log::debug(component, describe() + " has sent nothing yet: waiting "
+                              + log::millis(cfg_->fresh_grace)
+                              + " for its first request");
     begin_grace(cfg_->fresh_grace);
     return;
   }

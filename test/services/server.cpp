@@ -20,6 +20,9 @@
 // - `crash NAME`: the service throws in its handler; answers `sent`;
 // - `wait NAME MS`: the service logs `test-service NAME: holding` and
 //   answers `waited` after MS milliseconds;
+// - `block MS`: sleeps MS milliseconds in the connection's callback, on the
+//   I/O event loop's thread (a wedged event loop), then answers
+//   `unblocked`;
 // a failed request answers `error: TEXT`, an unknown service `no service`.
 
 #include <atomic>
@@ -31,6 +34,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "caf/actor_system.hpp"
@@ -137,6 +141,15 @@ public:
 private:
   void handle(const std::string& line, quiesce::connection_io& io) {
     auto words = split(line);
+    if (words.size() == 2 && words[0] == "block") {
+      // Holds the event loop's thread, as a behaviour doing heavy work in
+      // its callback would: nothing else of the I/O loop runs meanwhile
+      // (binary.systemd: the watchdog's pings must stop).
+      std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::atoi(words[1].c_str())));
+      io.write("unblocked\n");
+      return;
+    }
     if (words.size() < 2) {
       io.write("bad command\n");
       return;

@@ -78,6 +78,14 @@ public:
     return *procs_.back();
   }
 
+  /// Starts another program with `args` and `options`.
+  process& run_program(const std::string& program,
+                       const std::vector<std::string>& args,
+                       const process_options& options) {
+    procs_.push_back(std::make_unique<process>(program, args, options));
+    return *procs_.back();
+  }
+
   /// Starts an echo server on a free loopback port with `extra` options and
   /// waits for its `listening on` line. Returns the port, or 0 after a
   /// failed check.

@@ -194,6 +194,37 @@ process::process(const std::string& program,
   sigemptyset(&default_action.sa_mask);
   sigset_t no_signals;
   sigemptyset(&no_signals);
+  // The environment: the test's own, then `options.environment`, then
+  // socket activation's variables; LISTEN_PID's digits are written by the
+  // child into room kept for them.
+  std::vector<std::string> env_strings;
+  auto replaced = [&options](std::string_view entry) {
+    auto name = entry.substr(0, entry.find('=') + 1);
+    for (auto& x : options.environment)
+      if (x.compare(0, name.size(), name) == 0)
+        return true;
+    return !options.listen_fds.empty()
+           && (name == "LISTEN_FDS=" || name == "LISTEN_PID="
+               || name == "LISTEN_FDNAMES=");
+  };
+  for (auto** e = environ; *e != nullptr; ++e)
+    if (!replaced(*e))
+      env_strings.emplace_back(*e);
+  env_strings.insert(env_strings.end(), options.environment.begin(),
+                     options.environment.end());
+  constexpr size_t pid_digits = 20;
+  size_t listen_pid_index = 0;
+  if (!options.listen_fds.empty()) {
+    env_strings.push_back("LISTEN_FDS="
+                          + std::to_string(options.listen_fds.size()));
+    listen_pid_index = env_strings.size();
+    env_strings.push_back("LISTEN_PID=" + std::string(pid_digits, '\0'));
+  }
+  std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
+  for (auto& str : env_strings)
+    envp.push_back(str.data());
+  envp.push_back(nullptr);
   auto parent = ::getpid();
   auto pid = ::fork();
   if (pid < 0) {
@@ -241,7 +272,31 @@ process::process(const std::string& program,
         || ::dup2(out_write.get(), STDOUT_FILENO) < 0
         || ::dup2(err_write.get(), STDERR_FILENO) < 0)
       ::_exit(127);
-    ::execv(argv[0], argv.data());
+    if (!options.listen_fds.empty()) {
+      // Out of the way first (a passed descriptor may be 3 or 4 already),
+      // then to 3, 4, ... without close-on-exec.
+      constexpr int high = 1000;
+      auto count = static_cast<int>(options.listen_fds.size());
+      for (int i = 0; i < count; ++i)
+        if (::fcntl(options.listen_fds[static_cast<size_t>(i)], F_DUPFD_CLOEXEC,
+                    high + i)
+            != high + i)
+          ::_exit(127);
+      for (int i = 0; i < count; ++i)
+        if (::dup2(high + i, 3 + i) < 0)
+          ::_exit(127);
+      // LISTEN_PID=<this pid>, with async-signal-safe calls only.
+      char* digits = envp[listen_pid_index] + std::strlen("LISTEN_PID=");
+      char tmp[pid_digits];
+      size_t n = 0;
+      for (auto self = static_cast<unsigned long>(::getpid()); self > 0;
+           self /= 10)
+        tmp[n++] = static_cast<char>('0' + self % 10);
+      for (size_t i = 0; i < n; ++i)
+        digits[i] = tmp[n - 1 - i];
+      digits[n] = '\0';
+    }
+    ::execve(argv[0], argv.data(), envp.data());
     int err = errno;
     auto ignored = ::write(exec_write.get(), &err, sizeof(err));
     static_cast<void>(ignored);

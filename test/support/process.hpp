@@ -88,6 +88,12 @@ struct process_options {
   /// its pid), so that a test can signal it and its children at once, as a
   /// terminal's Ctrl-C or systemd's `KillMode=control-group` do.
   bool own_process_group = false;
+  /// Added to the child's environment (`NAME=VALUE` each).
+  std::vector<std::string> environment = {};
+  /// systemd's socket activation: these descriptors become the child's 3,
+  /// 4, ... and the child gets LISTEN_FDS=<count> and LISTEN_PID=<its own
+  /// pid> (set between fork and exec, as systemd does).
+  std::vector<int> listen_fds = {};
 };
 
 /// A child process running a program with its output captured.
