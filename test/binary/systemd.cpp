@@ -283,7 +283,7 @@ CAF_TEST_FIXTURE_SCOPE(systemd_tests, fixture)
 
 // -- notify -------------------------------------------------------------------
 
-CAF_TEST(one process : READY after listening then STATUS then STOPPING) {
+CAF_TEST(one process - READY after listening then STATUS then STOPPING) {
   notify_socket ns;
   CAF_REQUIRE(ns.ok());
   auto& srv = run({"--protocol=http", "--port=0", "--workers=1"}, notified(ns));
@@ -326,7 +326,7 @@ CAF_TEST(one process : READY after listening then STATUS then STOPPING) {
   CAF_MESSAGE("notifications:\n" << ns.dump());
 }
 
-CAF_TEST(workers : only the master notifies; reload and failed reload) {
+CAF_TEST(workers - only the master notifies; reload and failed reload) {
   notify_socket ns;
   CAF_REQUIRE(ns.ok());
   qt::temp_dir dir;
@@ -439,7 +439,7 @@ CAF_TEST(watchdog pings stop while the event loop is wedged) {
   CAF_CHECK_EQUAL(others, 0u);
 }
 
-CAF_TEST(workers : a worker that stops answering stops the master pings) {
+CAF_TEST(workers - a worker that stops answering stops the master pings) {
   notify_socket ns;
   CAF_REQUIRE(ns.ok());
   auto& srv = run({"--protocol=http", "--port=0", "--workers=2"},
@@ -481,7 +481,7 @@ CAF_TEST(workers : a worker that stops answering stops the master pings) {
 
 // -- socket activation --------------------------------------------------------
 
-CAF_TEST(activation : serves on the passed socket and never shuts it down) {
+CAF_TEST(activation - serves on the passed socket and never shuts it down) {
   test_listener lst;
   CAF_REQUIRE_NOT_EQUAL(lst.port, 0);
   auto expected = "127.0.0.1:" + std::to_string(lst.port);
@@ -515,7 +515,7 @@ CAF_TEST(activation : serves on the passed socket and never shuts it down) {
   }
 }
 
-CAF_TEST(activation : anything but one listening TCP socket is exit 1) {
+CAF_TEST(activation - anything but one listening TCP socket is exit 1) {
   test_listener a;
   test_listener b;
   CAF_REQUIRE(a.port != 0 && b.port != 0);
@@ -544,44 +544,48 @@ CAF_TEST(activation : anything but one listening TCP socket is exit 1) {
   CAF_CHECK(b.listening());
 }
 
-CAF_TEST(activation : a fresh connection gets its first request answered) {
-  notify_socket ns;
-  CAF_REQUIRE(ns.ok());
+CAF_TEST(activation - a fresh connection gets its first request answered) {
   test_listener lst;
   CAF_REQUIRE_NOT_EQUAL(lst.port, 0);
-  auto opts = notified(ns);
-  opts.listen_fds = {lst.fd.get()};
-  auto& srv = run({"--protocol=http", "--workers=1", "--drain-timeout=5s",
-                   "--log-level=debug"},
-                  opts);
-  auto port = srv.wait_listening();
-  CAF_REQUIRE(port);
-  auto ready = ns.wait_for("READY=1");
-  CAF_REQUIRE(ready);
-  // Accepted (the server counts it), nothing sent yet.
-  auto conn = connect_client(*port);
-  CAF_REQUIRE(conn);
-  CAF_REQUIRE(ns.wait_for("STATUS=serving on 127.0.0.1:" + std::to_string(*port)
-                            + ": 1 connections open",
-                          *ready));
-  CAF_REQUIRE(srv.signal(SIGTERM));
-  CAF_REQUIRE(ns.wait_for("STOPPING=1", *ready));
-  // The connection has its stop, and waits (up to 300 ms) for a request.
-  CAF_REQUIRE(srv.wait_stderr("has sent nothing yet: waiting 300.0ms"));
-  // The request after the stop reached it: answered, with Connection:
-  // close, then the server's clean close.
-  CAF_REQUIRE(qt::send_all(conn.get(), get()));
-  auto r = read_response(conn.get());
-  CAF_REQUIRE(r);
-  CAF_CHECK_EQUAL(r->status, 200);
-  CAF_CHECK(qt::iequals(r->header("Connection"), "close"));
-  auto rest = qt::read_until_eof(conn.get());
-  CAF_CHECK_EQUAL(rest.status, qt::read_status::eof);
-  CAF_CHECK_EQUAL(srv.wait_exit(), 0);
-  CAF_CHECK(lst.listening());
+  for (std::string workers : {"1", "2"}) {
+    CAF_MESSAGE("--workers=" << workers);
+    notify_socket ns;
+    CAF_REQUIRE(ns.ok());
+    auto opts = notified(ns);
+    opts.listen_fds = {lst.fd.get()};
+    auto& srv = run({"--protocol=http", "--workers=" + workers,
+                     "--drain-timeout=5s", "--log-level=debug"},
+                    opts);
+    auto port = srv.wait_listening();
+    CAF_REQUIRE(port);
+    auto ready = ns.wait_for("READY=1");
+    CAF_REQUIRE(ready);
+    // Accepted (the server counts it), nothing sent yet.
+    auto conn = connect_client(*port);
+    CAF_REQUIRE(conn);
+    // (With workers the master's sum: "... 1 connections open (2 workers)".)
+    CAF_REQUIRE(ns.wait_for("STATUS=serving on 127.0.0.1:"
+                              + std::to_string(*port) + ": 1 connections open",
+                            *ready));
+    CAF_REQUIRE(srv.signal(SIGTERM));
+    CAF_REQUIRE(ns.wait_for("STOPPING=1", *ready));
+    // The connection has its stop, and waits (up to 300 ms) for a request.
+    CAF_REQUIRE(srv.wait_stderr("has sent nothing yet: waiting 300.0ms"));
+    // The request after the stop reached it: answered, with Connection:
+    // close, then the server's clean close.
+    CAF_REQUIRE(qt::send_all(conn.get(), get()));
+    auto r = read_response(conn.get());
+    CAF_REQUIRE(r);
+    CAF_CHECK_EQUAL(r->status, 200);
+    CAF_CHECK(qt::iequals(r->header("Connection"), "close"));
+    auto rest = qt::read_until_eof(conn.get());
+    CAF_CHECK_EQUAL(rest.status, qt::read_status::eof);
+    CAF_CHECK_EQUAL(srv.wait_exit(), 0);
+    CAF_CHECK(lst.listening());
+  }
 }
 
-CAF_TEST(activation : an idle stop ends within a second) {
+CAF_TEST(activation - an idle stop ends within a second) {
   test_listener lst;
   CAF_REQUIRE_NOT_EQUAL(lst.port, 0);
   qt::process_options opts;
@@ -715,7 +719,7 @@ void fresh_client(uint16_t port, std::atomic<bool>& done,
 
 } // namespace
 
-CAF_TEST(activation : handover to the next server loses no connection) {
+CAF_TEST(activation - handover to the next server loses no connection) {
   test_listener lst;
   CAF_REQUIRE_NOT_EQUAL(lst.port, 0);
   for (std::string workers : {"1", "2"}) {
@@ -772,7 +776,7 @@ CAF_TEST(activation : handover to the next server loses no connection) {
   }
 }
 
-CAF_TEST(activation with systemd - socket - activate) {
+CAF_TEST(activation by the systemd socket activate tool) {
   const std::string tool = "/usr/bin/systemd-socket-activate";
   CAF_REQUIRE_EQUAL(::access(tool.c_str(), X_OK), 0);
   // It refuses port 0: a free port is picked by binding port 0 and closing
