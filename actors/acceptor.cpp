@@ -26,10 +26,10 @@ void start_connection(acceptor_pointer self, caf::io::connection_handle hdl) {
   self->monitor(conn);
   ++s.open;
   ++s.accepted;
-  if (auto* counters = s.cfg.connection.counters) {
+  // (Open connections are the supervisor's to count: it sees every one
+  // end, also after this acceptor has ended at a stop.)
+  if (auto* counters = s.cfg.connection.counters)
     process_counters::add(counters->accepted);
-    process_counters::add(counters->open);
-  }
   self->send(s.cfg.connection.supervisor, connected_atom_v, conn);
 }
 
@@ -114,8 +114,6 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
     // A connection actor ended: one more may be accepted.
     auto& s = self->state;
     --s.open;
-    if (auto* counters = s.cfg.connection.counters)
-      counters->connection_ended();
     if (s.paused && !s.stopping && s.open < s.cfg.max_connections) {
       s.paused = false;
       self->trigger(s.hdl);

@@ -156,6 +156,8 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
     }
   }
   st.connections.erase(i);
+  if (st.cfg.counters != nullptr)
+    st.cfg.counters->connection_ended();
   finish_if_drained(self);
 }
 
@@ -194,6 +196,8 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       self->monitor(conn);
       auto& entry = s.connections[conn.address()];
       entry.handle = conn;
+      if (s.cfg.counters != nullptr)
+        process_counters::add(s.cfg.counters->open);
       if (s.stopping) {
         // Accepted while the listener closed: it drains like the others.
         ++s.report.open_at_stop;
