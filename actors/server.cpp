@@ -164,14 +164,8 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   if (std::string error;
       admin_lst.fd >= 0
       && !admin.start(
-        sys, admin_setup{admin_lst, &counters_of_process(), {}, 1}, error)) {
-    std::cerr << "quiesce: " << error << std::endl;
-    for (auto& proxy : proxies)
-      caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
-    self->send(services, stop_atom_v);
-    self->receive([](services_report&) {});
-    return exit_cannot_run;
-  }
+        sys, admin_setup{admin_lst, &counters_of_process(), {}, 1}, error))
+    log::error("main", error + "; serving without it");
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);
   // A signal that arrived during start-up is pending: it is taken now.
