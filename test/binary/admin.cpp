@@ -4,8 +4,8 @@
 // against real traffic (requests by status, connections, bytes both ways);
 // `/readyz` 503 from the SIGTERM on while a request keeps the drain going,
 // the admin answering through the drain, drained and forced counted; a
-// killed worker's counts kept by the master; bad values exit 2, an admin
-// port in use exits 1.
+// killed worker's counts kept by the master, and a reload's retired ones;
+// bad values exit 2, an admin port in use exits 1.
 //
 // Waiting: on the `listening on` line, on bytes, on an exit, and on the
 // metrics themselves: `await_metrics` asks `/metrics` again (a fresh
@@ -397,6 +397,31 @@ CAF_TEST(the counts of a killed worker are kept by the master) {
                   before["quiesce_received_bytes_total"]);
   CAF_CHECK_EQUAL(m["quiesce_sent_bytes_total"],
                   before["quiesce_sent_bytes_total"]);
+  CAF_CHECK(server().signal(SIGTERM));
+  expect_exit(0);
+}
+
+CAF_TEST(a reload keeps the counts of the retired workers) {
+  if (!start({"--workers=2"}))
+    return;
+  for (int i = 0; i < 5; ++i)
+    CAF_CHECK_EQUAL(ask(port, "/").status, 200);
+  auto before = metrics();
+  CAF_REQUIRE(server().signal(SIGHUP));
+  // Both old workers answer their retire, then end.
+  CAF_REQUIRE(server().wait_stderr(" retired: ", 2));
+  auto m
+    = await_metrics([](metric_map& x) { return x["quiesce_workers"] == 2; },
+                    "the two new workers alone");
+  CAF_CHECK_EQUAL(m[by_code(200)], 5.0);
+  CAF_CHECK_EQUAL(m["quiesce_connections_accepted_total"], 5.0);
+  CAF_CHECK_EQUAL(m["quiesce_received_bytes_total"],
+                  before["quiesce_received_bytes_total"]);
+  CAF_CHECK_EQUAL(m["quiesce_worker_restarts_total"], 0.0);
+  CAF_CHECK_EQUAL(m["quiesce_last_stop_duration_seconds"], 0.0);
+  CAF_CHECK_EQUAL(ask(port, "/").status, 200);
+  m = metrics();
+  CAF_CHECK_EQUAL(m[by_code(200)], 6.0);
   CAF_CHECK(server().signal(SIGTERM));
   expect_exit(0);
 }
