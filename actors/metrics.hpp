@@ -43,7 +43,8 @@ constexpr size_t status_slot(int status) {
 struct process_counters {
   /// Connections accepted on the client listener.
   std::atomic<uint64_t> accepted{0};
-  /// Connections whose actor the supervisor knows and has not seen end.
+  /// Connections accepted (counted by the acceptor at once) whose end the
+  /// supervisor has not seen yet.
   std::atomic<uint64_t> open{0};
   /// Connections that drained at a stop or a retire (supervisor.hpp says
   /// what counts as drained or forced).

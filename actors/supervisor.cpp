@@ -196,8 +196,6 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       self->monitor(conn);
       auto& entry = s.connections[conn.address()];
       entry.handle = conn;
-      if (s.cfg.counters != nullptr)
-        process_counters::add(s.cfg.counters->open);
       if (s.stopping) {
         // Accepted while the listener closed: it drains like the others.
         ++s.report.open_at_stop;
