@@ -173,9 +173,8 @@ struct fixture : qt::binary_fixture {
     CAF_CHECK_EQUAL(post.header("Allow"), "GET, HEAD");
     CAF_CHECK_EQUAL(ask(admin, "/").status, 404);
     CAF_CHECK_EQUAL(ask(admin, "/metricsx").status, 404);
-    CAF_CHECK(server().stderr_text().find("admin endpoint on 127.0.0.1:"
-                                          + std::to_string(admin))
-              != std::string::npos);
+    CAF_CHECK(server().wait_stderr("admin endpoint on 127.0.0.1:"
+                                   + std::to_string(admin)));
     promtool_accepts(m.body);
   }
 
