@@ -37,8 +37,8 @@ std::string master_process::worker_name(uint32_t id) {
 }
 
 master_process::master_process(caf::actor_system& sys, server_config& cfg,
-                               listener& lst, listener& admin_lst,
-                               size_t count, int argc, char** argv)
+                               listener& lst, listener& admin_lst, size_t count,
+                               int argc, char** argv)
     : sys_(sys), cfg_(cfg), lst_(lst), admin_lst_(admin_lst), count_(count),
       self_(sys), program_(argv[0]), protocol_(cfg.protocol),
       config_(cfg.config), drain_timeout_(cfg.drain_timeout),
