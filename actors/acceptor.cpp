@@ -26,6 +26,12 @@ void start_connection(acceptor_pointer self, caf::io::connection_handle hdl) {
   self->monitor(conn);
   ++s.open;
   ++s.accepted;
+  // Open from now on; the supervisor counts the end (it sees every
+  // connection end, also after this acceptor has ended at a stop).
+  if (auto* counters = s.cfg.connection.counters) {
+    process_counters::add(counters->accepted);
+    process_counters::add(counters->open);
+  }
   self->send(s.cfg.connection.supervisor, connected_atom_v, conn);
 }
 

@@ -78,6 +78,8 @@ std::string connection_state::millis(caf::timespan x) {
 void connection_state::write(std::string_view bytes) {
   if (bytes.empty())
     return;
+  if (cfg_->counters != nullptr)
+    process_counters::add(cfg_->counters->sent_bytes, bytes.size());
   if (!wrote_)
     out_counted_ = out_->size(); // an earlier flush's, counted already
   out_->insert(out_->end(), bytes.begin(), bytes.end());
@@ -168,6 +170,8 @@ void connection_state::on_data(caf::io::new_data_msg& msg) {
       unread += socket_ops::unread_bytes(*fd_);
     run(core_->stop(now(), unread));
   }
+  if (cfg_->counters != nullptr)
+    process_counters::add(cfg_->counters->received_bytes, msg.buf.size());
   input_ = &msg;
   run(core_->read(now(), msg.buf.size()));
   input_ = nullptr;

@@ -46,6 +46,7 @@
 
 #include "quiesce/behaviour.hpp"
 #include "actors/connection_lifecycle.hpp"
+#include "actors/metrics.hpp"
 #include "quiesce/messages.hpp"
 #include "quiesce/service.hpp"
 #include "actors/socket_ops.hpp"
@@ -91,6 +92,9 @@ struct connection_config : lifecycle_limits {
   caf::timespan fresh_grace{0};
   /// The server's services, for `connection_io::service`; none if null.
   std::shared_ptr<const service_directory> services;
+  /// Where the connections and their bytes are counted (metrics.hpp); not
+  /// at all if null (the admin endpoint's own connections).
+  process_counters* counters = nullptr;
 };
 
 /// One configuration for all connection actors of a server: each keeps a

@@ -12,6 +12,7 @@ void add_control_plane_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<shutdown_report>("quiesce::shutdown_report");
   cfg.add_message_type<supervisor_actor>("quiesce::supervisor_actor");
   cfg.add_message_type<master_actor>("quiesce::master_actor");
+  cfg.add_message_type<metrics_snapshot>("quiesce::metrics_snapshot");
 }
 
 std::string make_secret() {

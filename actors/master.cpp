@@ -8,6 +8,7 @@
 
 #include "actors/control_plane.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/metrics.hpp"
 #include "quiesce/log.hpp"
 
 namespace quiesce {
@@ -29,6 +30,8 @@ void tell(master_pointer self, master_event::kind what, uint32_t worker,
 /// not finished, or it would have answered) counts as forced.
 void count_lost(master_pointer self, uint32_t held) {
   self->state.report.forced += std::max(held, uint32_t{1});
+  // The metrics say the same (their `forced` counts connections).
+  self->state.ended.forced += std::max(held, uint32_t{1});
 }
 
 /// Whether the current message comes from an actor of this process (not
@@ -205,6 +208,7 @@ void worker_gone(master_pointer self, const caf::down_msg& msg) {
   // It answered its retire and ended before the stop reached it: no loss.
   if (i->second.retired)
     held_stop = false;
+  add_counts(st.ended, i->second.last, false);
   st.workers.erase(i);
   auto reason = to_string(msg.reason);
   if (held_stop)
@@ -251,6 +255,7 @@ void poll(master_pointer self) {
           }
         },
         [](caf::error&) {});
+    poll_metrics(self, id);
   }
   self->delayed_send(self, st.cfg.poll_interval, connections_atom_v);
 }
@@ -362,6 +367,21 @@ master_actor::behavior_type master_main(master_pointer self,
       if (!from_here(self, "workers"))
         return refused_here();
       return static_cast<uint32_t>(self->state.workers.size());
+    },
+    [self](metrics_atom) -> caf::result<metrics_snapshot> {
+      if (!from_here(self, "metrics"))
+        return refused_here();
+      auto rp = self->make_response_promise<metrics_snapshot>();
+      collect_metrics(self, rp);
+      return rp;
+    },
+    [self](metrics_atom, const std::string& secret, uint32_t id,
+           metrics_snapshot& x) {
+      auto& st = self->state;
+      auto i = st.workers.find(id);
+      if (!same_secret(secret, st.cfg.secret) || i == st.workers.end())
+        return;
+      i->second.last = std::move(x);
     },
     [self](connections_atom) {
       if (self->current_sender() == nullptr

@@ -121,6 +121,9 @@ struct master_config {
   /// watchdog then stops: notify.hpp).
   std::function<void(uint32_t, bool)> on_poll;
   caf::timespan unresponsive_after = std::chrono::seconds(2);
+  /// How long a worker may take to answer `metrics` before the sum is
+  /// answered without it (master_metrics.cpp).
+  caf::timespan metrics_timeout = std::chrono::seconds(1);
   /// Stay after the stop has been answered, until sent an exit: a worker
   /// process that registers late (a signal while the workers start) is
   /// then stopped at once instead of waiting for a master that is gone.
@@ -150,7 +153,12 @@ struct master_state {
     /// Answered its `retire`: its drain is over and its end follows, during
     /// a stop too (then no loss: its connections are accounted for).
     bool retired = false;
+    /// Its last answer to `metrics` (a poll's or a scrape's).
+    metrics_snapshot last;
   };
+  /// The counters of the workers that have ended (their last answers), so
+  /// that the sums never go backwards when a worker is gone.
+  metrics_snapshot ended;
   /// Ids told to retire before they registered: retired when they do.
   std::set<uint32_t> retire_on_register;
   std::map<uint32_t, worker_entry> workers;
@@ -167,6 +175,17 @@ struct master_state {
 using master_pointer = master_actor::stateful_pointer<master_state>;
 
 master_actor::behavior_type master_main(master_pointer self, master_config cfg);
+
+/// `metrics`: asks every worker and answers `rp` with the sum (and the
+/// workers that have ended), counting the ones that do not answer within
+/// `metrics_timeout` in `unanswered` with their last known values
+/// (master_metrics.cpp).
+void collect_metrics(master_pointer self,
+                     caf::typed_response_promise<metrics_snapshot> rp);
+
+/// Asks worker `id` for its counters and keeps the answer (the poll): what
+/// is kept of it once it has ended.
+void poll_metrics(master_pointer self, uint32_t id);
 
 /// A master spawned in `sys` and published on 127.0.0.1.
 struct published_master {

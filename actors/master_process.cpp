@@ -42,11 +42,11 @@ std::string master_process::worker_name(uint32_t id) {
 }
 
 master_process::master_process(caf::actor_system& sys, server_config& cfg,
-                               listener& lst, size_t count, int argc,
-                               char** argv)
-    : sys_(sys), cfg_(cfg), lst_(lst), count_(count), self_(sys),
-      program_(argv[0]), protocol_(cfg.protocol), config_(cfg.config),
-      drain_timeout_(cfg.drain_timeout),
+                               listener& lst, listener& admin_lst, size_t count,
+                               int argc, char** argv)
+    : sys_(sys), cfg_(cfg), lst_(lst), admin_lst_(admin_lst), count_(count),
+      self_(sys), program_(argv[0]), protocol_(cfg.protocol),
+      config_(cfg.config), drain_timeout_(cfg.drain_timeout),
       ready_timeout_(cfg.workers_ready_timeout),
       ids_book_(std::make_shared<std::set<uint32_t>>()),
       ids_mtx_(std::make_shared<std::mutex>()) {
@@ -116,6 +116,13 @@ int master_process::run(const sigset_t& signals) {
   log::info(component,
             "starting " + std::to_string(count_) + " workers on " + lst_.address
               + " (control plane on 127.0.0.1:" + std::to_string(port_) + ")");
+  if (std::string error;
+      admin_lst_.fd >= 0
+      && !admin_.start(sys_,
+                       admin_setup{admin_lst_, nullptr, master_,
+                                   static_cast<uint32_t>(count_)},
+                       error))
+    log::error(component, error + "; serving without it");
   start_generation(count_, current_);
   self_->delayed_send(self_, ready_timeout_, timer_atom_v,
                       timer_token(ready_timer, generation_));
@@ -123,6 +130,8 @@ int master_process::run(const sigset_t& signals) {
   notify::watchdog_pinger pinger{sys_.middleman().backend(),
                                  [answering] { return answering->load(); }};
   loop();
+  // Last: it answered throughout the drain.
+  admin_.close();
   return exit_code();
 }
 
@@ -173,6 +182,8 @@ void master_process::begin_stop(const std::string& why) {
   if (stopping_)
     return;
   stopping_ = true;
+  // `/readyz` answers 503 from here on (a stop delay keeps this here).
+  admin_.stopping();
   reload_pending_ = false;
   log::info(component, why + ": stopping every worker");
   if (master_alive_)
@@ -230,7 +241,11 @@ void master_process::on_signal(int sig) {
 void master_process::announce() {
   announced_ = true;
   std::cout << "listening on " << lst_.address << " protocol=" << protocol_
-            << " workers=" << count_ << std::endl;
+            << " workers=" << count_
+            << (admin_.address().empty() ? "" : " admin=" + admin_.address())
+            << std::endl;
+  if (!admin_.address().empty())
+    log::info(component, "admin endpoint on " + admin_.address());
   log::info(component, "listening on " + lst_.address + " (protocol "
                          + protocol_ + ", " + std::to_string(count_)
                          + " workers)");
@@ -252,11 +267,13 @@ void master_process::on_event(const master_event& ev) {
   }
   if (ev.what == kind::gone) {
     ready_.erase(ev.worker);
+    admin_.workers(static_cast<uint32_t>(ready_.size()), restarts_total_);
     return;
   }
   if (ev.what != kind::registered)
     return;
   ready_.insert(ev.worker);
+  admin_.workers(static_cast<uint32_t>(ready_.size()), restarts_total_);
   auto i = restarted_at_.find(ev.worker);
   if (i != restarted_at_.end()) {
     log::info(component, worker_name(ev.worker) + " serves again, "
@@ -336,6 +353,7 @@ void master_process::on_exit(pid_t pid, int status) {
     return;
   }
   restarts_.push_back(now);
+  ++restarts_total_;
   log::warning(component, what + "; starting it again");
   restarted_at_[c.id] = now;
   if (!spawn(c.id, c.generation)) {
@@ -419,6 +437,7 @@ void master_process::loop() {
      [&](shutdown_report& x) {
        report_ = x;
        notify::finished(x);
+       admin_.stopped(x);
        arm_straggler_timer();
        end_master_when_done();
      },

@@ -37,6 +37,7 @@
 #include "caf/actor_system.hpp"
 #include "caf/scoped_actor.hpp"
 
+#include "actors/admin_endpoint.hpp"
 #include "actors/listener.hpp"
 #include "actors/master.hpp"
 #include "actors/server_config.hpp"
@@ -46,7 +47,7 @@ namespace quiesce {
 class master_process {
 public:
   master_process(caf::actor_system& sys, server_config& cfg, listener& lst,
-                 size_t count, int argc, char** argv);
+                 listener& admin_lst, size_t count, int argc, char** argv);
 
   ~master_process();
 
@@ -109,6 +110,10 @@ private:
   caf::actor_system& sys_;
   server_config& cfg_;
   listener& lst_;
+  /// `--admin`'s listener (closed: none), served from here: the workers'
+  /// sums, asked of the control plane (admin.hpp).
+  listener& admin_lst_;
+  admin_endpoint admin_;
   size_t count_;
   caf::scoped_actor self_;
   /// The command line after argv[0], handed to every worker.
@@ -141,6 +146,8 @@ private:
   std::set<uint32_t> ready_;
   std::map<uint32_t, clock_type::time_point> restarted_at_;
   std::deque<clock_type::time_point> restarts_;
+  /// Every restart so far (`quiesce_worker_restarts_total`).
+  uint64_t restarts_total_ = 0;
   std::optional<reload_state> reload_;
   bool reload_pending_ = false;
   uint64_t reloads_done_ = 0;

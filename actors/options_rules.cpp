@@ -19,6 +19,7 @@
 #include "quiesce/log.hpp"
 #include "quiesce/registry.hpp"
 
+#include "actors/admin_endpoint.hpp"
 #include "actors/listener.hpp"
 
 namespace quiesce::options {
@@ -156,6 +157,10 @@ std::vector<rule> make_rules() {
     auto str = value_as<std::string>(x);
     return str && parse_workers(*str).has_value();
   };
+  auto admin_form = [](const caf::config_value& x, std::string_view) {
+    auto str = value_as<std::string>(x);
+    return str && (str->empty() || parse_admin_address(*str).has_value());
+  };
   auto log_level = [](const caf::config_value& x, std::string_view) {
     log::level ignored;
     auto str = value_as<std::string>(x);
@@ -183,6 +188,8 @@ std::vector<rule> make_rules() {
                                      "or a count from 1 to "
                                      + std::to_string(max_workers)}),
     checked("workers-ready-timeout", duration(1ns, max_timeout)),
+    checked("admin", {admin_form, "HOST:PORT (an IPv6 host in brackets, "
+                                  "[::1]:9090; port 0 picks a free one)"}),
     checked("log-level", {log_level, "one of debug, info, warning, error, "
                                      "off"}),
     checked("log-format", one_of({"text", "json"}, false)),

@@ -30,6 +30,8 @@
 
 #include "actors/acceptor.hpp"
 #include "actors/activation.hpp"
+#include "actors/admin_endpoint.hpp"
+#include "actors/metrics.hpp"
 #include "actors/control_plane.hpp"
 #include "actors/service_proxy.hpp"
 #include "actors/process.hpp"
@@ -61,7 +63,7 @@ constexpr auto status_interval = std::chrono::milliseconds(500);
 /// Runs the server until it has stopped; returns the exit code.
 int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
           listener& lst, behaviour_factory factory, size_t max_connections,
-          const worker_link* link) {
+          const worker_link* link, listener& admin_lst) {
   auto& mm = sys.middleman();
   favour_io_thread(mm);
   caf::scoped_actor self{sys};
@@ -114,6 +116,12 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   auto door = make_listener_doorman(mm.backend(), lst);
   supervisor_config sup_cfg;
   sup_cfg.drain_timeout = cfg.drain_timeout;
+  sup_cfg.counters = &counters_of_process();
+  if (link != nullptr) // the final counts, to the master's sums (master.hpp)
+    sup_cfg.on_drained = [master, secret = link->secret,
+                          id = link->id](const metrics_snapshot& x) {
+      caf::anon_send(master, metrics_atom_v, secret, id, x);
+    };
   if (link != nullptr)
     sup_cfg.summary = [](const shutdown_report& x) {
       return "this worker's drain is over: " + std::to_string(x.drained)
@@ -144,6 +152,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         acc_cfg.connection.idle_timeout = idle_timeout;
         acc_cfg.connection.write_timeout = write_timeout;
         acc_cfg.connection.services = directory;
+        acc_cfg.connection.counters = &counters_of_process();
         // A reload's grace for keep-alive clients, well inside the drain.
         acc_cfg.connection.retire_grace
           = std::min<caf::timespan>(std::chrono::seconds(1), drain_timeout / 2);
@@ -162,6 +171,13 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         acc_cfg.shared_listener = shared_listener && (!worker || passed_socket);
         return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
       };
+  // The admin endpoint before the first client: ready as soon as listening.
+  admin_endpoint admin;
+  if (std::string error;
+      admin_lst.fd >= 0
+      && !admin.start(
+        sys, admin_setup{admin_lst, &counters_of_process(), {}, 1}, error))
+    log::error("main", error + "; serving without it");
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);
   // A signal that arrived during start-up is pending: it is taken now.
@@ -171,10 +187,13 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   notify::watchdog_pinger pinger{mm.backend()};
   if (link == nullptr) {
     std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
+              << (admin.address().empty() ? "" : " admin=" + admin.address())
               << std::endl;
     notify::ready(lst.address, 0);
     if (notify::enabled())
       self->delayed_send(self, status_interval, connections_atom_v);
+    if (!admin.address().empty())
+      log::info("main", "admin endpoint on " + admin.address());
     log::info("main", "listening on " + lst.address + " (protocol "
                         + cfg.protocol + ", max connections "
                         + std::to_string(max_connections) + ")");
@@ -202,6 +221,9 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   std::optional<services_report> svc_report;
   auto begin_stop = [&](const std::string& why) {
     notify::stopping(why);
+    // `/readyz` answers 503 from here on. Keep this at the first stop signal
+    // even where the stop itself comes later (a stop delay).
+    admin.stopping();
     if (!stop_sent) {
       stop_sent = true;
       self->send(sup, stop_atom_v);
@@ -264,6 +286,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     [&](shutdown_report& x) {
       report = x;
       notify::finished(x);
+      admin.stopped(x);
     },
     [&](services_report& x) { svc_report = x; },
     [&](connections_atom) {
@@ -294,6 +317,8 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         services_gone = true;
       }
     });
+  // The admin listener closes last: it answered throughout the drain.
+  admin.close();
   // Every actor must end before the actor system can.
   for (auto& proxy : proxies)
     caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
@@ -411,6 +436,7 @@ int run_server(int argc, char** argv) {
                            + std::to_string(max_connections));
   else if (wanted > 0)
     max_connections = wanted;
+  listener admin_lst;
   if (!link) {
     if (auto passed = take_passed_socket()) {
       lst = std::move(*passed);
@@ -425,8 +451,12 @@ int run_server(int argc, char** argv) {
       std::cerr << "quiesce: " << lst.error << std::endl;
       return exit_cannot_run;
     }
+    if (auto code = open_admin_listener(cfg.admin, admin_lst)) {
+      ::close(lst.fd);
+      return *code;
+    }
     if (workers > 1)
-      return run_master(cfg, lst, signals, workers, argc, argv);
+      return run_master(cfg, lst, admin_lst, signals, workers, argc, argv);
   }
   teardown_watchdog watchdog;
   int code = exit_cannot_run;
@@ -436,7 +466,7 @@ int run_server(int argc, char** argv) {
     run_helpers_as_batch();
     caf::actor_system sys{cfg};
     code = serve(sys, cfg, signals, lst, std::move(factory), max_connections,
-                 link ? &*link : nullptr);
+                 link ? &*link : nullptr, admin_lst);
     watchdog.arm(code);
   } // ~actor_system waits for every actor and the I/O thread.
   // The summary line must be out before the exit; a standard error that

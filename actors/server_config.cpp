@@ -41,6 +41,9 @@ server_config::server_config() {
          "how long the master waits for a generation of workers to register: "
          "past it a start fails (exit 1) and a reload fails, the workers "
          "before it serving on (default: 30s)")
+    .add(admin, "admin",
+         "HOST:PORT of the admin endpoint (/healthz, /readyz, /metrics); "
+         "port 0 picks a free one (default: none)")
     .add(log_level, "log-level",
          "debug, info, warning, error or off (default: info)")
     .add(log_format, "log-format",

@@ -42,6 +42,8 @@ public:
   /// How long a master waits for a generation of workers to register: at
   /// its start (then it exits 1) and at a reload (then the reload fails).
   caf::timespan workers_ready_timeout = std::chrono::seconds(30);
+  /// `--admin=HOST:PORT`, empty: no admin endpoint (admin_endpoint.hpp).
+  std::string admin;
   /// The config file as `configure` read it: a master hands this text to
   /// its workers, which do not read the file again (it may be a pipe, or
   /// changed since).

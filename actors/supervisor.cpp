@@ -27,6 +27,8 @@ void finish_if_drained(supervisor_pointer self) {
                 + " forced=" + std::to_string(st.report.forced)
                 + " duration=" + log::millis(st.report.duration),
               summary_fields(st.report));
+  if (st.cfg.on_drained && st.cfg.counters != nullptr)
+    st.cfg.on_drained(st.cfg.counters->snapshot());
   for (auto& rp : st.waiting)
     rp.deliver(st.report);
   st.waiting.clear();
@@ -110,6 +112,13 @@ void begin_stop(supervisor_pointer self, const char* why, bool retire = false) {
   finish_if_drained(self);
 }
 
+/// One more connection drained during the stop.
+void count_drained(supervisor_state& st) {
+  ++st.report.drained;
+  if (st.cfg.counters != nullptr)
+    process_counters::add(st.cfg.counters->drained);
+}
+
 /// A connection reported `done`: it owes nothing any more. Before its down
 /// message, since both come from the same actor.
 void connection_done(supervisor_pointer self, const caf::actor_addr& addr) {
@@ -120,7 +129,7 @@ void connection_done(supervisor_pointer self, const caf::actor_addr& addr) {
   i->second.done = true;
   // Also after the force went out: the connection had nothing in flight.
   if (st.stopping)
-    ++st.report.drained;
+    count_drained(st);
 }
 
 /// A connection actor ended (its down message).
@@ -137,14 +146,18 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
   if (st.stopping && !i->second.done) {
     if (reason) {
       ++st.report.forced;
+      if (st.cfg.counters != nullptr)
+        process_counters::add(st.cfg.counters->forced);
       if (reason != caf::exit_reason::user_shutdown)
         log::warning(component, "a connection failed during the drain ("
                                   + to_string(reason) + "); counted as forced");
     } else {
-      ++st.report.drained;
+      count_drained(st);
     }
   }
   st.connections.erase(i);
+  if (st.cfg.counters != nullptr)
+    st.cfg.counters->connection_ended();
   finish_if_drained(self);
 }
 
@@ -218,6 +231,10 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
     },
     [self](drain_timeout_atom) {
       force_remaining(self, "drain timeout passed");
+    },
+    [self](metrics_atom) {
+      auto* counters = self->state.cfg.counters;
+      return counters != nullptr ? counters->snapshot() : metrics_snapshot{};
     },
     [self](connections_atom) {
       uint32_t open = 0;

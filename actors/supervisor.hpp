@@ -41,6 +41,7 @@
 #include "caf/typed_response_promise.hpp"
 
 #include "quiesce/log.hpp"
+#include "actors/metrics.hpp"
 #include "quiesce/messages.hpp"
 
 namespace quiesce {
@@ -63,6 +64,12 @@ struct supervisor_config {
   /// "stopped: drained=N forced=N duration=T": a worker's master prints the
   /// process's summary, and the worker's line must not read like it.
   std::function<std::string(const shutdown_report&)> summary;
+  /// Where drained and forced connections are counted, and what `metrics`
+  /// answers (metrics.hpp); none if null (all zeros).
+  process_counters* counters = nullptr;
+  /// Called with the final counters once the stop is over, before the
+  /// report goes out (a worker hands them to its master, master.hpp).
+  std::function<void(const metrics_snapshot&)> on_drained;
 };
 
 struct supervisor_state {

@@ -249,15 +249,15 @@ size_t worker_share(size_t total, uint32_t id, size_t count) {
   return std::max<size_t>(share, 1);
 }
 
-int run_master(server_config& cfg, listener& lst, const sigset_t& signals,
-               size_t count, int argc, char** argv) {
+int run_master(server_config& cfg, listener& lst, listener& admin_lst,
+               const sigset_t& signals, size_t count, int argc, char** argv) {
   teardown_watchdog watchdog;
   int code = exit_cannot_run;
   {
     run_helpers_as_batch();
     caf::actor_system sys{cfg};
     {
-      master_process master{sys, cfg, lst, count, argc, argv};
+      master_process master{sys, cfg, lst, admin_lst, count, argc, argv};
       code = master.run(signals);
     }
     watchdog.arm(code);

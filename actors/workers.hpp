@@ -92,7 +92,7 @@ size_t worker_share(size_t total, uint32_t id, size_t count);
 /// Runs the master of `count` workers on `lst` until every worker has
 /// stopped; returns the process's exit code. `argv` is the process's own
 /// command line, handed to each worker.
-int run_master(server_config& cfg, listener& lst, const sigset_t& signals,
-               size_t count, int argc, char** argv);
+int run_master(server_config& cfg, listener& lst, listener& admin_lst,
+               const sigset_t& signals, size_t count, int argc, char** argv);
 
 } // namespace quiesce

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "quiesce/admin.hpp"
 #include "quiesce/echo.hpp"
 #include "quiesce/http.hpp"
 #include "quiesce/registry.hpp"
@@ -13,6 +14,8 @@ void add_protocols() {
   add_protocol("echo", [] { return std::make_unique<behaviours::echo>(); });
   behaviours::add_http_protocol();
   set_default_protocol("http");
+  // --admin (quiesce/admin.hpp).
+  add_admin_endpoint();
 }
 
 } // namespace quiesce::app

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "actors/behaviours/http_fields.hpp"
+#include "actors/metrics.hpp"
 
 namespace quiesce::behaviours {
 
@@ -64,13 +65,14 @@ const std::string& http_date() {
 
 using http::expectations_of;
 
-static_assert(http_options{}.max_body
+static_assert(http_options::default_max_body
               == http::request_parser::default_max_body_bytes);
 
 } // namespace
 
 http_behaviour::http_behaviour(http_options opts)
     : parser_(http::request_parser::default_max_header_bytes, opts.max_body),
+      routes_(std::move(opts.routes)), counters_(opts.counters),
       header_timeout_(opts.header_timeout), body_timeout_(opts.body_timeout) {
   // nop
 }
@@ -191,6 +193,9 @@ void http_behaviour::serve(http::request req, connection_io& io) {
   if (ex.delayed) {
     io.start_timer(ex.delay, slot);
     *queue_.find(slot) = std::move(ex); // filled when the timer fires
+  } else if (ex.asked) {
+    *queue_.find(slot) = std::move(ex); // filled by the handler's answer
+    ask_custom(slot, io);
   } else {
     queue_.fill(slot, std::move(ex));
   }
@@ -275,6 +280,8 @@ void http_behaviour::write_ready(connection_io& io) {
       // held input would keep the stop from ever beginning).
       return take_step::keep;
     }
+    if (counters_ != nullptr)
+      counters_->count_response(ex.status);
     // Built in the thread's scratch string (see on_data), then copied once
     // into the connection's output.
     thread_local std::string scratch;

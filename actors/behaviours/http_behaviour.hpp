@@ -67,6 +67,10 @@ private:
     bool must_close = false;
     /// HEAD: headers only.
     bool head = false;
+    /// Answered by `http_routes::handler`: `body` holds the path to ask
+    /// for until the answer fills the slot (no field of its own, so that
+    /// the built-in routes' exchanges stay as small as they were).
+    bool asked = false;
     /// A `/delay` response is ready this long after its request.
     std::chrono::milliseconds delay{0};
     int status = 200;
@@ -77,6 +81,13 @@ private:
   /// The response to `req`, decided from its head; `body` (the request
   /// body) is what `POST /echo` answers.
   exchange route(const http::request& req, std::string body) const;
+
+  /// The response to `req` by `routes_` (http_custom_routes.cpp).
+  exchange route_custom(const http::request& req) const;
+
+  /// Asks `routes_->handler` for the response of the exchange in `slot`
+  /// (whose body holds the path), which fills the slot.
+  void ask_custom(uint64_t slot, connection_io& io);
 
   void serve(http::request req, connection_io& io);
 
@@ -135,6 +146,10 @@ private:
   static constexpr size_t max_dropped_bytes = 1024 * 1024;
 
   http::request_parser parser_;
+  /// Routes instead of the built-in ones; null for the built-in ones.
+  std::shared_ptr<const http_routes> routes_;
+  /// Where responses are counted; null: not counted.
+  process_counters* counters_;
   caf::timespan header_timeout_;
   caf::timespan body_timeout_;
   /// `body_expected()` at the end of the last event.

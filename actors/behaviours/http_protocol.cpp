@@ -12,6 +12,7 @@
 #include "quiesce/registry.hpp"
 
 #include "actors/behaviours/http_behaviour.hpp"
+#include "actors/metrics.hpp"
 
 namespace quiesce::behaviours {
 
@@ -53,6 +54,8 @@ std::unique_ptr<behaviour> make_http(http_options opts) {
 void add_http_protocol() {
   // Where the parsed options land; every connection's behaviour copies them.
   auto opts = std::make_shared<http_options>();
+  // The protocol of the server's clients: its responses are counted.
+  opts->counters = &counters_of_process();
   add_protocol(
     "http", [opts] { return make_http(*opts); },
     {[opts](caf::config_option_set& set) { declare(set, *opts); }, rules()});

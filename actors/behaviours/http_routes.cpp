@@ -16,6 +16,8 @@ using http::path_of;
 
 http_behaviour::exchange http_behaviour::route(const http::request& req,
                                                std::string body) const {
+  if (routes_)
+    return route_custom(req);
   exchange ex;
   ex.keep_alive = req.keep_alive;
   ex.head = req.method == "HEAD";

@@ -151,6 +151,11 @@ supervisor_actor::behavior_type stand_in(stand_in_pointer self,
         self->quit();
       return rp;
     },
+    [self](metrics_atom) {
+      metrics_snapshot x;
+      x.accepted = self->state.cfg.id;
+      return x;
+    },
   };
 }
 

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "actors/admin.hpp"
+#include "actors/metrics.hpp"
 #include "test/actors/io_fixture.hpp"
 #include "test/fuzz/fake_io.hpp"
 #include "test/support/http_response.hpp"
@@ -1198,6 +1200,54 @@ CAF_TEST(a body timeout of zero starts no timer) {
   client_sends(hdl, "def");
   auto rs = responses(1);
   check(rs[0], "HTTP/1.1 200 OK", "abcdef", "keep-alive");
+}
+
+// -- routes given instead of the built-in ones (the admin endpoint's) ---------
+
+CAF_TEST(given routes are answered by their handler in request order) {
+  admin_config acfg;
+  auto admin = sys.spawn(admin_main, acfg);
+  auto routes = std::make_shared<behaviours::http_routes>();
+  routes->paths = {"/healthz", "/readyz"};
+  routes->handler = caf::actor_cast<caf::actor>(admin);
+  behaviours::http_options opts;
+  opts.routes = routes;
+  make_behaviour = [opts] { return behaviours::make_http(opts); };
+  open();
+  // Pipelined: the handler's answers come later, the others at once; the
+  // responses still go out in request order.
+  client_sends(hdl, get("/readyz") + get("/") + "POST /healthz HTTP/1.1\r\n"
+                      + "Host: test\r\nContent-Length: 0\r\n\r\n"
+                      + "HEAD /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+                      + "BREW /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+                      + get("/healthz"));
+  exhaust();
+  auto rs = responses(6, {false, false, false, true, false, false});
+  check(rs[0], "HTTP/1.1 200 OK", "ready\n", "keep-alive");
+  check(rs[1], "HTTP/1.1 404 Not Found", "not found\n", "keep-alive");
+  check(rs[2], "HTTP/1.1 405 Method Not Allowed", "method not allowed\n",
+        "keep-alive");
+  CAF_CHECK_EQUAL(rs[2].header("Allow"), "GET, HEAD");
+  check(rs[3], "HTTP/1.1 200 OK", "ok\n", "keep-alive", true);
+  check(rs[4], "HTTP/1.1 501 Not Implemented", "not implemented\n",
+        "keep-alive");
+  check(rs[5], "HTTP/1.1 200 OK", "ok\n", "keep-alive");
+  caf::anon_send_exit(admin, caf::exit_reason::user_shutdown);
+  exhaust();
+}
+
+CAF_TEST(responses are counted by status only where counters are given) {
+  process_counters counters;
+  behaviours::http_options opts;
+  opts.counters = &counters;
+  make_behaviour = [opts] { return behaviours::make_http(opts); };
+  open();
+  client_sends(hdl, get_root + get("/nope") + get_root);
+  responses(3);
+  auto counted = counters.snapshot();
+  CAF_CHECK_EQUAL(counted.responses.at(status_slot(200)), 2u);
+  CAF_CHECK_EQUAL(counted.responses.at(status_slot(404)), 1u);
+  CAF_CHECK_EQUAL(counted.responses.at(status_slot(501)), 0u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

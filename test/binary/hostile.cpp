@@ -236,32 +236,13 @@ struct fixture : qt::binary_fixture {
     return conn;
   }
 
-  /// Connects a client with a small receive buffer that asks for small
-  /// segments (MSS 536): Linux sizes the server's send buffer from the
-  /// segment size (on loopback 64 KiB otherwise, which makes it megabytes),
-  /// so a response of 100 KiB leaves part of it waiting in the server.
+  /// Connects a client with small segments (`qt::connect_small_segments`).
   qt::unique_fd connect_small_segments() {
-    qt::unique_fd conn{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    int rcvbuf = 4096;
-    int mss = 536;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!conn
-        || ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-                        sizeof(rcvbuf))
-             != 0
-        || ::setsockopt(conn.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss))
-             != 0
-        || ::connect(conn.get(), reinterpret_cast<sockaddr*>(&addr),
-                     sizeof(addr))
-             != 0) {
+    auto conn = qt::connect_small_segments(port);
+    if (!conn.fd)
       CAF_ERROR(
-        "connecting with small segments failed: " << std::strerror(errno));
-      return {};
-    }
-    return conn;
+        "connecting with small segments failed: " << std::strerror(conn.error));
+    return std::move(conn.fd);
   }
 
   /// Waits for the server's write-timeout warning (20 s at most: without a

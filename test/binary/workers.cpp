@@ -56,26 +56,6 @@ namespace {
 
 // -- processes and sockets in /proc -------------------------------------------
 
-/// The children of process `pid`, from the children lists of all its
-/// threads, sorted.
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> result;
-  std::error_code ec;
-  std::filesystem::directory_iterator tasks{
-    "/proc/" + std::to_string(pid) + "/task", ec};
-  if (ec)
-    return result;
-  for (auto& task : tasks) {
-    std::ifstream in{task.path() / "children"};
-    pid_t child = 0;
-    while (in >> child)
-      result.push_back(child);
-  }
-  std::sort(result.begin(), result.end());
-  result.erase(std::unique(result.begin(), result.end()), result.end());
-  return result;
-}
-
 /// The first word of process `pid`'s command line: what `ps` shows as its
 /// name ("quiesce: worker 1").
 std::string title_of(pid_t pid) {
@@ -312,7 +292,7 @@ struct fixture : qt::binary_fixture {
     CAF_CHECK_EQUAL(
       srv->stdout_text().find(" workers=" + std::to_string(workers) + "\n"),
       srv->stdout_text().find(" workers="));
-    workers_ = children_of(srv->pid());
+    workers_ = qt::children_of(srv->pid());
     CAF_CHECK_EQUAL(workers_.size(), workers);
     if (workers_.size() != workers)
       return 0;
@@ -656,7 +636,7 @@ CAF_TEST(sigusr1 to the master neither stops nor restarts anything) {
   if (!await_stderr("SIGUSR1 received"))
     return;
   CAF_CHECK_EQUAL(failed_fetches(port, 10), 0u);
-  CAF_CHECK_EQUAL(children_of(srv->pid()), workers());
+  CAF_CHECK_EQUAL(qt::children_of(srv->pid()), workers());
   CAF_CHECK_EQUAL(srv->stderr_count("stopping"), 0u);
   CAF_REQUIRE(srv->signal(SIGTERM));
   expect_master_exit(0);
@@ -734,7 +714,7 @@ CAF_TEST(a worker killed with sigkill is started again and the rest serve on) {
   CAF_CHECK_NOT_EQUAL(text.find("connections at the last poll"),
                       std::string::npos);
   // A new child with the victim's title, and the survivor as it was.
-  auto after = children_of(srv->pid());
+  auto after = qt::children_of(srv->pid());
   CAF_CHECK_EQUAL(after.size(), 2u);
   CAF_CHECK(std::find(after.begin(), after.end(), victim) == after.end());
   CAF_CHECK(std::find(after.begin(), after.end(), survivor) != after.end());
@@ -844,7 +824,7 @@ CAF_TEST(more than five restarts within ten seconds end the server with 1) {
   CAF_REQUIRE_NOT_EQUAL(port, 0);
   std::set<pid_t> killed;
   for (size_t round = 1; round <= 6; ++round) {
-    auto current = children_of(srv->pid());
+    auto current = qt::children_of(srv->pid());
     CAF_REQUIRE_EQUAL(current.size(), 2u);
     // Each time one of the workers, by turns.
     auto victim = current[round % 2];
@@ -924,7 +904,7 @@ CAF_TEST(strangers on the control plane port disturb nothing) {
   CAF_MESSAGE("the noisy stranger read " << answer.bytes.size()
                                          << " bytes, then " << answer.ending());
   CAF_CHECK_EQUAL(failed_fetches(port, 20), 0u);
-  CAF_CHECK_EQUAL(children_of(srv->pid()), workers());
+  CAF_CHECK_EQUAL(qt::children_of(srv->pid()), workers());
   CAF_CHECK_EQUAL(srv->stderr_count(" is gone ("), 0u);
   // The silent stranger is still connected at the stop.
   auto start = std::chrono::steady_clock::now();
@@ -958,7 +938,7 @@ CAF_TEST(one worker is one process) {
   srv = &proc;
   auto port = proc.wait_listening();
   CAF_REQUIRE(port.has_value());
-  CAF_CHECK_EQUAL(children_of(proc.pid()), std::vector<pid_t>{});
+  CAF_CHECK_EQUAL(qt::children_of(proc.pid()), std::vector<pid_t>{});
   CAF_CHECK_EQUAL(proc.stdout_text().find("workers="), std::string::npos);
   CAF_CHECK_EQUAL(fetch_on_new_connection(*port), 200);
   CAF_REQUIRE(proc.signal(SIGTERM));
@@ -973,7 +953,7 @@ CAF_TEST(auto starts a worker per usable cpu) {
   auto port = proc.wait_listening();
   CAF_REQUIRE(port.has_value());
   CAF_MESSAGE(cpus << " usable CPUs; " << proc.stdout_text());
-  CAF_CHECK_EQUAL(children_of(proc.pid()).size(), cpus > 1 ? cpus : 0u);
+  CAF_CHECK_EQUAL(qt::children_of(proc.pid()).size(), cpus > 1 ? cpus : 0u);
   CAF_CHECK_EQUAL(failed_fetches(*port, 10), 0u);
   CAF_REQUIRE(proc.signal(SIGTERM));
   expect_master_exit(0);

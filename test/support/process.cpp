@@ -8,7 +8,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -725,6 +728,52 @@ size_t count_occurrences(std::string_view haystack, std::string_view text) {
   for (auto pos = haystack.find(text); pos != std::string_view::npos;
        pos = haystack.find(text, pos + text.size()))
     ++result;
+  return result;
+}
+
+} // namespace quiesce::test
+
+namespace quiesce::test {
+
+connect_result connect_small_segments(uint16_t port) {
+  connect_result result;
+  unique_fd conn{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  int rcvbuf = 4096;
+  int mss = 536;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!conn
+      || ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+                      sizeof(rcvbuf))
+           != 0
+      || ::setsockopt(conn.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss))
+           != 0
+      || ::connect(conn.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+           != 0) {
+    result.error = errno;
+    return result;
+  }
+  result.fd = std::move(conn);
+  return result;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> result;
+  std::error_code ec;
+  std::filesystem::directory_iterator tasks{
+    "/proc/" + std::to_string(pid) + "/task", ec};
+  if (ec)
+    return result;
+  for (auto& task : tasks) {
+    std::ifstream in{task.path() / "children"};
+    pid_t child = 0;
+    while (in >> child)
+      result.push_back(child);
+  }
+  std::sort(result.begin(), result.end());
+  result.erase(std::unique(result.begin(), result.end()), result.end());
   return result;
 }
 

@@ -203,6 +203,16 @@ connect_result connect_loopback(uint16_t port, int receive_buffer = 0);
 /// Connects to [::1]:`port` (IPv6 loopback) with a blocking connect.
 connect_result connect_loopback_v6(uint16_t port);
 
+/// Connects to 127.0.0.1:`port` with a small receive buffer, asking for
+/// small segments (MSS 536): Linux sizes the server's send buffer from the
+/// segment size (on loopback 64 KiB otherwise, which makes it megabytes),
+/// so a response of 100 KiB leaves part of it waiting in the server.
+connect_result connect_small_segments(uint16_t port);
+
+/// The children of process `pid`, from the children lists of all its
+/// threads, sorted.
+std::vector<pid_t> children_of(pid_t pid);
+
 /// Switches `fd` to non-blocking mode; false on error.
 bool set_nonblocking(int fd);
 

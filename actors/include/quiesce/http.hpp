@@ -115,22 +115,53 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
+
+#include "caf/actor.hpp"
 
 #include "caf/timespan.hpp"
 
 #include "quiesce/behaviour.hpp"
 
+namespace quiesce {
+
+struct process_counters;
+
+} // namespace quiesce
+
 namespace quiesce::behaviours {
 
+/// Routes that replace the built-in ones (the admin endpoint's,
+/// actors/admin.hpp): `GET` and `HEAD` of each of `paths` are answered by
+/// `handler`, asked `(http_get_atom, path)` and answering `(int32_t status,
+/// std::string content_type, std::string body)` within `timeout` (else 503).
+/// Any other path: 404; another known method on one of `paths`: 405 with
+/// `Allow: GET, HEAD`; an unknown method: 501 (as the built-in routes).
+/// Taking them costs the built-in routes one test of a null pointer per
+/// request.
+struct http_routes {
+  std::vector<std::string> paths;
+  caf::actor handler;
+  caf::timespan timeout = std::chrono::seconds(5);
+};
+
 struct http_options {
+  /// The default of `max_body`.
+  static constexpr size_t default_max_body = 1024 * 1024;
   /// The largest request body accepted (`--http.max-body`): 1 MiB.
-  size_t max_body = 1024 * 1024;
+  size_t max_body = default_max_body;
   /// How long a header section may take from its first byte
   /// (`--http.header-timeout`); zero: no limit.
   caf::timespan header_timeout = std::chrono::seconds(10);
   /// The longest time between two reads of a request body
   /// (`--http.body-timeout`); zero: no limit.
   caf::timespan body_timeout = std::chrono::seconds(60);
+  /// If set, served instead of the built-in routes.
+  std::shared_ptr<const http_routes> routes;
+  /// Where each response is counted by its status (actors/metrics.hpp);
+  /// not at all if null.
+  process_counters* counters = nullptr;
 };
 
 /// The largest `--http.max-body`: a request body is held in memory whole.

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "caf/atom.hpp"
 #include "caf/io/system_messages.hpp"
@@ -108,6 +109,15 @@ CAF_ADD_ATOM(quiesce, quiesce, retire_atom, "retire")
 /// A worker asks the master for a shared service's actor by name, with the
 /// secret (worker -> master).
 CAF_ADD_ATOM(quiesce, quiesce, service_atom, "service")
+/// The process's counters (admin -> master -> worker supervisors; admin ->
+/// itself in one process): answered with a `metrics_snapshot`.
+CAF_ADD_ATOM(quiesce, quiesce, metrics_atom, "metrics")
+/// A stop begins: `/readyz` answers 503 from now on (main -> admin).
+CAF_ADD_ATOM(quiesce, quiesce, stopping_atom, "stopping")
+/// A stop is over, with its report (main -> admin).
+CAF_ADD_ATOM(quiesce, quiesce, stopped_atom, "stopped")
+/// An admin request: GET of a path (admin connection -> admin actor).
+CAF_ADD_ATOM(quiesce, quiesce, http_get_atom, "http_get")
 
 namespace quiesce {
 
@@ -164,6 +174,36 @@ inline bool operator==(const services_report& x, const services_report& y) {
   return x.stopped == y.stopped && x.forced == y.forced && x.failed == y.failed;
 }
 
+/// The counters of one process (actors/metrics.hpp), or the sum of the
+/// workers' (the master's answer). Counters only grow; `open` is a gauge.
+struct metrics_snapshot {
+  uint64_t accepted = 0;
+  uint64_t open = 0;
+  uint64_t drained = 0;
+  uint64_t forced = 0;
+  uint64_t received_bytes = 0;
+  uint64_t sent_bytes = 0;
+  /// HTTP responses by status, in the order of `counted_statuses`
+  /// (actors/metrics.hpp); empty if none were counted.
+  std::vector<uint64_t> responses;
+  /// The master's sum: workers asked that did not answer in time.
+  uint32_t unanswered = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
+  return f(caf::meta::type_name("metrics_snapshot"), x.accepted, x.open,
+           x.drained, x.forced, x.received_bytes, x.sent_bytes, x.responses,
+           x.unanswered);
+}
+
+inline bool operator==(const metrics_snapshot& x, const metrics_snapshot& y) {
+  return x.accepted == y.accepted && x.open == y.open && x.drained == y.drained
+         && x.forced == y.forced && x.received_bytes == y.received_bytes
+         && x.sent_bytes == y.sent_bytes && x.responses == y.responses
+         && x.unanswered == y.unanswered;
+}
+
 // -- typed interfaces
 // -----------------------------------------------------------
 
@@ -197,7 +237,8 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<stop_atom>::with<shutdown_report>, caf::reacts_to<force_atom>,
   caf::reacts_to<drain_timeout_atom>,
   caf::replies_to<connections_atom>::with<uint32_t>,
-  caf::replies_to<retire_atom>::with<shutdown_report>>;
+  caf::replies_to<retire_atom>::with<shutdown_report>,
+  caf::replies_to<metrics_atom>::with<metrics_snapshot>>;
 
 /// The services actor: spawns the declared services (service.hpp), applies
 /// their crash policies and stops them after the drain. `start` answers an
@@ -214,7 +255,9 @@ using services_actor
 /// BASP on loopback. `register(secret, worker id, supervisor)` answers `ok`
 /// for one of its own workers, an error for anything else; `stop` answers
 /// with the workers' summed `shutdown_report`; `force` forces every worker;
-/// `workers` answers how many are registered.
+/// `workers` answers how many are registered; `metrics` answers the sum of
+/// the workers' counters; `metrics(secret, id, counters)` is a worker's
+/// final counters, sent when its drain is over.
 using master_actor = caf::typed_actor<
   caf::replies_to<register_atom, std::string, uint32_t,
                   supervisor_actor>::with<caf::ok_atom>,
@@ -222,6 +265,18 @@ using master_actor = caf::typed_actor<
   caf::replies_to<workers_atom>::with<uint32_t>,
   caf::reacts_to<connections_atom>, caf::reacts_to<retire_atom, uint32_t>,
   caf::replies_to<service_atom, std::string, std::string>::with<caf::actor>,
-  caf::reacts_to<drain_timeout_atom>>;
+  caf::reacts_to<drain_timeout_atom>,
+  caf::replies_to<metrics_atom>::with<metrics_snapshot>,
+  caf::reacts_to<metrics_atom, std::string, uint32_t, metrics_snapshot>>;
+
+/// The admin endpoint's actor (actors/admin.hpp): answers the admin
+/// connections' `http_get(path)` with (status, content type, body); told
+/// `stopping` when a stop begins, `stopped` with its report, and
+/// `workers(count, restarts)` by a master.
+using admin_actor = caf::typed_actor<
+  caf::replies_to<http_get_atom, std::string>::with<int32_t, std::string,
+                                                    std::string>,
+  caf::reacts_to<stopping_atom>, caf::reacts_to<stopped_atom, shutdown_report>,
+  caf::reacts_to<workers_atom, uint32_t, uint64_t>>;
 
 } // namespace quiesce

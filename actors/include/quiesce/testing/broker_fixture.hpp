@@ -53,6 +53,7 @@ recording_supervisor(supervisor_actor::pointer self,
     [](force_atom) {},
     [](drain_timeout_atom) {},
     [](retire_atom) { return shutdown_report{}; },
+    [](metrics_atom) { return metrics_snapshot{}; },
     [rec](connections_atom) {
       return static_cast<uint32_t>(rec->connected.size() - rec->done_by.size());
     },
