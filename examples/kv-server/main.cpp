@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "quiesce/admin.hpp"
 #include "quiesce/registry.hpp"
 #include "quiesce/server.hpp"
 #include "quiesce/service.hpp"
@@ -31,5 +32,7 @@ int main(int argc, char** argv) {
   // The first protocol added is the default: `--protocol` is `resp` unless
   // given.
   quiesce::add_protocol("resp", [] { return std::make_unique<kv_protocol>(); });
+  // `--admin=HOST:PORT`: /healthz, /readyz and /metrics for the operator.
+  quiesce::add_admin_endpoint();
   return quiesce::run_server(argc, argv);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the Redis-protocol example: starts BINARY on a free port
-# (without --protocol: `resp` is its default), talks to it with redis-cli
+# (without --protocol: `resp` is its default) with its admin endpoint on
+# another, checks /readyz and /metrics, talks to it with redis-cli
 # and raw RESP, then sends SIGTERM in the middle of a pipelined load and
 # checks that every reply owed arrives, in order, before a clean EOF, and
 # that the server exits 0 with the connection drained. Arguments after
@@ -27,11 +28,13 @@ fail() {
   exit 1
 }
 
-coproc server { exec "$bin" --port=0 "${extra[@]}" 2>"$tmp/err"; }
+coproc server { exec "$bin" --port=0 --admin=127.0.0.1:0 "${extra[@]}" 2>"$tmp/err"; }
 server_pid=$server_PID
 IFS= read -r -t 10 listening <&"${server[0]}" || fail "no listening line"
 port=$(sed -nE 's/^listening on [^ ]*:([0-9]+) protocol=resp( .*)?$/\1/p' <<<"$listening")
 [ -n "$port" ] || fail "unexpected first line: '$listening'"
+admin=$(sed -nE 's/^listening on .* admin=([^ ]+)( .*)?$/\1/p' <<<"$listening")
+[ -n "$admin" ] || fail "no admin address on the listening line: '$listening'"
 
 # redis-cli, one connection per command; the keys outlive the connections.
 expect_cli() {
@@ -106,6 +109,26 @@ end_load
 awk '$0 != ":" NR { bad = 1; print "reply " NR ": " $0; exit }
      END { exit bad || NR != '"$n"' }' "$tmp/all-replies" ||
   fail "pipelined replies out of order or lost"
+
+# The admin endpoint (quiesce::admin, the package's admin component): ready,
+# and its counters saw this script's connections (15 so far: 11 redis-cli
+# commands, 3 raw sessions and the load) and at least the load's bytes.
+ready=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/readyz") ||
+  fail "no answer from /readyz"
+[ "$ready" = 200 ] || fail "/readyz answered $ready while serving"
+curl -sf "http://$admin/metrics" >"$tmp/metrics" || fail "no /metrics"
+metric() {
+  awk -v name="$1" '$1 == name { print $2 }' "$tmp/metrics"
+}
+accepted=$(metric quiesce_connections_accepted_total)
+received=$(metric quiesce_received_bytes_total)
+[ -n "$accepted" ] && [ "${accepted%.*}" -ge 15 ] ||
+  fail "quiesce_connections_accepted_total is '$accepted', want >= 15"
+[ -n "$received" ] &&
+  [ "${received%.*}" -ge "$(stat -c %s "$tmp/all")" ] ||
+  fail "quiesce_received_bytes_total is '$received', below the load's bytes"
+echo "smoke: admin endpoint: ready, $accepted connections accepted," \
+  "$received bytes received"
 
 # Workers: 20 connections of INCRs on one key spread over the workers; the
 # store is shared (in the master), so not one increment is lost.
