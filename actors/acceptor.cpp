@@ -45,6 +45,17 @@ void mark_stopping(acceptor_pointer self) {
   s.connection = std::move(stopping);
 }
 
+/// At the stop delay: connections accepted from now on start in the closing
+/// mode (connection_config::closing).
+void mark_closing(acceptor_pointer self) {
+  auto& s = self->state;
+  if (s.connection->closing)
+    return;
+  auto closing = std::make_shared<connection_config>(*s.connection);
+  closing->closing = true;
+  s.connection = std::move(closing);
+}
+
 /// At the stop: clients whose handshake has completed wait in the backlog,
 /// connected as far as they know, perhaps with a request sent. Closing the
 /// listener would reset them; instead they are accepted and get what every
@@ -139,6 +150,7 @@ acceptor_main(acceptor_actor::stateful_broker_pointer<acceptor_state> self,
       stop_accepting(self, self->state.cfg.shared_listener);
     },
     [self](retire_atom) { stop_accepting(self, true); },
+    [self](closing_atom) { mark_closing(self); },
     [self](caf::close_atom) {
       auto& s = self->state;
       if (s.leaving && !s.left_loop) {

@@ -25,6 +25,9 @@
 ///   the backlog: it knows of the stop.
 /// - `retire` (a reload's old worker): the shared listener's stop, whatever
 ///   the configuration: the new workers accept on the same socket.
+/// - `closing` (the stop delay began): accepting goes on; every connection
+///   accepted from now on starts in the closing mode
+///   (`connection_config::closing`).
 /// - `acceptor_closed_msg` before any stop, on a socket that no longer
 ///   listens: another process holding it stopped it (workers of one master,
 ///   at the server's stop): the acceptor ends normally, and its supervisor

@@ -40,6 +40,10 @@ void behaviour::on_input_end(connection_io&) {
   // Nothing half received to give up.
 }
 
+void behaviour::on_closing(connection_io&) {
+  // Nothing to tell the client: serve on until the stop.
+}
+
 void behaviour::on_message(caf::message&, connection_io&) {
   // Nobody is expected to push messages to a behaviour that takes none.
 }

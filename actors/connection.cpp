@@ -57,6 +57,8 @@ void connection_state::init(connection_actor::broker_pointer self,
   if (log::enabled(log::level::debug))
     log::debug(component, describe() + " opened");
   run(core_->start(now(), busy()));
+  if (cfg_->closing)
+    on_closing(); // accepted during the stop delay
 }
 
 connection_lifecycle::time_point connection_state::now() const {
@@ -141,6 +143,15 @@ void connection_state::on_timer(uint64_t token) {
   if (!core_->accepts_work())
     return;
   behaviour_->on_timer(token, *this);
+  after_callback();
+}
+
+void connection_state::on_closing() {
+  if (log::enabled(log::level::debug))
+    log::debug(component, describe() + " closing mode (stop delay)");
+  if (!core_->accepts_work())
+    return;
+  behaviour_->on_closing(*this);
   after_callback();
 }
 
@@ -336,6 +347,8 @@ connection_actor::behavior_type connection_main(
         st.on_timer_fired(static_cast<timer_kind>(tag));
       else if (tag == static_cast<uint8_t>(lifecycle_timer::read_again))
         st.on_read_again();
+      else if (tag == static_cast<uint8_t>(lifecycle_timer::closing))
+        st.on_closing();
     },
     [&st](timer_atom, uint64_t token) { st.on_timer(token); },
     [&st](deliver_atom, caf::message& msg) { st.on_message(msg); },

@@ -90,6 +90,9 @@ struct connection_config : lifecycle_limits {
   /// request is answered as one in flight at the stop, as in the retire
   /// grace.
   caf::timespan fresh_grace{0};
+  /// The stop delay runs (`--stop-delay`): the acceptor starts connections
+  /// in the closing mode (behaviour::on_closing) from their first byte.
+  bool closing = false;
   /// The server's services, for `connection_io::service`; none if null.
   std::shared_ptr<const service_directory> services;
   /// Where the connections and their bytes are counted (metrics.hpp); not
@@ -159,6 +162,9 @@ public:
   /// A turn after reading resumed: resumes it again if it should still run
   /// (connection_actions.cpp, resume_reading).
   void on_read_again();
+
+  /// The stop delay began (the `closing` tag of `lifecycle_timer_atom`).
+  void on_closing();
 
   /// A behaviour timer fired.
   void on_timer(uint64_t token);

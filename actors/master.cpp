@@ -309,6 +309,8 @@ master_actor::behavior_type master_main(master_pointer self,
           self->send(sup, force_atom_v);
       } else if (st.retire_on_register.erase(id) > 0) {
         retire_worker(self, id);
+      } else if (st.closing) {
+        self->send(sup, closing_atom_v); // started during the stop delay
       }
       return caf::ok_atom_v;
     },
@@ -405,6 +407,18 @@ master_actor::behavior_type master_main(master_pointer self,
         return caf::make_error(caf::sec::invalid_argument,
                                "no shared service named '" + name + "'");
       return found;
+    },
+    [self](closing_atom) {
+      if (!from_here(self, "closing"))
+        return;
+      auto& st = self->state;
+      if (st.closing || st.stopping)
+        return;
+      st.closing = true;
+      log::info(component, "stop delay: " + std::to_string(st.workers.size())
+                             + " workers go into the closing mode");
+      for (auto& kvp : st.workers)
+        self->send(kvp.second.handle, closing_atom_v);
     },
     [self](retire_atom, uint32_t id) {
       if (!from_here(self, "retire"))

@@ -32,9 +32,14 @@
 /// - `retire(id)`: `retire` to that worker (a reload's old generation, or
 ///   a failed reload's new one), now or when it registers; its answer is
 ///   logged and its end expected. A `stop` later reaches it too.
+/// - `closing` (the stop delay began): `closing` to every registered
+///   worker supervisor, and to each one that registers later, until the
+///   stop (a worker restarted during the delay serves in the closing mode
+///   too).
 /// - `service(secret, name)`: the actor of a shared service, for a worker's
 ///   stand-in; refused without the secret.
-/// - `stop`, `force`, `retire` and `workers` are taken only from actors of
+/// - `stop`, `force`, `retire`, `closing` and `workers` are taken only from
+/// actors of
 ///   the master's own process: over BASP anyone who reaches the port could
 ///   send them (registration needs the secret; these need no registration).
 ///   Anything else is logged and ignored (a request gets an error).
@@ -164,6 +169,8 @@ struct master_state {
   std::map<uint32_t, worker_entry> workers;
   bool stopping = false;
   bool forcing = false;
+  /// `closing` came (the stop delay).
+  bool closing = false;
   /// The stop has been answered.
   bool stopped = false;
   shutdown_report report;

@@ -49,7 +49,7 @@ master_process::master_process(caf::actor_system& sys, server_config& cfg,
       config_(cfg.config), drain_timeout_(cfg.drain_timeout),
       ready_timeout_(cfg.workers_ready_timeout),
       ids_book_(std::make_shared<std::set<uint32_t>>()),
-      ids_mtx_(std::make_shared<std::mutex>()) {
+      ids_mtx_(std::make_shared<std::mutex>()), seq_(cfg.stop_delay) {
   args_.assign(argv + 1, argv + argc);
 }
 
@@ -126,6 +126,12 @@ int master_process::run(const sigset_t& signals) {
   start_generation(count_, current_);
   self_->delayed_send(self_, ready_timeout_, timer_atom_v,
                       timer_token(ready_timer, generation_));
+  // What must change the moment the stop begins (the delay's start, or the
+  // stop), once: systemd is told STOPPING=1, `/readyz` answers 503.
+  seq_.on_stop_begins([this](const std::string& why) {
+    notify::stopping(why);
+    admin_.stopping();
+  });
   signal_thread signal_watch{signals, caf::actor{self_}};
   notify::watchdog_pinger pinger{sys_.middleman().backend(),
                                  [answering] { return answering->load(); }};
@@ -175,67 +181,6 @@ void master_process::start_generation(size_t count, std::set<uint32_t>& ids) {
       }
       return;
     }
-}
-
-void master_process::begin_stop(const std::string& why) {
-  notify::stopping(why);
-  if (stopping_)
-    return;
-  stopping_ = true;
-  // `/readyz` answers 503 from here on (a stop delay keeps this here).
-  admin_.stopping();
-  reload_pending_ = false;
-  log::info(component, why + ": stopping every worker");
-  if (master_alive_)
-    self_->send(master_, stop_atom_v);
-}
-
-void master_process::on_signal(int sig) {
-  auto name = signal_name(sig);
-  if (sig == SIGHUP) {
-    if (stopping_) {
-      log::info(component, name + " received during the stop: ignored");
-    } else if (!announced_) {
-      log::warning(component, name
-                                + " received while the workers start: "
-                                  "ignored (nothing to reload yet)");
-    } else if (reload_) {
-      reload_pending_ = true;
-      log::info(component, name
-                             + " received during a reload: another "
-                               "reload follows this one");
-    } else {
-      log::info(component, name + " received: reloading");
-      reload();
-    }
-    return;
-  }
-  if (sig == SIGUSR1) {
-    log::warning(component, name
-                              + " received: ignored (the log goes to "
-                                "standard error: no file to reopen)");
-    return;
-  }
-  if (++signals_seen_ == 1) {
-    if (stopping_) {
-      log::info(component, name
-                             + " received: stopping already (a second "
-                               "signal forces the stop)");
-      return;
-    }
-    begin_stop(name + " received");
-    return;
-  }
-  log::warning(component, name + " received again: forcing the stop");
-  if (master_alive_)
-    self_->send(master_, force_atom_v);
-  if (services_stop_sent_ && services_alive_)
-    self_->send(services_, force_atom_v);
-  // A worker that answered but does not exit (a service that outlasts its
-  // own teardown limit) is ended once that limit would have passed; one
-  // that cannot answer is ended sooner (`given_up`, on_event).
-  self_->delayed_send(self_, std::chrono::seconds(3) + std::chrono::seconds(5),
-                      timer_atom_v, timer_token(straggler_timer, 1));
 }
 
 void master_process::announce() {
@@ -386,6 +331,10 @@ void master_process::on_timer(uint64_t token) {
                             + ") did not exit " + when + "; killing it");
     ::kill(pid, SIGKILL);
   };
+  if (kind == stop_delay_timer) {
+    on_stop_delay_over();
+    return;
+  }
   if (kind == retire_timer) {
     auto i = children_.find(static_cast<pid_t>(subject));
     if (i != children_.end() && i->second.retired)
@@ -412,7 +361,7 @@ void master_process::end_master_when_done() {
   if (services_alive_ && !services_stop_sent_ && (report_ || !master_alive_)) {
     services_stop_sent_ = true;
     self_->send(services_, stop_atom_v);
-    if (signals_seen_ > 1)
+    if (forced_)
       self_->send(services_, force_atom_v);
   }
 }
@@ -464,6 +413,7 @@ void master_process::loop() {
          // Its workers see it gone and stop on their own.
          log::error(component, "the control plane ended unexpectedly ("
                                  + to_string(msg.reason) + ")");
+         seq_.on_other_stop("the control plane ended");
          stopping_ = true;
          code_ = exit_cannot_run;
        }

@@ -14,6 +14,10 @@
 ///   reload. Worker ids are never reused across generations (the control
 ///   plane accepts only the ids of live generations); a restarted worker
 ///   keeps its id.
+/// - Stop delay (`--stop-delay`, stop_sequence.hpp): at the first signal
+///   the control plane tells every worker `closing` (they keep accepting;
+///   HTTP answers close their connections); at its end, or at a second
+///   signal, the stop. A SIGHUP during the delay is ignored (logged).
 /// - Reload (SIGHUP): the configuration is read again (a bad one: logged,
 ///   nothing changes); a new generation starts; once every one of its
 ///   workers has registered, each old worker gets `retire`: it stops
@@ -41,6 +45,7 @@
 #include "actors/listener.hpp"
 #include "actors/master.hpp"
 #include "actors/server_config.hpp"
+#include "actors/stop_sequence.hpp"
 
 namespace quiesce {
 
@@ -62,6 +67,7 @@ private:
   static constexpr uint64_t ready_timer = 1;
   static constexpr uint64_t straggler_timer = 2;
   static constexpr uint64_t retire_timer = 3;
+  static constexpr uint64_t stop_delay_timer = 4;
 
   static constexpr uint64_t timer_token(uint64_t kind, uint32_t subject) {
     return (kind << 32) | subject;
@@ -93,8 +99,12 @@ private:
 
   bool spawn(uint32_t id, uint32_t generation);
   void start_generation(size_t count, std::set<uint32_t>& ids);
+  // -- the stop's beginning and the signals (master_stop.cpp) ---------------
   void begin_stop(const std::string& why);
+  void begin_stop_delay(const std::string& signal_name);
+  void on_stop_delay_over();
   void on_signal(int sig);
+  // -- the rest (master_process.cpp, master_reload.cpp) ---------------------
   void on_event(const master_event& ev);
   void on_exit(pid_t pid, int status);
   void on_timer(uint64_t which);
@@ -154,7 +164,11 @@ private:
   bool announced_ = false;
   bool stopping_ = false;
   bool straggler_timer_set_ = false;
-  int signals_seen_ = 0;
+  /// The signals, the stop delay, the moment the stop begins: hook that
+  /// moment with `seq_.on_stop_begins` (in `run`).
+  stop_sequence seq_;
+  /// A signal forced the stop.
+  bool forced_ = false;
   std::optional<int> code_;
   std::optional<shutdown_report> report_;
   /// The shared services (service_options::shared).

@@ -179,6 +179,7 @@ std::vector<rule> make_rules() {
     checked("port", any("a port from 0 to 65535 (0 picks a free one)")),
     checked("protocol", one_of(protocol_names(), false)),
     checked("drain-timeout", duration(1ns, max_timeout)),
+    checked("stop-delay", duration(0s, max_timeout, "0s: none")),
     checked("max-connections",
             any("0 or more; 0, or more than the open-file limit allows: "
                 "derived from that limit")),

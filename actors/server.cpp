@@ -42,6 +42,7 @@
 #include "actors/notify.hpp"
 #include "actors/server_config.hpp"
 #include "actors/shared_listener.hpp"
+#include "actors/stop_sequence.hpp"
 #include "quiesce/log.hpp"
 #include "quiesce/messages.hpp"
 #include "quiesce/options.hpp"
@@ -129,16 +130,12 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
              + log::millis(x.duration);
     };
   sup_cfg.broadcast_stop
-    = [&mm](std::vector<connection_actor> conns, bool retire) {
+    = [&mm](std::vector<connection_actor> conns, connection_order order) {
         // One hand-over to the event loop; there each `stop` to a broker is
         // queued for the same turn instead of a pipe write and a turn apiece.
-        mm.backend().post([conns = std::move(conns), retire] {
-          for (auto& conn : conns) {
-            if (retire)
-              caf::anon_send(conn, retire_atom_v);
-            else
-              caf::anon_send(conn, stop_atom_v);
-          }
+        mm.backend().post([conns = std::move(conns), order] {
+          for (auto& conn : conns)
+            tell_connection(conn, order);
         });
       };
   sup_cfg.start_acceptor
@@ -180,6 +177,15 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
     log::error("main", error + "; serving without it");
   auto sup = sys.spawn(supervisor_main, std::move(sup_cfg));
   self->monitor(sup);
+  // The signals, the stop delay and the moment the stop begins (a worker's
+  // stop, and its delay, are its master's: no delay of its own).
+  stop_sequence seq{link == nullptr ? cfg.stop_delay : caf::timespan{0}};
+  // What must change the moment the stop begins (the delay's start, or the
+  // stop), once: systemd is told STOPPING=1, `/readyz` answers 503.
+  seq.on_stop_begins([&admin](const std::string& why) {
+    notify::stopping(why);
+    admin.stopping();
+  });
   // A signal that arrived during start-up is pending: it is taken now.
   signal_thread signal_watch{signals, caf::actor{self}};
   bool link_failed = false;
@@ -207,28 +213,19 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   } else {
     log::error("main", to_string(err) + "; stopping");
     link_failed = true;
+    seq.on_other_stop("registration with the master failed");
     self->send(sup, stop_atom_v);
   }
   // The phases of the stop: the supervisor's (listener, drain), then the
   // services actor's (each service's stop and deadline), then the exit.
-  int signals_seen = 0;
-  bool stop_sent = link_failed;
   bool supervisor_gone = false;
   caf::error supervisor_end;
   bool services_gone = false;
   bool service_failed = false;
   std::optional<shutdown_report> report;
   std::optional<services_report> svc_report;
-  auto begin_stop = [&](const std::string& why) {
-    notify::stopping(why);
-    // `/readyz` answers 503 from here on. Keep this at the first stop signal
-    // even where the stop itself comes later (a stop delay).
-    admin.stopping();
-    if (!stop_sent) {
-      stop_sent = true;
-      self->send(sup, stop_atom_v);
-    }
-  };
+  // Called once: the stop_sequence says `stop` once.
+  auto begin_stop = [&] { self->send(sup, stop_atom_v); };
   self->receive_while([&] { return !services_gone; })(
     [&](signal_atom, int sig) {
       auto name = signal_name(sig);
@@ -257,29 +254,50 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         return;
       }
       // Act first, then log: the stop must not wait for standard error.
-      if (++signals_seen == 1) {
-        if (stop_sent) {
+      auto delaying = seq.delaying();
+      switch (seq.on_signal(name + " received")) {
+        case stop_sequence::step::delay:
+          self->send(sup, closing_atom_v);
+          self->delayed_send(self, seq.delay(), timer_atom_v, uint64_t{0});
+          log::info("main", name + " received: " + stop_delay_line(seq));
+          break;
+        case stop_sequence::step::stop:
+          begin_stop();
+          log::info("main", name
+                              + (delaying ? " received again during the stop "
+                                            "delay: stopping now (a further "
+                                            "signal forces the stop)"
+                                          : " received: stopping (a second "
+                                            "signal forces the stop)"));
+          break;
+        case stop_sequence::step::already:
           log::info("main", name
                               + " received: stopping already (a second "
                                 "signal forces the stop)");
-          return;
-        }
-        begin_stop(name + " received");
-        log::info("main", name
-                            + " received: stopping (a second signal "
-                              "forces the stop)");
-      } else {
-        if (!supervisor_gone)
-          self->send(sup, force_atom_v);
-        self->send(services, force_atom_v);
-        log::warning("main", name + " received again: forcing the stop");
+          break;
+        case stop_sequence::step::force:
+          if (!supervisor_gone)
+            self->send(sup, force_atom_v);
+          self->send(services, force_atom_v);
+          log::warning("main", name + " received again: forcing the stop");
+          break;
+        case stop_sequence::step::none:
+          break;
+      }
+    },
+    [&](timer_atom, uint64_t) {
+      // The stop delay is over (its only timer here).
+      if (seq.on_delay_over() == stop_sequence::step::stop) {
+        begin_stop();
+        log::info("main", "the stop delay is over: stopping (a second signal "
+                          "forces the stop)");
       }
     },
     [&](service_failed_atom, std::string&) {
       // Logged by the services actor already.
       service_failed = true;
-      if (!stop_sent) {
-        begin_stop("a service failed");
+      if (seq.on_other_stop("a service failed") == stop_sequence::step::stop) {
+        begin_stop();
         log::info("main", "a service failed: stopping (exit code 1)");
       }
     },
@@ -303,8 +321,10 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
       if (master && msg.source == master.address()) {
         // A master ends normally only after its stop, which reached this
         // worker's supervisor first; any other end leaves it alone.
-        if (msg.reason && !stop_sent) {
-          begin_stop("the master is gone");
+        if (msg.reason
+            && seq.on_other_stop("the master is gone")
+                 == stop_sequence::step::stop) {
+          begin_stop();
           log::warning("main", "the master is gone (" + to_string(msg.reason)
                                  + "): stopping");
         }

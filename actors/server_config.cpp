@@ -23,6 +23,11 @@ server_config::server_config() {
     .add(drain_timeout, "drain-timeout",
          "how long in-flight work may take after a stop, e.g. 500ms, 5s "
          "(default: 5s)")
+    .add(stop_delay, "stop-delay",
+         "after the first SIGTERM/SIGINT, how long the server keeps "
+         "accepting and serving (HTTP responses then say Connection: close) "
+         "before the stop, e.g. 5s; a second signal stops at once "
+         "(default: 0s)")
     .add(max_connections, "max-connections",
          "open connections at which accepting pauses; 0 derives it from the "
          "open-file limit (default: 0)")

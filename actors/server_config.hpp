@@ -31,6 +31,9 @@ public:
   uint16_t port = 8080;
   std::string protocol = default_protocol();
   caf::timespan drain_timeout = std::chrono::seconds(5);
+  /// After the first stop signal, how long the server keeps serving (with
+  /// `Connection: close`) before the stop (stop_sequence.hpp).
+  caf::timespan stop_delay{0};
   size_t max_connections = 0;
   caf::timespan idle_timeout = std::chrono::seconds(60);
   caf::timespan write_timeout = std::chrono::seconds(60);

@@ -60,23 +60,37 @@ void force_remaining(supervisor_pointer self, const char* why) {
   finish_if_drained(self);
 }
 
-/// `stop` (or, with `retire`, `retire`) to every open connection.
-void tell_connections(supervisor_pointer self, bool retire) {
+/// `order` to every open connection.
+void tell_connections(supervisor_pointer self, connection_order order) {
   auto& st = self->state;
   if (st.cfg.broadcast_stop) {
     std::vector<connection_actor> open;
     open.reserve(st.connections.size());
     for (auto& kvp : st.connections)
       open.push_back(kvp.second.handle);
-    st.cfg.broadcast_stop(std::move(open), retire);
+    st.cfg.broadcast_stop(std::move(open), order);
   } else {
-    for (auto& kvp : st.connections) {
-      if (retire)
-        self->send(kvp.second.handle, retire_atom_v);
-      else
-        self->send(kvp.second.handle, stop_atom_v);
-    }
+    for (auto& kvp : st.connections)
+      tell_connection(kvp.second.handle, order);
   }
+}
+
+void tell_connections(supervisor_pointer self, bool retire) {
+  tell_connections(self,
+                   retire ? connection_order::retire : connection_order::stop);
+}
+
+/// The stop delay began: serve on, in the closing mode (supervisor.hpp).
+void begin_closing(supervisor_pointer self) {
+  auto& st = self->state;
+  if (st.stopping || st.closing)
+    return;
+  st.closing = true;
+  log::info(component, "closing mode: " + std::to_string(st.connections.size())
+                         + " connections open; still accepting");
+  if (st.acceptor_alive)
+    self->send(st.acceptor, closing_atom_v);
+  tell_connections(self, connection_order::closing);
 }
 
 void begin_stop(supervisor_pointer self, const char* why, bool retire = false) {
@@ -163,6 +177,21 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
 
 } // namespace
 
+void tell_connection(const connection_actor& conn, connection_order order) {
+  switch (order) {
+    case connection_order::stop:
+      caf::anon_send(conn, stop_atom_v);
+      break;
+    case connection_order::retire:
+      caf::anon_send(conn, retire_atom_v);
+      break;
+    case connection_order::closing:
+      caf::anon_send(conn, lifecycle_timer_atom_v,
+                     static_cast<uint8_t>(lifecycle_timer::closing));
+      break;
+  }
+}
+
 supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
                                                 supervisor_config cfg) {
   auto& st = self->state;
@@ -207,6 +236,9 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
         } else {
           self->send(conn, stop_atom_v);
         }
+      } else if (s.closing) {
+        // Accepted before the acceptor took its `closing`.
+        tell_connection(conn, connection_order::closing);
       }
     },
     [self](done_atom) {
@@ -229,6 +261,7 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
       begin_stop(self, "stop forced");
       force_remaining(self, "stop forced");
     },
+    [self](closing_atom) { begin_closing(self); },
     [self](drain_timeout_atom) {
       force_remaining(self, "drain timeout passed");
     },

@@ -27,6 +27,10 @@
 ///   `retire` instead of `stop` (no shutdown(), no backlog taken; each
 ///   connection waits a grace for one more request). A `stop` after it
 ///   turns it into a plain stop for the connections still in their grace.
+/// - `closing` (the stop delay began; before any stop): `closing` to the
+///   acceptor (new connections start in the closing mode) and to every
+///   open connection, and to each connection announced after it, until a
+///   stop. Nothing else changes: the stop that follows is the usual one.
 /// - `connections`: how many connections have not reported `done` (a
 ///   worker's master polls it, for its log and its sums).
 
@@ -46,6 +50,20 @@
 
 namespace quiesce {
 
+/// What the supervisor tells every open connection (`broadcast_stop`).
+enum class connection_order : uint8_t {
+  /// `stop`: the graceful stop.
+  stop,
+  /// `retire`: the stop of a reload's old worker (a grace first).
+  retire,
+  /// The closing mode of the stop delay (the `closing` tag of
+  /// `lifecycle_timer_atom`): serve on, the next answer closes.
+  closing,
+};
+
+/// Sends `order` to `conn`.
+void tell_connection(const connection_actor& conn, connection_order order);
+
 struct supervisor_config {
   /// Starts the acceptor; called once with the supervisor's own handle.
   std::function<acceptor_actor(supervisor_actor)> start_acceptor;
@@ -57,8 +75,9 @@ struct supervisor_config {
   /// connection broker in one turn: a message per connection from another
   /// thread would cost CAF 0.17 a pipe write and a turn of the loop each
   /// (see docs/performance.md).
-  /// `retire`: the message is `retire` instead (a reload's old worker).
-  std::function<void(std::vector<connection_actor>, bool retire)>
+  /// `order`: which message (`tell_connection`): `stop`, `retire` (a
+  /// reload's old worker) or the closing mode (the stop delay).
+  std::function<void(std::vector<connection_actor>, connection_order order)>
     broadcast_stop;
   /// The summary line at the end of the stop, if not the process's own
   /// "stopped: drained=N forced=N duration=T": a worker's master prints the
@@ -89,6 +108,8 @@ struct supervisor_state {
   /// The stop is a `retire` (not turned into a stop since).
   bool retiring = false;
   bool forcing = false;
+  /// The stop delay runs (`closing`) and no stop has begun.
+  bool closing = false;
   caf::actor_clock::time_point stop_began;
   shutdown_report report;
   std::vector<caf::typed_response_promise<shutdown_report>> waiting;

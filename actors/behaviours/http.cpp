@@ -185,6 +185,8 @@ void http_behaviour::on_timer(uint64_t token, connection_io& io) {
 
 void http_behaviour::serve(http::request req, connection_io& io) {
   auto ex = route(req, std::move(req.body));
+  if (closing_)
+    ex.keep_alive = false; // the stop delay: this answer is the last
   auto slot = queue_.reserve();
   // Nothing after a response that closes the connection is answered. (After
   // a stop, the parser ends the input: see parse.)
@@ -228,6 +230,12 @@ void http_behaviour::check_expectation() {
     // out (write_ready), so that responses stay in request order.
     continue_ = interim::owed;
   }
+}
+
+void http_behaviour::on_closing(connection_io&) {
+  // Responses to requests routed already keep their keep-alive; the next
+  // request routed (serve) says `Connection: close` and is the last.
+  closing_ = true;
 }
 
 void http_behaviour::on_input_end(connection_io& io) {

@@ -44,6 +44,9 @@ public:
   /// gets 400 and the connection closes after the responses before it.
   void on_input_end(connection_io& io) override;
 
+  /// The stop delay began: the next request is the last (`closing_`).
+  void on_closing(connection_io& io) override;
+
   /// Timer tokens with this bit set are header timeouts; the rest of the
   /// token is the number of the request watched (`/delay` timers use the
   /// queue's slot ids, which never reach it).
@@ -170,6 +173,9 @@ private:
   /// is complete. It holds max_queued_requests at most.
   ordered_replies<exchange> queue_;
   bool stopping_ = false;
+  /// The stop delay began (on_closing): the next request is answered with
+  /// `Connection: close`, as if it had asked for it, and is the last.
+  bool closing_ = false;
   /// New requests are served (false after a stop, once the request half
   /// received at the stop is complete, and after a closing response).
   bool accepting_ = true;

@@ -154,6 +154,26 @@ CAF_TEST(
                   (std::vector<size_t>{512, 4488, 1, 600, 1, 1, 512, 1488}));
 }
 
+CAF_TEST(the closing mode of a stop delay leaves an echo connection serving) {
+  // Echo has no way to tell its client to go elsewhere: it serves on, open
+  // and accepted during the delay alike, until the stop.
+  open();
+  client_sends(hdl, "before ");
+  caf::anon_send(conn, lifecycle_timer_atom_v,
+                 static_cast<uint8_t>(lifecycle_timer::closing));
+  caf::anon_send(acc, closing_atom_v);
+  exhaust();
+  client_sends(hdl, "after");
+  CAF_CHECK_EQUAL(output(hdl), "before after");
+  auto later = connect_client();
+  client_sends(later, "new");
+  CAF_CHECK_EQUAL(output(later), "new");
+  CAF_CHECK_EQUAL(rec->done, 0);
+  CAF_CHECK(!terminated(conn));
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
 CAF_TEST(stop while idle reports done at once and lingers for the peer) {
   open();
   stop();

@@ -52,6 +52,8 @@ using got_stop_atom = caf::atom_constant<caf::atom("got_stop")>;
 using got_force_atom = caf::atom_constant<caf::atom("got_force")>;
 /// A stand-in supervisor received `retire` (stand-in -> probe).
 using got_retire_atom = caf::atom_constant<caf::atom("got_retir")>;
+/// A stand-in supervisor received `closing` (stand-in -> probe).
+using got_closing_atom = caf::atom_constant<caf::atom("got_closng")>;
 /// A stand-in supervisor answered `connections` (stand-in -> probe).
 using got_conns_atom = caf::atom_constant<caf::atom("got_conns")>;
 
@@ -137,6 +139,10 @@ supervisor_actor::behavior_type stand_in(stand_in_pointer self,
       }
     },
     [](drain_timeout_atom) {},
+    [self](closing_atom) {
+      caf::anon_send(self->state.cfg.probe, got_closing_atom::value,
+                     self->state.cfg.id);
+    },
     [self](connections_atom) {
       auto& st = self->state;
       caf::anon_send(st.cfg.probe, got_conns_atom::value, st.cfg.id);
@@ -316,6 +322,9 @@ struct fixture {
         },
         [&](got_retire_atom, uint32_t id) {
           CAF_ERROR("worker " << id << " got retire");
+        },
+        [&](got_closing_atom, uint32_t id) {
+          CAF_ERROR("worker " << id << " got closing");
         },
         [&](got_conns_atom, uint32_t) {
           // a poll
@@ -664,6 +673,7 @@ CAF_TEST(stop force retire and workers from another node are ignored) {
   CAF_CHECK_NOT_EQUAL(stop_error.find("only the master's own process"),
                       std::string::npos);
   intruder->send(*remote, force_atom_v);
+  intruder->send(*remote, closing_atom_v);
   intruder->send(*remote, retire_atom_v, 1u);
   intruder->send(*remote, retire_atom_v, 2u);
   // Taken after the three above (one sender, one connection, in order).
@@ -684,6 +694,29 @@ CAF_TEST(stop force retire and workers from another node are ignored) {
   CAF_CHECK_EQUAL(stop(), (shutdown_report{7, 7, 0, 40ms}));
   expect_only_stops({1, 2});
   wait_all_gone(3);
+}
+
+CAF_TEST(closing reaches every worker now and one that registers later) {
+  node w1;
+  node w2;
+  node w3;
+  auto s1 = spawn_stand_in(w1, plain(1, shutdown_report{1, 1, 0, 10ms}));
+  auto s2 = spawn_stand_in(w2, plain(2, shutdown_report{2, 2, 0, 20ms}));
+  join(w1, s1, 1);
+  join(w2, s2, 2);
+  client->send(master.handle, closing_atom_v);
+  wait_probe(got_closing_atom::value, {1, 2});
+  // A worker started (or restarted) during the stop delay registers into
+  // the closing mode.
+  auto s3 = spawn_stand_in(w3, plain(3, shutdown_report{3, 3, 0, 30ms}));
+  join(w3, s3, 3);
+  wait_probe(got_closing_atom::value, {3});
+  // A second `closing` reaches nobody again; the stop is the usual one:
+  // each stand-in's next word is its stop.
+  client->send(master.handle, closing_atom_v);
+  CAF_CHECK_EQUAL(stop(), (shutdown_report{6, 6, 0, 30ms}));
+  expect_only_stops({1, 2, 3});
+  wait_all_gone(4);
 }
 
 CAF_TEST(retire reaches a worker now or when it registers) {

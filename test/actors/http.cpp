@@ -145,6 +145,57 @@ CAF_TEST(GET root answers 200 with Content Length and Date) {
   CAF_CHECK_EQUAL(rec->done, 0);
 }
 
+// -- the stop delay (the closing mode)
+// -----------------------------------------
+
+CAF_TEST(in the closing mode the next response closes a keep alive connection) {
+  open();
+  client_sends(hdl, get_root);
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", hello, "keep-alive");
+  auto before = output(hdl);
+  caf::anon_send(conn, lifecycle_timer_atom_v,
+                 static_cast<uint8_t>(lifecycle_timer::closing));
+  exhaust();
+  // Idle and still open, nothing written: its client may send one more.
+  CAF_CHECK_EQUAL(output(hdl), before);
+  CAF_CHECK_EQUAL(rec->done, 0);
+  CAF_CHECK(!terminated(conn));
+  // Two pipelined: the first is the last answered, with close, then FIN.
+  client_sends(hdl, get_root + get_root);
+  rs = responses(2);
+  check(rs[1], "HTTP/1.1 200 OK", hello, "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(
+  a connection accepted in the closing mode answers its first with close) {
+  caf::anon_send(acc, closing_atom_v);
+  exhaust();
+  open();
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, get_root);
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", hello, "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
+CAF_TEST(a response routed before the closing mode keeps its keep alive) {
+  open();
+  client_sends(hdl, get("/delay/100"));
+  caf::anon_send(conn, lifecycle_timer_atom_v,
+                 static_cast<uint8_t>(lifecycle_timer::closing));
+  exhaust();
+  fire_timer();
+  auto rs = responses(1);
+  check(rs[0], "HTTP/1.1 200 OK", "delayed 100 ms\n", "keep-alive");
+  CAF_CHECK_EQUAL(rec->done, 0);
+  client_sends(hdl, get_root);
+  rs = responses(2);
+  check(rs[1], "HTTP/1.1 200 OK", hello, "close");
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
 CAF_TEST(pipelined requests are answered in request order) {
   open();
   auto start = sched.clock().current_time;

@@ -17,6 +17,8 @@ using namespace std::chrono_literals;
 struct probe {
   int stops = 0;
   int retires = 0;
+  /// The closing mode of the stop delay (the `closing` tag).
+  int closings = 0;
   bool forced = false;
 };
 
@@ -61,7 +63,10 @@ connection_actor::behavior_type fake_connection(connection_actor::pointer self,
       if (mode == on_stop::report_done)
         self->quit();
     },
-    [](lifecycle_timer_atom, uint8_t) {},
+    [seen](lifecycle_timer_atom, uint8_t tag) {
+      if (tag == static_cast<uint8_t>(lifecycle_timer::closing))
+        ++seen->closings;
+    },
     [](timer_atom, uint64_t) {},
     [](deliver_atom, caf::message&) {},
     [](request_timeout_atom) {},
@@ -83,6 +88,7 @@ acceptor_actor::behavior_type fake_acceptor(acceptor_actor::pointer self,
       self->quit();
     },
     [](caf::close_atom) {},
+    [seen](closing_atom) { ++seen->closings; },
     [self, seen](retire_atom) {
       ++seen->retires;
       self->quit();
@@ -104,7 +110,7 @@ struct fixture : test_coordinator_fixture<> {
     sup_cfg.drain_timeout = 5s;
     if (hold_broadcast)
       sup_cfg.broadcast_stop
-        = [this](std::vector<connection_actor> conns, bool) {
+        = [this](std::vector<connection_actor> conns, connection_order) {
             held_stops.insert(held_stops.end(), conns.begin(), conns.end());
           };
     sup_cfg.start_acceptor = [this](supervisor_actor) {
@@ -399,6 +405,46 @@ CAF_TEST(connections announced during the force count as what they do) {
 CAF_TEST_FIXTURE_SCOPE_END()
 
 CAF_TEST_FIXTURE_SCOPE(supervisor_more_tests, fixture)
+
+CAF_TEST(closing reaches the acceptor every connection and later ones) {
+  auto before = std::make_shared<probe>();
+  connect(on_stop::report_done, before);
+  self->send(sup, closing_atom_v);
+  deliver_all();
+  CAF_CHECK_EQUAL(acceptor_seen->closings, 1);
+  CAF_CHECK_EQUAL(before->closings, 1);
+  CAF_CHECK_EQUAL(before->stops, 0);
+  // One the acceptor started before it took its `closing`.
+  auto during = std::make_shared<probe>();
+  connect(on_stop::report_done, during);
+  CAF_CHECK_EQUAL(during->closings, 1);
+  // A second `closing` changes nothing; the stop after it is the usual one.
+  self->send(sup, closing_atom_v);
+  deliver_all();
+  CAF_CHECK_EQUAL(acceptor_seen->closings, 1);
+  CAF_CHECK_EQUAL(before->closings, 1);
+  CAF_CHECK(supervisor_alive());
+  request_stop();
+  CAF_CHECK_EQUAL(acceptor_seen->stops, 1);
+  CAF_CHECK_EQUAL(before->stops, 1);
+  CAF_CHECK_EQUAL(during->stops, 1);
+  CAF_CHECK_EQUAL(expect_report(), make_report(2, 2, 0, 0s));
+}
+
+CAF_TEST(closing during a stop changes nothing) {
+  auto first = std::make_shared<probe>();
+  connect(on_stop::hang, first);
+  request_stop();
+  self->send(sup, closing_atom_v);
+  deliver_all();
+  CAF_CHECK_EQUAL(acceptor_seen->closings, 0);
+  CAF_CHECK_EQUAL(first->closings, 0);
+  // One announced now gets its stop, not the closing mode.
+  auto late = std::make_shared<probe>();
+  connect(on_stop::report_done, late);
+  CAF_CHECK_EQUAL(late->closings, 0);
+  CAF_CHECK_EQUAL(late->stops, 1);
+}
 
 CAF_TEST(an acceptor failure starts the stop by itself) {
   auto seen = std::make_shared<probe>();

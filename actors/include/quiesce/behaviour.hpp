@@ -349,6 +349,15 @@ public:
   /// until a stop's deadline forces it. The default does nothing.
   virtual void on_input_end(connection_io& io);
 
+  /// The server's stop delay began (`--stop-delay`): the server is about
+  /// to stop, and clients should go elsewhere, but it still serves. A
+  /// protocol that can say so tells the client to end the connection after
+  /// its next answer (HTTP: `Connection: close`, then the close). Comes at
+  /// most once, also at the start of a connection accepted during the
+  /// delay; a `stop` may follow. The default does nothing: the protocol
+  /// serves on as usual until the stop (echo has no way to say it).
+  virtual void on_closing(connection_io& io);
+
   /// Another actor sent `(deliver_atom, msg)` to the connection. The default
   /// ignores it. Not delivered once the connection has sent its FIN.
   virtual void on_message(caf::message& msg, connection_io& io);

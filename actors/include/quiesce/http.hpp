@@ -110,6 +110,15 @@
 /// client learns that the request was not served, so that it may retry
 /// elsewhere. A request that was sent its 100 before the stop is half received:
 /// its body is read and it is answered.
+///
+/// During a stop delay (`on_closing`, `--stop-delay`): the next request
+/// (the first one completed after the delay began, on a connection open
+/// then or accepted during it) is answered as if it had asked for
+/// `Connection: close`: its response says so and the connection closes
+/// after it (FIN); nothing sent after that request is answered. Responses
+/// to requests received before the delay began still say keep-alive. An
+/// idle keep-alive connection stays open (its client may still send one
+/// more request) until that request or the stop.
 
 #include <chrono>
 #include <cstddef>

@@ -70,6 +70,10 @@ enum class lifecycle_timer : uint8_t {
   flush_poll,
   end_tick,
   read_again,
+  /// Not a timer: the closing mode of the stop delay (closing_atom), sent
+  /// through this one handler, which spares every open connection the
+  /// memory of a handler of its own.
+  closing,
 };
 /// A behaviour's timer fired (connection -> timer relay -> connection,
 /// delayed).
@@ -118,6 +122,12 @@ CAF_ADD_ATOM(quiesce, quiesce, stopping_atom, "stopping")
 CAF_ADD_ATOM(quiesce, quiesce, stopped_atom, "stopped")
 /// An admin request: GET of a path (admin connection -> admin actor).
 CAF_ADD_ATOM(quiesce, quiesce, http_get_atom, "http_get")
+/// The stop delay began (`--stop-delay`): keep serving, but every HTTP
+/// response says `Connection: close` (main -> supervisor, or master ->
+/// every worker supervisor; supervisor -> acceptor, which starts every new
+/// connection in that mode; supervisor -> each connection, as the
+/// `closing` tag of `lifecycle_timer_atom`).
+CAF_ADD_ATOM(quiesce, quiesce, closing_atom, "closing")
 
 namespace quiesce {
 
@@ -226,10 +236,9 @@ using connection_actor = caf::io::connection_handler::extend<
 /// listening for them: actors/acceptor.hpp) and, one event-loop turn later
 /// (`close`, to itself), closes the socket; its terminal message is the
 /// resulting `acceptor_closed_msg`.
-using acceptor_actor
-  = caf::io::accept_handler::extend<caf::reacts_to<stop_atom>,
-                                    caf::reacts_to<caf::close_atom>,
-                                    caf::reacts_to<retire_atom>>;
+using acceptor_actor = caf::io::accept_handler::extend<
+  caf::reacts_to<stop_atom>, caf::reacts_to<caf::close_atom>,
+  caf::reacts_to<retire_atom>, caf::reacts_to<closing_atom>>;
 
 /// The supervisor: knows every connection actor and owns the shutdown.
 using supervisor_actor = caf::typed_actor<
@@ -238,7 +247,8 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<drain_timeout_atom>,
   caf::replies_to<connections_atom>::with<uint32_t>,
   caf::replies_to<retire_atom>::with<shutdown_report>,
-  caf::replies_to<metrics_atom>::with<metrics_snapshot>>;
+  caf::replies_to<metrics_atom>::with<metrics_snapshot>,
+  caf::reacts_to<closing_atom>>;
 
 /// The services actor: spawns the declared services (service.hpp), applies
 /// their crash policies and stops them after the drain. `start` answers an
@@ -267,7 +277,8 @@ using master_actor = caf::typed_actor<
   caf::replies_to<service_atom, std::string, std::string>::with<caf::actor>,
   caf::reacts_to<drain_timeout_atom>,
   caf::replies_to<metrics_atom>::with<metrics_snapshot>,
-  caf::reacts_to<metrics_atom, std::string, uint32_t, metrics_snapshot>>;
+  caf::reacts_to<metrics_atom, std::string, uint32_t, metrics_snapshot>,
+  caf::reacts_to<closing_atom>>;
 
 /// The admin endpoint's actor (actors/admin.hpp): answers the admin
 /// connections' `http_get(path)` with (status, content type, body); told

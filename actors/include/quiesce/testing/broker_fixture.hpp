@@ -54,6 +54,7 @@ recording_supervisor(supervisor_actor::pointer self,
     [](drain_timeout_atom) {},
     [](retire_atom) { return shutdown_report{}; },
     [](metrics_atom) { return metrics_snapshot{}; },
+    [](closing_atom) {},
     [rec](connections_atom) {
       return static_cast<uint32_t>(rec->connected.size() - rec->done_by.size());
     },
