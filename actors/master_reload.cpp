@@ -49,6 +49,7 @@ void master_process::reload() {
   log::set_format(fmt);
   drain_timeout_ = fresh.drain_timeout;
   ready_timeout_ = fresh.workers_ready_timeout;
+  seq_.set_delay(fresh.stop_delay);
   // New workers (and restarts from now on) get the text read now.
   config_ = fresh.config;
   auto count = worker_count(fresh);

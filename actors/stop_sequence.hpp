@@ -84,6 +84,13 @@ public:
     return delay_;
   }
 
+  /// A new delay (a reload read the configuration again); none once the
+  /// stop has begun: the delay under way, if any, keeps its length.
+  void set_delay(caf::timespan x) {
+    if (!began())
+      delay_ = x.count() < 0 ? caf::timespan{0} : x;
+  }
+
   /// "5s", "1500ms": the delay for a log line.
   static std::string describe(caf::timespan x);
 

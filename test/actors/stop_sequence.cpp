@@ -130,6 +130,16 @@ CAF_TEST(a first signal during another stop does not force) {
   }
 }
 
+CAF_TEST(a new delay applies only before the stop begins) {
+  auto seq = make(0s);
+  seq.set_delay(2s); // a reload read it
+  auto first = to_string(seq.on_signal());
+  CAF_CHECK_EQUAL(first, "delay");
+  seq.set_delay(0s); // too late: the delay runs
+  CAF_CHECK(seq.delay() == caf::timespan{2s});
+  CAF_CHECK(seq.delaying());
+}
+
 CAF_TEST(the delay is described in seconds or milliseconds) {
   auto s = stop_sequence::describe(5s);
   CAF_CHECK_EQUAL(s, "5s");

@@ -261,6 +261,27 @@ CAF_TEST(a process group signal during the delay counts once) {
   expect_stderr("reloading", 0);
 }
 
+CAF_TEST(a worker restarted during the delay serves in the closing mode) {
+  auto port = start(2, {"--stop-delay=60s"});
+  if (port == 0 || !begin_delay(2))
+    return;
+  auto workers = qt::children_of(srv().pid());
+  CAF_REQUIRE_EQUAL(workers.size(), 2u);
+  CAF_REQUIRE_EQUAL(::kill(workers.front(), SIGKILL), 0);
+  // Started again, it registers into the closing mode: a third line.
+  if (!await("serves again") || !await("closing mode:", 3))
+    return;
+  // Whichever worker takes them, new connections are answered with close.
+  for (int i = 0; i < 6; ++i) {
+    auto fresh = connect_client(port);
+    auto r = get(fresh.get());
+    CAF_CHECK_EQUAL(r.status, 200);
+    CAF_CHECK_EQUAL(r.header("Connection"), "close");
+  }
+  CAF_CHECK(srv().signal(SIGTERM));
+  expect_exit(0);
+}
+
 CAF_TEST(without a delay the first signal stops at once) {
   auto port = start(1, {"--stop-delay=0s"});
   if (port == 0)
