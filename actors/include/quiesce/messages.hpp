@@ -21,6 +21,10 @@
 ///                      │                 user_shutdown, kill)
 ///   main ◀─services_report── services actor           (stopped, forced)
 ///
+/// With a stop delay (`--stop-delay`) a phase comes first: main ──closing──▶
+/// supervisor ──closing──▶ acceptor and every connection (they serve on;
+/// HTTP answers close); `stop` follows after the delay.
+///
 /// A second signal sends `force`: the supervisor then forces every remaining
 /// connection at once, as the drain timeout would, and the services actor
 /// forces each service without waiting for its deadline.
