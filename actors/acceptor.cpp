@@ -54,6 +54,9 @@ void mark_closing(acceptor_pointer self) {
   auto closing = std::make_shared<connection_config>(*s.connection);
   closing->closing = true;
   s.connection = std::move(closing);
+  log::info(component, "still accepting on " + s.cfg.address
+                         + "; new connections in the closing mode (stop "
+                           "delay)");
 }
 
 /// At the stop: clients whose handshake has completed wait in the backlog,

@@ -148,7 +148,7 @@ void connection_state::on_timer(uint64_t token) {
 
 void connection_state::on_closing() {
   if (log::enabled(log::level::debug))
-    log::debug(component, describe() + " closing mode (stop delay)");
+    log::debug(component, describe() + ": the next answer closes (stop delay)");
   if (!core_->accepts_work())
     return;
   behaviour_->on_closing(*this);

@@ -30,6 +30,10 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+/// What each acceptor logs once it starts new connections in the closing
+/// mode.
+const std::string acceptor_closing = "new connections in the closing mode";
+
 constexpr std::string_view get_root = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 /// Milliseconds since `since`.
@@ -93,11 +97,11 @@ struct fixture : qt::binary_fixture {
   }
 
   /// Sends SIGTERM and waits until every serving process is in the
-  /// closing mode (each supervisor logs it): the delay runs. False after a
-  /// failed check.
+  /// closing mode (each acceptor logs it): the delay runs, and connections
+  /// accepted from now on start in the mode. False after a failed check.
   bool begin_delay(int workers, int sig = SIGTERM) {
     CAF_CHECK(srv().signal(sig));
-    return await("closing mode:", static_cast<size_t>(workers));
+    return await(acceptor_closing, static_cast<size_t>(workers));
   }
 
   void expect_stderr(const std::string& text, size_t n = 1) {
@@ -142,7 +146,7 @@ CAF_TEST(during the delay new and old connections get Connection close) {
                     1u);
     // The supervisors hand the mode to the open connections through the
     // event loop: the old connection's debug line says it has it.
-    if (!await(" closing mode (stop delay)"))
+    if (!await("the next answer closes (stop delay)"))
       return;
     // A new connection during the delay is accepted and served; its
     // response says close, and the server closes it (FIN, not a reset).
@@ -244,7 +248,7 @@ CAF_TEST(a process group signal during the delay counts once) {
   // Ctrl-C: the master and both workers get it; the workers leave it to
   // the master, which begins the delay once.
   CAF_REQUIRE_EQUAL(::kill(-srv().pid(), SIGINT), 0);
-  if (!await("closing mode:", 2))
+  if (!await(acceptor_closing, 2))
     return;
   auto fresh = connect_client(port);
   auto r = get(fresh.get());
@@ -269,7 +273,7 @@ CAF_TEST(a worker restarted during the delay serves in the closing mode) {
   CAF_REQUIRE_EQUAL(workers.size(), 2u);
   CAF_REQUIRE_EQUAL(::kill(workers.front(), SIGKILL), 0);
   // Started again, it registers into the closing mode: a third line.
-  if (!await("serves again") || !await("closing mode:", 3))
+  if (!await("serves again") || !await(acceptor_closing, 3))
     return;
   // Whichever worker takes them, new connections are answered with close.
   for (int i = 0; i < 6; ++i) {

@@ -326,6 +326,48 @@ CAF_TEST(one process - READY after listening then STATUS then STOPPING) {
   CAF_MESSAGE("notifications:\n" << ns.dump());
 }
 
+CAF_TEST(stop delay - STOPPING when the delay begins while still serving) {
+  for (int workers : {1, 2}) {
+    CAF_MESSAGE("--workers=" << workers);
+    notify_socket ns;
+    CAF_REQUIRE(ns.ok());
+    auto& srv = run({"--protocol=http", "--port=0", "--stop-delay=60s",
+                     "--workers=" + std::to_string(workers)},
+                    notified(ns));
+    auto port = srv.wait_listening();
+    CAF_REQUIRE(port);
+    auto ready = ns.wait_for("READY=1");
+    CAF_REQUIRE(ready);
+    CAF_REQUIRE(srv.signal(SIGTERM));
+    auto stopping = ns.wait_for("STOPPING=1", *ready + 1);
+    CAF_REQUIRE(stopping);
+    CAF_CHECK(
+      has_line(ns.all()[*stopping].text, "STATUS=stopping (SIGTERM received)"));
+    // Told STOPPING=1, the server still accepts and serves, with close
+    // (once each serving process has taken the closing mode: it gets it a
+    // moment after the notification, a worker from the master).
+    CAF_REQUIRE(srv.wait_stderr("new connections in the closing mode",
+                                static_cast<size_t>(workers)));
+    auto conn = connect_client(*port);
+    CAF_REQUIRE(conn);
+    CAF_REQUIRE(qt::send_all(conn.get(), get()));
+    auto r = read_response(conn.get());
+    CAF_REQUIRE(r);
+    auto connection = r->header("Connection");
+    CAF_CHECK_EQUAL(connection, "close");
+    conn.reset();
+    // The second signal ends the delay: no second STOPPING=1.
+    CAF_REQUIRE(srv.signal(SIGTERM));
+    auto code = srv.wait_exit();
+    CAF_CHECK_EQUAL(code, 0);
+    ns.drain(100ms);
+    size_t stops = 0;
+    for (auto& d : ns.all())
+      stops += has_line(d.text, "STOPPING=1") ? 1 : 0;
+    CAF_CHECK_EQUAL(stops, 1u);
+  }
+}
+
 CAF_TEST(workers - only the master notifies; reload and failed reload) {
   notify_socket ns;
   CAF_REQUIRE(ns.ok());
