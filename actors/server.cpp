@@ -41,6 +41,7 @@
 #include "actors/listener.hpp"
 #include "actors/notify.hpp"
 #include "actors/server_config.hpp"
+#include "actors/server_wiring.hpp"
 #include "actors/shared_listener.hpp"
 #include "actors/stop_sequence.hpp"
 #include "quiesce/log.hpp"
@@ -129,45 +130,12 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
              + " drained, " + std::to_string(x.forced) + " forced, in "
              + log::millis(x.duration);
     };
-  sup_cfg.broadcast_stop
-    = [&mm](std::vector<connection_actor> conns, connection_order order) {
-        // One hand-over to the event loop; there each `stop` to a broker is
-        // queued for the same turn instead of a pipe write and a turn apiece.
-        mm.backend().post([conns = std::move(conns), order] {
-          for (auto& conn : conns)
-            tell_connection(conn, order);
-        });
-      };
-  sup_cfg.start_acceptor
-    = [&mm, door, factory, max_connections, idle_timeout = cfg.idle_timeout,
-       write_timeout = cfg.write_timeout, drain_timeout = cfg.drain_timeout,
-       address = lst.address, shared_listener, passed_socket,
-       worker = link != nullptr, directory](supervisor_actor sup) {
-        acceptor_config acc_cfg;
-        acc_cfg.connection.make_behaviour = factory;
-        acc_cfg.connection.supervisor = sup;
-        acc_cfg.connection.idle_timeout = idle_timeout;
-        acc_cfg.connection.write_timeout = write_timeout;
-        acc_cfg.connection.services = directory;
-        acc_cfg.connection.counters = &counters_of_process();
-        // A reload's grace for keep-alive clients, well inside the drain.
-        acc_cfg.connection.retire_grace
-          = std::min<caf::timespan>(std::chrono::seconds(1), drain_timeout / 2);
-        // systemd's socket: a fresh client's first request may be on its
-        // way at the stop (activation.hpp).
-        if (passed_socket)
-          acc_cfg.connection.fresh_grace = fresh_grace(drain_timeout);
-        acc_cfg.max_connections = max_connections;
-        acc_cfg.address = address;
-        // A worker's stop is the server's stop: its socket stops listening
-        // for every process (the master holds it only to hand it on), and
-        // the clients in the backlog are taken first. Its doorman is still
-        // the shared one: nothing else shuts the socket down. A socket
-        // passed by systemd is never stopped: the next server takes its
-        // backlog.
-        acc_cfg.shared_listener = shared_listener && (!worker || passed_socket);
-        return mm.spawn_broker(acceptor_main, door, std::move(acc_cfg));
-      };
+  sup_cfg.broadcast_stop = event_loop_broadcast(mm);
+  sup_cfg.start_acceptor = acceptor_starter(
+    mm, door,
+    acceptor_setup{factory, max_connections, cfg.idle_timeout,
+                   cfg.write_timeout, cfg.drain_timeout, lst.address,
+                   shared_listener, passed_socket, link != nullptr, directory});
   // The admin endpoint before the first client: ready as soon as listening.
   admin_endpoint admin;
   if (std::string error;

@@ -51,6 +51,7 @@ fake_worker(supervisor_actor::stateful_pointer<fake_worker_state> self,
     [](drain_timeout_atom) {},
     [](connections_atom) { return uint32_t{0}; },
     [](retire_atom) { return shutdown_report{}; },
+    [](closing_atom) {},
     [self](metrics_atom) -> caf::result<metrics_snapshot> {
       if (self->state.silent)
         return self->make_response_promise<metrics_snapshot>(); // never kept
