@@ -451,4 +451,34 @@ CAF_TEST(an admin port in use exits 1 naming the address and the error) {
   }
 }
 
+CAF_TEST(readyz is 503 from the start of a stop delay while still serving) {
+  for (auto workers : {"--workers=1", "--workers=2"}) {
+    CAF_MESSAGE(workers);
+    if (!start({workers, "--stop-delay=60s"}))
+      return;
+    CAF_CHECK_EQUAL(ask(admin, "/readyz").status, 200);
+    CAF_REQUIRE(server().signal(SIGTERM));
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    int ready = 200;
+    while ((ready = ask(admin, "/readyz").status) == 200
+           && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    CAF_CHECK_EQUAL(ready, 503);
+    // Unready, but serving: each acceptor is in the closing mode, and a new
+    // client is answered (with close).
+    auto n = std::string{workers} == "--workers=1" ? 1u : 2u;
+    CAF_REQUIRE(server().wait_stderr("new connections in the closing mode", n));
+    // A keep-alive request: the answer says close only in the closing mode.
+    auto conn = connect_client(port);
+    CAF_REQUIRE(qt::send_all(conn.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto head = qt::read_through(conn.get(), "\r\n\r\n");
+    CAF_CHECK_EQUAL(qt::status_line_of(head.bytes), "HTTP/1.1 200 OK");
+    CAF_CHECK_NOT_EQUAL(head.bytes.find("\r\nConnection: close\r\n"),
+                        std::string::npos);
+    conn.reset();
+    CAF_CHECK(server().signal(SIGTERM));
+    expect_exit(0);
+  }
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
