@@ -251,6 +251,8 @@ start_haproxy() {
 
 stop_haproxy() {
   kill -TERM "$haproxy_pid"
+  # The rest of its log, to its end (haproxy's exit).
+  timeout "$event_timeout" cat <&"$haproxy_out" >>"$work/haproxy.log" || true
   wait "$haproxy_pid" || true
   haproxy_pid=
   exec {haproxy_out}<&-
