@@ -90,6 +90,9 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# A signal to the script alone ends it too (through the cleanup above).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() {
   echo "rolling_restart: FAIL: $*" >&2
