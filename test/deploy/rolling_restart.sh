@@ -3,11 +3,12 @@
 # instances behind Debian's haproxy, clients through haproxy the whole time
 # (keep-alive and fresh connections), each instance restarted in turn:
 # SIGTERM, its exit, the same binary again on the same ports, haproxy
-# seeing it up, then the next one. Two runs:
+# seeing it up, then the next one. Four runs (the end of the file):
 #
-#   1. with --stop-delay: must lose no request (the script fails otherwise);
-#   2. without it: the count of failed requests is reported, not judged;
-# each with haproxy's `retries` at 0 and at its default, 3 (at the end).
+#   - with --stop-delay: must lose no request (the script fails otherwise);
+#   - without it: the count of failed requests is reported, not judged;
+#
+# each with haproxy's `retries` at 0 and at its default, 3.
 #
 #   test/deploy/rolling_restart.sh [BINARY]     (default: build/bin/quiesce)
 #
@@ -46,7 +47,7 @@ done
 # haproxy checks each instance's /readyz every `inter` ms and marks it DOWN
 # at the first failure (fall 1: a 503 from /readyz means "stopping", not a
 # fluke worth confirming) and UP at the first success (rise 1: /readyz is
-# 200 only once the instance accepts). A check gets `timeout check` to
+# 200 while the instance accepts). A check gets `timeout check` to
 # answer, else it fails too. So haproxy stops sending new requests to an
 # instance at most fall*inter + check_timeout after its SIGTERM (700 ms
 # here) on a machine that keeps up; the stop delay adds a margin of 1.3 s
