@@ -110,10 +110,11 @@ fail() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # Does the binary have the admin endpoint and the stop delay yet?
+help=$("$bin" --help)
 have_admin=0
-"$bin" --help | grep -q -- '--admin' && have_admin=1
+if grep -q -- '--admin' <<<"$help"; then have_admin=1; fi
 have_delay=0
-"$bin" --help | grep -q -- '--stop-delay' && have_delay=1
+if grep -q -- '--stop-delay' <<<"$help"; then have_delay=1; fi
 
 # -- the instances -------------------------------------------------------------
 #
