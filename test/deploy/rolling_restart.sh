@@ -109,19 +109,17 @@ fail() {
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# Does the binary have the admin endpoint and the stop delay yet?
 help=$("$bin" --help)
-have_admin=0
-if grep -q -- '--admin' <<<"$help"; then have_admin=1; fi
-have_delay=0
-if grep -q -- '--stop-delay' <<<"$help"; then have_delay=1; fi
+for option in --admin --stop-delay; do
+  grep -q -- "$option" <<<"$help" \
+    || { echo "rolling_restart: $bin has no $option" >&2; exit 1; }
+done
 
 # -- the instances -------------------------------------------------------------
 #
 # Instance i (1 or 2): q_pid[i], q_out[i] (the read end of its standard
-# output, open until it exits), q_port[i], q_admin[i] (its admin port; its
-# service port when there is no admin endpoint), q_gen[i] (how many times
-# started).
+# output, open until it exits), q_port[i], q_admin[i] (its admin port),
+# q_gen[i] (how many times started).
 declare -a q_out q_port q_admin q_gen
 
 # start_instance I PORT ADMIN_PORT EXTRA...: starts it (ports 0: any) and
@@ -132,9 +130,8 @@ start_instance() {
   q_gen[i]=$((${q_gen[i]:-0} + 1))
   fifo=$work/q$i.${q_gen[i]}.out
   mkfifo "$fifo"
-  local args=(--host=127.0.0.1 --port="$port" --workers="$workers")
-  ((have_admin)) && args+=(--admin=127.0.0.1:"$admin")
-  "$bin" "${args[@]}" "$@" >"$fifo" 2>>"$work/q$i.err" &
+  "$bin" --host=127.0.0.1 --port="$port" --workers="$workers" \
+    --admin=127.0.0.1:"$admin" "$@" >"$fifo" 2>>"$work/q$i.err" &
   q_pid[i]=$!
   exec {fd}<"$fifo"
   q_out[i]=$fd
@@ -142,12 +139,8 @@ start_instance() {
     || fail "q$i: no \`listening on\` line within ${event_timeout}s"
   q_port[i]=$(sed -nE 's/^listening on [^ ]*:([0-9]+)( .*)?$/\1/p' <<<"$line")
   [[ -n ${q_port[i]} ]] || fail "q$i: bad first line: $line"
-  if ((have_admin)); then
-    q_admin[i]=$(sed -nE 's/^.* admin=[^ ]*:([0-9]+)( .*)?$/\1/p' <<<"$line")
-    [[ -n ${q_admin[i]} ]] || fail "q$i: no admin= word in: $line"
-  else
-    q_admin[i]=${q_port[i]}
-  fi
+  q_admin[i]=$(sed -nE 's/^.* admin=[^ ]*:([0-9]+)( .*)?$/\1/p' <<<"$line")
+  [[ -n ${q_admin[i]} ]] || fail "q$i: no admin= word in: $line"
 }
 
 # wait_exit I: waits for instance I's exit (the end of its standard output)
@@ -181,9 +174,6 @@ pick_port() {
 # write_config PORT: haproxy's configuration, in front of instances 1 and 2,
 # with `retries` connection retries.
 write_config() {
-  local check=""
-  ((have_admin)) && check="  option httpchk GET /readyz
-  http-check expect status 200"
   cat >"$work/haproxy.cfg" <<EOF
 global
   # State changes and health checks only: the backend logs, the frontend
@@ -207,7 +197,8 @@ frontend fe
 backend be
   log global
   option log-health-checks
-$check
+  option httpchk GET /readyz
+  http-check expect status 200
   default-server check inter ${inter_ms}ms fall $fall rise $rise
   server q1 127.0.0.1:${q_port[1]} port ${q_admin[1]}
   server q2 127.0.0.1:${q_port[2]} port ${q_admin[2]}
@@ -388,12 +379,8 @@ without_delay() {
   run "without --stop-delay, retries $1" "$1"
   summary+=("without, retries $1: $failed failed of $requests ($retried retried)")
 }
-if ((have_delay)); then
-  with_delay 0
-  with_delay 3
-else
-  echo "rolling_restart: $bin has no --stop-delay: those runs are skipped"
-fi
+with_delay 0
+with_delay 3
 without_delay 0
 without_delay 3
 printf -v joined '%s; ' "${summary[@]}"
