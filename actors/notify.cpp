@@ -45,15 +45,15 @@ std::string workers_text(size_t workers) {
 
 /// The STATUS line for `open` connections in the current phase.
 std::string status_line(const board& b, uint32_t open) {
-  auto n = std::to_string(open);
+  auto n = std::to_string(open) + (open == 1 ? " connection" : " connections");
   switch (b.now) {
     case phase::serving:
-      return "serving on " + b.address + ": " + n + " connections open"
+      return "serving on " + b.address + ": " + n + " open"
              + workers_text(b.workers);
     case phase::reloading:
-      return "reloading: starting new workers; " + n + " connections open";
+      return "reloading: starting new workers; " + n + " open";
     case phase::stopping:
-      return "stopping (" + b.why + "): " + n + " connections draining";
+      return "stopping (" + b.why + "): " + n + " draining";
     default:
       return {};
   }

@@ -299,7 +299,7 @@ CAF_TEST(one process - READY after listening then STATUS then STOPPING) {
   CAF_REQUIRE(qt::send_all(conn.get(), get()));
   CAF_REQUIRE(read_response(conn.get()));
   auto one = ns.wait_for("STATUS=serving on 127.0.0.1:" + std::to_string(*port)
-                           + ": 1 connections open",
+                           + ": 1 connection open",
                          *ready + 1);
   CAF_CHECK(one);
   CAF_REQUIRE(srv.signal(SIGTERM));
@@ -393,7 +393,7 @@ CAF_TEST(workers - only the master notifies; reload and failed reload) {
   CAF_REQUIRE(qt::send_all(conn.get(), get()));
   CAF_REQUIRE(read_response(conn.get()));
   CAF_CHECK(ns.wait_for("STATUS=serving on 127.0.0.1:" + std::to_string(*port)
-                          + ": 1 connections open (2 workers)",
+                          + ": 1 connection open (2 workers)",
                         *ready + 1));
   conn.reset();
   // SIGHUP: RELOADING=1, then READY=1 once the new workers are ready.
@@ -605,9 +605,9 @@ CAF_TEST(activation - a fresh connection gets its first request answered) {
     // Accepted (the server counts it), nothing sent yet.
     auto conn = connect_client(*port);
     CAF_REQUIRE(conn);
-    // (With workers the master's sum: "... 1 connections open (2 workers)".)
+    // (With workers the master's sum: "... 1 connection open (2 workers)".)
     CAF_REQUIRE(ns.wait_for("STATUS=serving on 127.0.0.1:"
-                              + std::to_string(*port) + ": 1 connections open",
+                              + std::to_string(*port) + ": 1 connection open",
                             *ready));
     CAF_REQUIRE(srv.signal(SIGTERM));
     CAF_REQUIRE(ns.wait_for("STOPPING=1", *ready));
