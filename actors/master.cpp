@@ -385,6 +385,16 @@ master_actor::behavior_type master_main(master_pointer self,
         return;
       i->second.last = std::move(x);
     },
+    [self](done_atom, const std::string& secret,
+           uint32_t id) -> caf::result<caf::ok_atom> {
+      // A worker about to exit: BASP keeps one connection's messages in
+      // order, so its report and final counts are in this mailbox already.
+      // Its exit must not overtake them (the report would count as lost).
+      if (!same_secret(secret, self->state.cfg.secret))
+        return caf::make_error(caf::sec::invalid_argument, "wrong secret");
+      log::debug(component, "worker " + std::to_string(id) + " leaves");
+      return caf::ok_atom_v;
+    },
     [self](connections_atom) {
       if (self->current_sender() == nullptr
           || self->current_sender()->address() != self->address())

@@ -305,6 +305,14 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
         services_gone = true;
       }
     });
+  // A worker leaves only once its master has what it sent: its report and
+  // final counts may still be on their way, and its exit would overtake
+  // them (the master would count its connections as lost).
+  if (link != nullptr && master && !link_failed)
+    self
+      ->request(master, std::chrono::seconds(1), done_atom_v, link->secret,
+                link->id)
+      .receive([](caf::ok_atom) {}, [](caf::error&) {});
   // The admin listener closes last: it answered throughout the drain.
   admin.close();
   // Every actor must end before the actor system can.

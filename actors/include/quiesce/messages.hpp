@@ -271,7 +271,9 @@ using services_actor
 /// with the workers' summed `shutdown_report`; `force` forces every worker;
 /// `workers` answers how many are registered; `metrics` answers the sum of
 /// the workers' counters; `metrics(secret, id, counters)` is a worker's
-/// final counters, sent when its drain is over.
+/// final counters, sent when its drain is over; `done(secret, id)` is a
+/// worker about to exit, answered `ok` once everything it sent before is in
+/// (its exit must not overtake its report).
 using master_actor = caf::typed_actor<
   caf::replies_to<register_atom, std::string, uint32_t,
                   supervisor_actor>::with<caf::ok_atom>,
@@ -282,7 +284,8 @@ using master_actor = caf::typed_actor<
   caf::reacts_to<drain_timeout_atom>,
   caf::replies_to<metrics_atom>::with<metrics_snapshot>,
   caf::reacts_to<metrics_atom, std::string, uint32_t, metrics_snapshot>,
-  caf::reacts_to<closing_atom>>;
+  caf::reacts_to<closing_atom>,
+  caf::replies_to<done_atom, std::string, uint32_t>::with<caf::ok_atom>>;
 
 /// The admin endpoint's actor (actors/admin.hpp): answers the admin
 /// connections' `http_get(path)` with (status, content type, body); told
