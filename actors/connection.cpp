@@ -147,6 +147,12 @@ void connection_state::on_timer(uint64_t token) {
 }
 
 void connection_state::on_closing() {
+  // Once: one accepted during the delay is in the closing mode from its
+  // start and may still get the supervisor's `closing` (behaviour::on_closing
+  // is called at most once).
+  if (closing_)
+    return;
+  closing_ = true;
   if (log::enabled(log::level::debug))
     log::debug(component, describe() + ": the next answer closes (stop delay)");
   if (!core_->accepts_work())

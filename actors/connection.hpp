@@ -283,6 +283,8 @@ private:
   bool retiring_ = false;
   /// A grace was given (a second `stop` stops).
   bool graced_ = false;
+  /// `on_closing` ran: the stop delay's closing mode is told once.
+  bool closing_ = false;
   /// A byte has come in (the connection is not fresh: fresh_grace).
   bool received_ = false;
   /// Reads in a row shorter than `small_read` while `large_reads_`.

@@ -116,6 +116,13 @@ int master_process::run(const sigset_t& signals) {
   log::info(component,
             "starting " + std::to_string(count_) + " workers on " + lst_.address
               + " (control plane on 127.0.0.1:" + std::to_string(port_) + ")");
+  // What must change the moment the stop begins (the delay's start, or the
+  // stop), once: systemd is told STOPPING=1, `/readyz` answers 503.
+  // Before anything can begin the stop (a worker that cannot start).
+  seq_.on_stop_begins([this](const std::string& why) {
+    notify::stopping(why);
+    admin_.stopping();
+  });
   if (std::string error;
       admin_lst_.fd >= 0
       && !admin_.start(sys_,
@@ -126,12 +133,6 @@ int master_process::run(const sigset_t& signals) {
   start_generation(count_, current_);
   self_->delayed_send(self_, ready_timeout_, timer_atom_v,
                       timer_token(ready_timer, generation_));
-  // What must change the moment the stop begins (the delay's start, or the
-  // stop), once: systemd is told STOPPING=1, `/readyz` answers 503.
-  seq_.on_stop_begins([this](const std::string& why) {
-    notify::stopping(why);
-    admin_.stopping();
-  });
   signal_thread signal_watch{signals, caf::actor{self_}};
   notify::watchdog_pinger pinger{sys_.middleman().backend(),
                                  [answering] { return answering->load(); }};

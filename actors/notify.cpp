@@ -200,15 +200,23 @@ watchdog_pinger::~watchdog_pinger() {
 void watchdog_pinger::run(caf::io::network::multiplexer& mpx,
                           std::chrono::microseconds interval) {
   std::unique_lock<std::mutex> guard{mtx_};
+  uint64_t pinged_at = 0;
   for (;;) {
-    // One ping in the loop at a time: a loop that does not turn lets the
-    // posted one wait, and no other is posted meanwhile (nor does a backlog
-    // of pings burst out when it turns again).
+    // The ping leaves from this thread (sd_notify may block): the loop only
+    // counts its turns. A turn since the last ping earns the next one, so a
+    // loop that does not turn sends none.
+    auto turns = state_->turns.load();
+    if (turns != pinged_at) {
+      pinged_at = turns;
+      watchdog();
+    }
+    // One probe in the loop at a time: a loop that does not turn lets the
+    // posted one wait, and no other is posted meanwhile.
     if (!state_->pending.exchange(true)) {
       mpx.post([st = state_] {
         st->pending = false;
         if (!st->healthy || st->healthy())
-          watchdog();
+          ++st->turns;
       });
     }
     if (cv_.wait_for(guard, interval, [this] { return done_; }))

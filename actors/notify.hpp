@@ -17,14 +17,15 @@
 /// - `RELOADING=1` then `READY=1` around a reload (`reloading`,
 ///   `reloaded`), with a STATUS saying how it went.
 /// - `WATCHDOG=1` every half of `WATCHDOG_USEC` (`watchdog_pinger`), sent
-///   from the I/O event loop itself: a wedged loop stops the pings and
-///   systemd restarts the service.
+///   only if the I/O event loop turned since the last one: a wedged loop
+///   stops the pings and systemd restarts the service.
 ///
 /// Safe to call from any thread.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -79,11 +80,13 @@ void finished(const shutdown_report& report);
 void watchdog();
 
 /// Pings systemd's watchdog every `watchdog_interval()` for as long as it
-/// lives, from the I/O event loop of `mpx`: a timer thread posts the ping
-/// into the loop and posts no other until that one has run, so a loop that
-/// does not turn sends none. `healthy`, if set, is asked in the loop too
-/// (a master's workers that stopped answering: no ping either). Does
-/// nothing without the watchdog. Destroy it before the actor system.
+/// lives, while the I/O event loop of `mpx` turns: a timer thread posts a
+/// probe into the loop (no other until that one has run), the probe counts
+/// the turn, and the thread sends the ping itself (never the loop: sd_notify
+/// may block) when the loop turned since the last one. A loop that does not
+/// turn gets none. `healthy`, if set, is asked in the loop too (a master's
+/// workers that stopped answering: no ping either). Does nothing without
+/// the watchdog. Destroy it before the actor system.
 class watchdog_pinger {
 public:
   watchdog_pinger(caf::io::network::multiplexer& mpx,
@@ -98,6 +101,8 @@ public:
 private:
   struct shared_state {
     std::atomic<bool> pending{false};
+    /// The loop's turns (probes run and found healthy).
+    std::atomic<uint64_t> turns{0};
     std::function<bool()> healthy;
   };
 

@@ -157,7 +157,7 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   // A signal that arrived during start-up is pending: it is taken now.
   signal_thread signal_watch{signals, caf::actor{self}};
   bool link_failed = false;
-  // WATCHDOG=1 from the I/O event loop (notify.hpp), while serve() runs.
+  // WATCHDOG=1 while the I/O event loop turns (notify.hpp) and serve() runs.
   notify::watchdog_pinger pinger{mm.backend()};
   if (link == nullptr) {
     std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol

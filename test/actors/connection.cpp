@@ -174,6 +174,40 @@ CAF_TEST(the closing mode of a stop delay leaves an echo connection serving) {
   CAF_CHECK_EQUAL(rec->done, 1);
 }
 
+CAF_TEST(a connection accepted during the stop delay is told closing once) {
+  // Created in the closing mode, it may still get the supervisor's `closing`
+  // (sent to every connection announced after the supervisor's own, for one
+  // created before the acceptor took the mode): the behaviour hears it once.
+  struct counter final : behaviour {
+    int* calls;
+    explicit counter(int* n) : calls(n) {}
+    void on_data(std::string_view bytes, connection_io& io) override {
+      io.write(bytes);
+    }
+    void on_closing(connection_io&) override {
+      ++*calls;
+    }
+    void on_stop(connection_io&) override {}
+    bool idle() const override {
+      return true;
+    }
+  };
+  int calls = 0;
+  make_behaviour = [&calls] { return std::make_unique<counter>(&calls); };
+  caf::anon_send(acc, closing_atom_v);
+  exhaust();
+  open();
+  CAF_CHECK_EQUAL(calls, 1);
+  caf::anon_send(conn, lifecycle_timer_atom_v,
+                 static_cast<uint8_t>(lifecycle_timer::closing));
+  exhaust();
+  CAF_CHECK_EQUAL(calls, 1);
+  client_sends(hdl, "still");
+  CAF_CHECK_EQUAL(output(hdl), "still");
+  stop();
+  CAF_CHECK_EQUAL(rec->done, 1);
+}
+
 CAF_TEST(stop while idle reports done at once and lingers for the peer) {
   open();
   stop();
