@@ -39,7 +39,8 @@ admin_actor::behavior_type admin_main(admin_pointer self, admin_config cfg) {
         return text(200, "ok\n");
       if (path == "/readyz")
         return st.values.stopping ? text(503, "stopping\n")
-                                  : text(200, "ready\n");
+               : st.values.ready  ? text(200, "ready\n")
+                                  : text(503, "starting\n");
       if (path != "/metrics")
         return text(404, "not found\n");
       if (!st.cfg.master)
@@ -65,6 +66,7 @@ admin_actor::behavior_type admin_main(admin_pointer self, admin_config cfg) {
           });
       return rp;
     },
+    [self](ready_atom) { self->state.values.ready = true; },
     [self](stopping_atom) { self->state.values.stopping = true; },
     [self](stopped_atom, const shutdown_report& report) {
       self->state.values.last_stop_seconds

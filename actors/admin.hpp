@@ -7,7 +7,8 @@
 /// of its own, apart from the clients': its connections are not counted.
 ///
 /// - `GET /healthz`: 200 while the process runs.
-/// - `GET /readyz`: 200 until `stopping`, 503 from then on.
+/// - `GET /readyz`: 503 ("starting") until `ready` (the server accepts),
+///   200 then, 503 ("stopping") from `stopping` on.
 /// - `GET /metrics`: the Prometheus text format (`text/plain;
 ///   version=0.0.4`), made with prometheus-cpp's core registry and text
 ///   serializer from the process's counters (metrics.hpp) or, with
@@ -30,6 +31,8 @@ namespace quiesce {
 
 /// The values of `/metrics` beside the counters.
 struct admin_values {
+  /// The server accepts connections (`ready`); not reset by a stop.
+  bool ready = false;
   bool stopping = false;
   /// The drain of the last stop, in seconds (0 before any).
   double last_stop_seconds = 0;

@@ -185,6 +185,8 @@ void master_process::start_generation(size_t count, std::set<uint32_t>& ids) {
 
 void master_process::announce() {
   announced_ = true;
+  // Before the line: a request sent after it finds the admin ready.
+  admin_.ready();
   std::cout << "listening on " << lst_.address << " protocol=" << protocol_
             << " workers=" << count_
             << (admin_.address().empty() ? "" : " admin=" + admin_.address())

@@ -127,10 +127,17 @@ struct fixture : test_coordinator_fixture<> {
 
 CAF_TEST_FIXTURE_SCOPE(admin_tests, fixture)
 
-CAF_TEST(readyz turns 503 at stopping while healthz stays 200) {
+CAF_TEST(readyz is 503 until ready then 200 and 503 again at stopping) {
   admin_config acfg;
   acfg.counters = &counters;
   auto admin = sys.spawn(admin_main, acfg);
+  auto starting = get(admin, "/readyz");
+  CAF_CHECK_EQUAL(starting.status, 503);
+  CAF_CHECK_EQUAL(starting.body, "starting\n");
+  auto early_health = get(admin, "/healthz");
+  CAF_CHECK_EQUAL(early_health.status, 200);
+  caf::anon_send(admin, ready_atom_v);
+  sched.run();
   auto ready = get(admin, "/readyz");
   CAF_CHECK_EQUAL(ready.status, 200);
   CAF_CHECK_EQUAL(ready.body, "ready\n");
@@ -138,6 +145,7 @@ CAF_TEST(readyz turns 503 at stopping while healthz stays 200) {
   sched.run();
   auto unready = get(admin, "/readyz");
   CAF_CHECK_EQUAL(unready.status, 503);
+  CAF_CHECK_EQUAL(unready.body, "stopping\n");
   auto health = get(admin, "/healthz");
   CAF_CHECK_EQUAL(health.status, 200);
   auto other = get(admin, "/other");
