@@ -97,6 +97,10 @@ caf::expected<admin_actors> start_admin(caf::actor_system& sys,
   supervisor_config sup_cfg;
   // Admin requests are answered at once: a second is plenty at its close.
   sup_cfg.drain_timeout = std::chrono::seconds(1);
+  // Its lines are the admin's, and its summary has no numeric fields: the
+  // process's stop summary is the client listener's.
+  sup_cfg.log_component = "admin";
+  sup_cfg.numeric_summary = false;
   sup_cfg.summary = [](const shutdown_report& x) {
     return "admin listener closed: " + std::to_string(x.drained) + " drained, "
            + std::to_string(x.forced) + " forced";
