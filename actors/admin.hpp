@@ -16,7 +16,9 @@
 ///   values: stopping, the last stop's duration, workers and restarts.
 ///   A master whose workers do not all answer within `metrics_timeout`
 ///   serves what it has: `quiesce_workers_unanswered` counts the missing
-///   ones (their last known values are in the sums).
+///   ones (their last known values are in the sums). Once the master has
+///   ended (the control plane ends before the admin listener closes), the
+///   last sum it gave is served, the final one after the stop's report.
 
 #include <optional>
 #include <string>
@@ -62,6 +64,10 @@ struct admin_state {
   static inline const char* name = "quiesce.admin";
   admin_config cfg;
   admin_values values;
+  /// With workers: the last sum the master gave (asked for again at the
+  /// stop's report: the final one), served once the master is gone.
+  std::optional<metrics_snapshot> last_sum;
+  bool master_gone = false;
 };
 
 using admin_pointer = admin_actor::stateful_pointer<admin_state>;
