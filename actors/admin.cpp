@@ -98,7 +98,12 @@ admin_actor::behavior_type admin_main(admin_pointer self, admin_config cfg) {
       return rp;
     },
     [self](ready_atom) { self->state.values.ready = true; },
-    [self](stopping_atom) { self->state.values.stopping = true; },
+    [self](stopping_atom) {
+      if (self->state.values.stopping)
+        return;
+      self->state.values.stopping = true;
+      log::info("admin", "/readyz answers 503 from now on");
+    },
     [self](stopped_atom, const shutdown_report& report) {
       self->state.values.last_stop_seconds
         = std::chrono::duration<double>(report.duration).count();

@@ -215,6 +215,9 @@ void master_process::on_event(const master_event& ev) {
   if (ev.what == kind::gone) {
     ready_.erase(ev.worker);
     admin_.workers(static_cast<uint32_t>(ready_.size()), restarts_total_);
+    // After the admin's update: a test waits on this line, then scrapes.
+    log::debug(component, worker_name(ev.worker) + " no longer serves; "
+                            + std::to_string(ready_.size()) + " serve");
     return;
   }
   if (ev.what != kind::registered)

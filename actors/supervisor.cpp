@@ -181,6 +181,11 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
   st.connections.erase(i);
   if (st.cfg.counters != nullptr)
     st.cfg.counters->connection_ended();
+  // After the counts: a test waits on this line, then reads them.
+  if (log::enabled(log::level::debug))
+    log::debug(component_of(self), "a connection ended; "
+                                     + std::to_string(st.connections.size())
+                                     + " open");
   finish_if_drained(self);
 }
 
