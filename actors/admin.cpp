@@ -23,8 +23,21 @@ answer text(int32_t status, std::string body) {
   return answer{status, std::string{"text/plain"}, std::move(body)};
 }
 
-admin_values values_of(admin_pointer self) {
-  return self->state.values;
+/// The text of `/metrics` from the master's `sum`.
+std::string metrics_of(admin_pointer self, const metrics_snapshot& sum) {
+  auto values = self->state.values;
+  values.unanswered = sum.unanswered;
+  return metrics_text(sum, values);
+}
+
+/// Asks the master for its sum and keeps it (the stop's report: the final).
+void fetch_final_sum(admin_pointer self) {
+  auto& st = self->state;
+  if (!st.cfg.master || st.master_gone)
+    return;
+  self->request(st.cfg.master, st.cfg.metrics_timeout, metrics_atom_v)
+    .then([self](metrics_snapshot& sum) { self->state.last_sum = sum; },
+          [](caf::error&) {});
 }
 
 } // namespace
@@ -32,6 +45,13 @@ admin_values values_of(admin_pointer self) {
 admin_actor::behavior_type admin_main(admin_pointer self, admin_config cfg) {
   self->state.cfg = std::move(cfg);
   self->state.values.workers = self->state.cfg.workers;
+  if (self->state.cfg.master) {
+    self->monitor(self->state.cfg.master);
+    self->set_down_handler([self](caf::down_msg& msg) {
+      if (msg.source == self->state.cfg.master.address())
+        self->state.master_gone = true;
+    });
+  }
   return {
     [self](http_get_atom, const std::string& path) -> answer {
       auto& st = self->state;
@@ -39,7 +59,8 @@ admin_actor::behavior_type admin_main(admin_pointer self, admin_config cfg) {
         return text(200, "ok\n");
       if (path == "/readyz")
         return st.values.stopping ? text(503, "stopping\n")
-                                  : text(200, "ready\n");
+               : st.values.ready  ? text(200, "ready\n")
+                                  : text(503, "starting\n");
       if (path != "/metrics")
         return text(404, "not found\n");
       if (!st.cfg.master)
@@ -48,27 +69,45 @@ admin_actor::behavior_type admin_main(admin_pointer self, admin_config cfg) {
                                      ? st.cfg.counters->snapshot()
                                      : metrics_snapshot{},
                                    st.values)};
+      if (st.master_gone && st.last_sum)
+        return answer{int32_t{200}, std::string{metrics_content_type},
+                      metrics_of(self, *st.last_sum)};
       auto rp
         = self->make_response_promise<int32_t, std::string, std::string>();
       self->request(st.cfg.master, st.cfg.metrics_timeout, metrics_atom_v)
         .then(
           [self, rp](metrics_snapshot& sum) mutable {
-            auto values = values_of(self);
-            values.unanswered = sum.unanswered;
+            self->state.last_sum = sum;
             rp.deliver(int32_t{200}, std::string{metrics_content_type},
-                       metrics_text(sum, values));
+                       metrics_of(self, sum));
           },
-          [rp](caf::error& err) mutable {
+          [self, rp](caf::error& err) mutable {
+            // The master ended while asked: its last sum.
+            auto& last = self->state.last_sum;
+            if (last
+                && (self->state.master_gone
+                    || err == caf::sec::request_receiver_down)) {
+              rp.deliver(int32_t{200}, std::string{metrics_content_type},
+                         metrics_of(self, *last));
+              return;
+            }
             rp.deliver(int32_t{503}, std::string{"text/plain"},
                        "the workers' counters are not available: "
                          + to_string(err) + "\n");
           });
       return rp;
     },
-    [self](stopping_atom) { self->state.values.stopping = true; },
+    [self](ready_atom) { self->state.values.ready = true; },
+    [self](stopping_atom) {
+      if (self->state.values.stopping)
+        return;
+      self->state.values.stopping = true;
+      log::info("admin", "/readyz answers 503 from now on");
+    },
     [self](stopped_atom, const shutdown_report& report) {
       self->state.values.last_stop_seconds
         = std::chrono::duration<double>(report.duration).count();
+      fetch_final_sum(self);
     },
     [self](workers_atom, uint32_t count, uint64_t restarts) {
       self->state.values.workers = count;
@@ -95,6 +134,10 @@ caf::expected<admin_actors> start_admin(caf::actor_system& sys,
   supervisor_config sup_cfg;
   // Admin requests are answered at once: a second is plenty at its close.
   sup_cfg.drain_timeout = std::chrono::seconds(1);
+  // Its lines are the admin's, and its summary has no numeric fields: the
+  // process's stop summary is the client listener's.
+  sup_cfg.log_component = "admin";
+  sup_cfg.numeric_summary = false;
   sup_cfg.summary = [](const shutdown_report& x) {
     return "admin listener closed: " + std::to_string(x.drained) + " drained, "
            + std::to_string(x.forced) + " forced";

@@ -7,7 +7,8 @@
 /// of its own, apart from the clients': its connections are not counted.
 ///
 /// - `GET /healthz`: 200 while the process runs.
-/// - `GET /readyz`: 200 until `stopping`, 503 from then on.
+/// - `GET /readyz`: 503 ("starting") until `ready` (the server accepts),
+///   200 then, 503 ("stopping") from `stopping` on.
 /// - `GET /metrics`: the Prometheus text format (`text/plain;
 ///   version=0.0.4`), made with prometheus-cpp's core registry and text
 ///   serializer from the process's counters (metrics.hpp) or, with
@@ -15,7 +16,9 @@
 ///   values: stopping, the last stop's duration, workers and restarts.
 ///   A master whose workers do not all answer within `metrics_timeout`
 ///   serves what it has: `quiesce_workers_unanswered` counts the missing
-///   ones (their last known values are in the sums).
+///   ones (their last known values are in the sums). Once the master has
+///   ended (the control plane ends before the admin listener closes), the
+///   last sum it gave is served, the final one after the stop's report.
 
 #include <optional>
 #include <string>
@@ -30,6 +33,8 @@ namespace quiesce {
 
 /// The values of `/metrics` beside the counters.
 struct admin_values {
+  /// The server accepts connections (`ready`); not reset by a stop.
+  bool ready = false;
   bool stopping = false;
   /// The drain of the last stop, in seconds (0 before any).
   double last_stop_seconds = 0;
@@ -59,6 +64,10 @@ struct admin_state {
   static inline const char* name = "quiesce.admin";
   admin_config cfg;
   admin_values values;
+  /// With workers: the last sum the master gave (asked for again at the
+  /// stop's report: the final one), served once the master is gone.
+  std::optional<metrics_snapshot> last_sum;
+  bool master_gone = false;
 };
 
 using admin_pointer = admin_actor::stateful_pointer<admin_state>;

@@ -90,6 +90,11 @@ bool admin_endpoint::start(caf::actor_system& sys, admin_setup setup,
   return true;
 }
 
+void admin_endpoint::ready() {
+  if (actors_.actor)
+    caf::anon_send(actors_.actor, ready_atom_v);
+}
+
 void admin_endpoint::stopping() {
   if (actors_.actor)
     caf::anon_send(actors_.actor, stopping_atom_v);

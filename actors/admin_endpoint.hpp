@@ -8,6 +8,9 @@
 /// prometheus-cpp, which this core library does without); a server binary
 /// that offers it calls `add_admin_endpoint()` (admin.hpp) at its start.
 ///
+/// `/readyz` is 503 ("starting") until `ready()`, called with the
+/// `listening on` line.
+///
 /// The order at a stop (docs/architecture.md): `stopping()` when a stop
 /// begins (`/readyz` 503 at once, one message), the client connections
 /// drain, `stopped(report)`, then `close()`, last before the process ends:
@@ -85,6 +88,10 @@ public:
 
   /// Starts it on `setup.lst`; false with `error` set if it cannot start.
   bool start(caf::actor_system& sys, admin_setup setup, std::string& error);
+
+  /// The server accepts connections (with workers: all of them serve):
+  /// `/readyz` answers 200 from now on until `stopping`.
+  void ready();
 
   /// A stop begins: `/readyz` answers 503 from now on (idempotent).
   void stopping();

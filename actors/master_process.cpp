@@ -186,6 +186,8 @@ void master_process::start_generation(size_t count, std::set<uint32_t>& ids) {
 
 void master_process::announce() {
   announced_ = true;
+  // Before the line: a request sent after it finds the admin ready.
+  admin_.ready();
   std::cout << "listening on " << lst_.address << " protocol=" << protocol_
             << " workers=" << count_
             << (admin_.address().empty() ? "" : " admin=" + admin_.address())
@@ -214,6 +216,9 @@ void master_process::on_event(const master_event& ev) {
   if (ev.what == kind::gone) {
     ready_.erase(ev.worker);
     admin_.workers(static_cast<uint32_t>(ready_.size()), restarts_total_);
+    // After the admin's update: a test waits on this line, then scrapes.
+    log::debug(component, worker_name(ev.worker) + " no longer serves; "
+                            + std::to_string(ready_.size()) + " serve");
     return;
   }
   if (ev.what != kind::registered)

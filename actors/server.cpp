@@ -160,6 +160,8 @@ int serve(caf::actor_system& sys, const config& cfg, const sigset_t& signals,
   // WATCHDOG=1 while the I/O event loop turns (notify.hpp) and serve() runs.
   notify::watchdog_pinger pinger{mm.backend()};
   if (link == nullptr) {
+    // Before the line: a request sent after it finds the admin ready.
+    admin.ready();
     std::cout << "listening on " << lst.address << " protocol=" << cfg.protocol
               << (admin.address().empty() ? "" : " admin=" + admin.address())
               << std::endl;

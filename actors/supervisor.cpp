@@ -11,7 +11,10 @@ namespace quiesce {
 
 namespace {
 
-constexpr const char* component = "supervisor";
+/// The component of the supervisor's log lines (supervisor_config).
+const char* component_of(supervisor_pointer self) {
+  return self->state.cfg.log_component;
+}
 
 /// Ends the supervisor once nothing is left to wait for.
 void finish_if_drained(supervisor_pointer self) {
@@ -19,10 +22,13 @@ void finish_if_drained(supervisor_pointer self) {
   if (!st.stopping || st.acceptor_alive || !st.connections.empty())
     return;
   st.report.duration = self->clock().now() - st.stop_began;
-  if (st.cfg.summary)
-    log::info(component, st.cfg.summary(st.report), summary_fields(st.report));
+  if (st.cfg.summary && !st.cfg.numeric_summary)
+    log::info(component_of(self), st.cfg.summary(st.report));
+  else if (st.cfg.summary)
+    log::info(component_of(self), st.cfg.summary(st.report),
+              summary_fields(st.report));
   else
-    log::info(component,
+    log::info(component_of(self),
               "stopped: drained=" + std::to_string(st.report.drained)
                 + " forced=" + std::to_string(st.report.forced)
                 + " duration=" + log::millis(st.report.duration),
@@ -51,12 +57,12 @@ void force_remaining(supervisor_pointer self, const char* why) {
   // yet may have nothing in flight (its stop or its `done` still on the
   // way); it then closes cleanly and reports `done`. Only a connection that
   // ends without `done` was cut off (connection_gone).
-  log::warning(component, std::string{why} + ": closing "
-                            + std::to_string(unfinished)
-                            + " unfinished connections by force ("
-                            + std::to_string(st.connections.size() - unfinished)
-                            + " drained ones were lingering; those with "
-                              "nothing in flight close cleanly)");
+  log::warning(component_of(self),
+               std::string{why} + ": closing " + std::to_string(unfinished)
+                 + " unfinished connections by force ("
+                 + std::to_string(st.connections.size() - unfinished)
+                 + " drained ones were lingering; those with "
+                   "nothing in flight close cleanly)");
   finish_if_drained(self);
 }
 
@@ -86,8 +92,9 @@ void begin_closing(supervisor_pointer self) {
   if (st.stopping || st.closing)
     return;
   st.closing = true;
-  log::info(component, "closing mode: " + std::to_string(st.connections.size())
-                         + " connections open; still accepting");
+  log::info(component_of(self),
+            "closing mode: " + std::to_string(st.connections.size())
+              + " connections open; still accepting");
   if (st.acceptor_alive)
     self->send(st.acceptor, closing_atom_v);
   tell_connections(self, connection_order::closing);
@@ -100,7 +107,8 @@ void begin_stop(supervisor_pointer self, const char* why, bool retire = false) {
       // A stop during a retire: the connections still in their grace stop
       // now (those stopped already ignore it).
       st.retiring = false;
-      log::info(component, std::string{why} + ": the retire becomes a stop");
+      log::info(component_of(self),
+                std::string{why} + ": the retire becomes a stop");
       tell_connections(self, false);
     }
     return;
@@ -111,10 +119,10 @@ void begin_stop(supervisor_pointer self, const char* why, bool retire = false) {
   for (auto& kvp : st.connections)
     if (!kvp.second.done)
       ++st.report.open_at_stop;
-  log::info(component, std::string{why} + ": stopping; "
-                         + std::to_string(st.report.open_at_stop)
-                         + " connections open, drain timeout "
-                         + log::millis(st.cfg.drain_timeout));
+  log::info(component_of(self), std::string{why} + ": stopping; "
+                                  + std::to_string(st.report.open_at_stop)
+                                  + " connections open, drain timeout "
+                                  + log::millis(st.cfg.drain_timeout));
   if (st.acceptor_alive) {
     if (retire)
       self->send(st.acceptor, retire_atom_v);
@@ -163,8 +171,9 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
       if (st.cfg.counters != nullptr)
         process_counters::add(st.cfg.counters->forced);
       if (reason != caf::exit_reason::user_shutdown)
-        log::warning(component, "a connection failed during the drain ("
-                                  + to_string(reason) + "); counted as forced");
+        log::warning(component_of(self),
+                     "a connection failed during the drain ("
+                       + to_string(reason) + "); counted as forced");
     } else {
       count_drained(st);
     }
@@ -172,6 +181,11 @@ void connection_gone(supervisor_pointer self, const caf::actor_addr& addr,
   st.connections.erase(i);
   if (st.cfg.counters != nullptr)
     st.cfg.counters->connection_ended();
+  // After the counts: a test waits on this line, then reads them.
+  if (log::enabled(log::level::debug))
+    log::debug(component_of(self), "a connection ended; "
+                                     + std::to_string(st.connections.size())
+                                     + " open");
   finish_if_drained(self);
 }
 
@@ -209,8 +223,8 @@ supervisor_actor::behavior_type supervisor_main(supervisor_pointer self,
           begin_stop(self, "listener stopped elsewhere");
           return;
         }
-        log::error(component, "the acceptor ended unexpectedly ("
-                                + to_string(msg.reason) + ")");
+        log::error(component_of(self), "the acceptor ended unexpectedly ("
+                                         + to_string(msg.reason) + ")");
         begin_stop(self, "listener lost");
         return;
       }

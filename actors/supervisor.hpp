@@ -83,6 +83,11 @@ struct supervisor_config {
   /// "stopped: drained=N forced=N duration=T": a worker's master prints the
   /// process's summary, and the worker's line must not read like it.
   std::function<std::string(const shutdown_report&)> summary;
+  /// Whether `summary`'s line carries the report as numeric fields (log.hpp):
+  /// only a client listener's do, so that a process has one such line.
+  bool numeric_summary = true;
+  /// The component of the supervisor's log lines.
+  const char* log_component = "supervisor";
   /// Where drained and forced connections are counted, and what `metrics`
   /// answers (metrics.hpp); none if null (all zeros).
   process_counters* counters = nullptr;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "actors/behaviours/http_fields.hpp"
+#include "quiesce/log.hpp"
 
 namespace quiesce::behaviours {
 
@@ -70,6 +71,8 @@ http_behaviour::exchange http_behaviour::route(const http::request& req,
       ex.body = "delayed " + std::to_string(ms) + " ms\n";
       ex.delay = std::chrono::milliseconds(ms);
       ex.delayed = true;
+      // The request has been read (and counted): tests wait on this line.
+      log::debug("http", "a response delayed by " + std::to_string(ms) + " ms");
     }
   } else {
     ex.status = 404;

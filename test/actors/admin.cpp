@@ -1,11 +1,13 @@
 #define CAF_SUITE actors.admin
 
 // The admin actor (actors/admin.hpp) and the master's sums of the workers'
-// counters (master_metrics.cpp) under the test coordinator: readiness at
-// `stopping`, the metrics text from given counters, the sum over workers
-// that answer, one that does not (in `unanswered`, with its last values),
-// and a worker that ended (its last values kept, also the final ones it
-// pushed); `--admin`'s address forms.
+// counters (master_metrics.cpp) under the test coordinator: readiness
+// ("starting" until `ready`, "stopping" from `stopping`), the metrics text from
+// given counters, the sum over workers that answer, one that does not (in
+// `unanswered`, with its last values), and a worker that ended (its last values
+// kept, also the final ones it pushed); the master's last sum served once it
+// has ended (the final one, asked for at the stop's report); `--admin`'s
+// address forms.
 
 #include "actors/admin.hpp"
 
@@ -127,10 +129,17 @@ struct fixture : test_coordinator_fixture<> {
 
 CAF_TEST_FIXTURE_SCOPE(admin_tests, fixture)
 
-CAF_TEST(readyz turns 503 at stopping while healthz stays 200) {
+CAF_TEST(readyz is 503 until ready then 200 and 503 again at stopping) {
   admin_config acfg;
   acfg.counters = &counters;
   auto admin = sys.spawn(admin_main, acfg);
+  auto starting = get(admin, "/readyz");
+  CAF_CHECK_EQUAL(starting.status, 503);
+  CAF_CHECK_EQUAL(starting.body, "starting\n");
+  auto early_health = get(admin, "/healthz");
+  CAF_CHECK_EQUAL(early_health.status, 200);
+  caf::anon_send(admin, ready_atom_v);
+  sched.run();
   auto ready = get(admin, "/readyz");
   CAF_CHECK_EQUAL(ready.status, 200);
   CAF_CHECK_EQUAL(ready.body, "ready\n");
@@ -138,6 +147,7 @@ CAF_TEST(readyz turns 503 at stopping while healthz stays 200) {
   sched.run();
   auto unready = get(admin, "/readyz");
   CAF_CHECK_EQUAL(unready.status, 503);
+  CAF_CHECK_EQUAL(unready.body, "stopping\n");
   auto health = get(admin, "/healthz");
   CAF_CHECK_EQUAL(health.status, 200);
   auto other = get(admin, "/other");
@@ -236,6 +246,65 @@ CAF_TEST(the master sums its workers and keeps the counts of ended ones) {
   for (auto& w : {one, three})
     caf::anon_send_exit(w, caf::exit_reason::kill);
   caf::anon_send_exit(master, caf::exit_reason::kill);
+  sched.run();
+}
+
+CAF_TEST(after the master ends the admin serves its final sum) {
+  master_config mcfg;
+  mcfg.secret = "s";
+  mcfg.expected = {1};
+  mcfg.poll_interval = caf::timespan{0};
+  auto master = sys.spawn(master_main, mcfg);
+  auto one = sys.spawn(fake_worker, counts(10, 1, 7), false);
+  enroll(master, 1, one);
+  admin_config acfg;
+  acfg.master = master;
+  acfg.workers = 1;
+  auto admin = sys.spawn(admin_main, acfg);
+  sched.run();
+  auto first = get(admin, "/metrics");
+  CAF_CHECK_EQUAL(first.status, 200);
+  auto x = samples(first.body);
+  CAF_CHECK_EQUAL(x["quiesce_connections_accepted_total"], "10");
+  // The worker's final counts at the end of its drain, then its end; then
+  // the stop's report, and the control plane ends.
+  caf::anon_send(master, metrics_atom_v, std::string{"s"}, uint32_t{1},
+                 counts(12, 0, 9));
+  sched.run();
+  caf::anon_send_exit(one, caf::exit_reason::kill);
+  sched.run();
+  shutdown_report report;
+  report.duration = 250ms;
+  caf::anon_send(admin, stopping_atom_v);
+  caf::anon_send(admin, stopped_atom_v, report);
+  sched.run();
+  caf::anon_send_exit(master, caf::exit_reason::kill);
+  sched.run();
+  auto last = get(admin, "/metrics");
+  CAF_CHECK_EQUAL(last.status, 200);
+  auto y = samples(last.body);
+  CAF_CHECK_EQUAL(y["quiesce_connections_accepted_total"], "12");
+  CAF_CHECK_EQUAL(y["quiesce_http_requests_total{code=\"200\"}"], "9");
+  CAF_CHECK_EQUAL(y["quiesce_last_stop_duration_seconds"], "0.25");
+  CAF_CHECK_EQUAL(y["quiesce_stopping"], "1");
+  caf::anon_send_exit(admin, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+CAF_TEST(without a sum yet a gone master makes metrics 503) {
+  master_config mcfg;
+  mcfg.secret = "s";
+  mcfg.expected = {1};
+  auto master = sys.spawn(master_main, mcfg);
+  admin_config acfg;
+  acfg.master = master;
+  auto admin = sys.spawn(admin_main, acfg);
+  sched.run();
+  caf::anon_send_exit(master, caf::exit_reason::kill);
+  sched.run();
+  auto m = get(admin, "/metrics");
+  CAF_CHECK_EQUAL(m.status, 503);
+  caf::anon_send_exit(admin, caf::exit_reason::user_shutdown);
   sched.run();
 }
 

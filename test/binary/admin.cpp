@@ -7,10 +7,12 @@
 // killed worker's counts kept by the master, and a reload's retired ones;
 // bad values exit 2, an admin port in use exits 1.
 //
-// Waiting: on the `listening on` line, on bytes, on an exit, and on the
-// metrics themselves: `await_metrics` asks `/metrics` again (a fresh
-// request each time) until a condition on its values holds, with a failure
-// bound; each answer is an event, not a guess at how long something takes.
+// Waiting: on the `listening on` line, on bytes, on an exit, and on log
+// lines written after what a scrape then reads has changed (the servers run
+// at --log-level=debug): the admin's "/readyz answers 503", a supervisor's
+// "a connection ended" (after its counts), the master's "serves again" and
+// "no longer serves" (after the admin's update), the HTTP behaviour's
+// "a response delayed by" (after the request was read and counted).
 
 #define CAF_SUITE binary.admin
 
@@ -20,12 +22,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <functional>
 #include <map>
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
-#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -90,6 +90,7 @@ struct fixture : qt::binary_fixture {
   /// both ports; false after a failed check.
   bool start(std::vector<std::string> extra) {
     extra.push_back("--admin=127.0.0.1:0");
+    extra.push_back("--log-level=debug");
     port = start_http(extra);
     if (port == 0)
       return false;
@@ -131,23 +132,18 @@ struct fixture : qt::binary_fixture {
     return parse_metrics(r.body);
   }
 
-  /// Asks `/metrics` until `done` holds for its values (each answer a fresh
-  /// request; 20 s at most); the last values.
-  metric_map await_metrics(const std::function<bool(metric_map&)>& done,
-                           const char* what) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    for (;;) {
-      auto m = metrics();
-      if (done(m))
-        return m;
-      if (std::chrono::steady_clock::now() > deadline) {
-        CAF_ERROR("the metrics never showed " << what);
-        return m;
-      }
-      // A pause between requests, so that the loop does not take the CPU
-      // the server needs; the condition is what ends the wait.
-      std::this_thread::sleep_for(5ms);
-    }
+  /// Waits until `n` client connections have ended (their counts are
+  /// updated before the line), then the metrics.
+  metric_map metrics_after_ended(size_t n) {
+    CAF_CHECK(server().wait_stderr(" supervisor: a connection ended; ", n));
+    return metrics();
+  }
+
+  /// Waits until the stop has reached the admin (`/readyz` 503 from the
+  /// line on), then asks `/readyz`.
+  int readyz_after_stop() {
+    CAF_CHECK(server().wait_stderr("admin: /readyz answers 503 from now on"));
+    return ask(admin, "/readyz").status;
   }
 
   /// Checks the three endpoints of a server serving with `workers`
@@ -231,9 +227,8 @@ struct fixture : qt::binary_fixture {
       CAF_CHECK_EQUAL(ask(port, "/").status, 200);
     conn.reset();
     // The admin's own requests (a dozen by now) are not counted.
-    m = await_metrics(
-      [](metric_map& x) { return x["quiesce_connections_open"] == 0; },
-      "no connection open");
+    m = metrics_after_ended(4);
+    CAF_CHECK_EQUAL(m["quiesce_connections_open"], 0.0);
     CAF_CHECK_EQUAL(m[by_code(200)], double{n + 3});
     CAF_CHECK_EQUAL(m["quiesce_connections_accepted_total"], 4.0);
     CAF_CHECK_EQUAL(m["quiesce_connections_drained_total"], 0.0);
@@ -264,32 +259,21 @@ struct fixture : qt::binary_fixture {
                      + std::to_string(body.size()) + "\r\n\r\n" + body;
     CAF_REQUIRE(qt::send_all(d.fd.get(), d_request));
     CAF_REQUIRE(qt::wait_readable(d.fd.get()));
-    // Every request has reached the server.
+    // Every request has reached the server: C's and D's are answered, B's
+    // delay has begun.
+    CAF_REQUIRE(server().wait_stderr("http: a response delayed by 600000 ms"));
     auto total = b_request.size() + c_request.size() + d_request.size();
-    await_metrics(
-      [&](metric_map& x) {
-        return x["quiesce_received_bytes_total"] >= double(total);
-      },
-      "every request received");
+    auto received = metrics()["quiesce_received_bytes_total"];
+    CAF_CHECK_EQUAL(received, double(total));
     CAF_CHECK_EQUAL(ask(admin, "/readyz").status, 200);
     CAF_REQUIRE(server().signal(SIGTERM));
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    int ready = 200;
-    while ((ready = ask(admin, "/readyz").status) == 200
-           && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(1ms);
-    CAF_CHECK_EQUAL(ready, 503);
+    CAF_CHECK_EQUAL(readyz_after_stop(), 503);
     CAF_CHECK_EQUAL(ask(admin, "/healthz").status, 200);
     // C, idle, is closed at the stop.
     CAF_CHECK_EQUAL(qt::read_until_eof(c.get()).ending(), "clean EOF");
     c.reset();
-    auto m = await_metrics(
-      [](metric_map& x) {
-        return x["quiesce_connections_forced_total"] >= 1
-               && x["quiesce_connections_drained_total"] >= 1
-               && x["quiesce_connections_open"] <= 1;
-      },
-      "one connection drained, one forced, one open");
+    // C drained, D forced (its write timeout): B alone is left.
+    auto m = metrics_after_ended(2);
     CAF_CHECK_EQUAL(m["quiesce_stopping"], 1.0);
     CAF_CHECK_EQUAL(m["quiesce_connections_drained_total"], 1.0);
     CAF_CHECK_EQUAL(m["quiesce_connections_forced_total"], 1.0);
@@ -384,12 +368,10 @@ CAF_TEST(the counts of a killed worker are kept by the master) {
   auto workers = qt::children_of(server().pid());
   CAF_REQUIRE_EQUAL(workers.size(), 2u);
   CAF_REQUIRE_EQUAL(::kill(workers.front(), SIGKILL), 0);
-  auto m = await_metrics(
-    [](metric_map& x) {
-      return x["quiesce_worker_restarts_total"] == 1
-             && x["quiesce_workers"] == 2;
-    },
-    "the worker started again");
+  CAF_REQUIRE(server().wait_stderr(" serves again, "));
+  auto m = metrics();
+  CAF_CHECK_EQUAL(m["quiesce_worker_restarts_total"], 1.0);
+  CAF_CHECK_EQUAL(m["quiesce_workers"], 2.0);
   CAF_CHECK_EQUAL(m[by_code(200)], 6.0);
   CAF_CHECK_EQUAL(m["quiesce_connections_accepted_total"], 6.0);
   CAF_CHECK_EQUAL(m["quiesce_received_bytes_total"],
@@ -409,9 +391,10 @@ CAF_TEST(a reload keeps the counts of the retired workers) {
   CAF_REQUIRE(server().signal(SIGHUP));
   // Both old workers answer their retire, then end.
   CAF_REQUIRE(server().wait_stderr(" retired: ", 2));
-  auto m
-    = await_metrics([](metric_map& x) { return x["quiesce_workers"] == 2; },
-                    "the two new workers alone");
+  // The two new workers alone.
+  CAF_REQUIRE(server().wait_stderr(" no longer serves; ", 2));
+  auto m = metrics();
+  CAF_CHECK_EQUAL(m["quiesce_workers"], 2.0);
   CAF_CHECK_EQUAL(m[by_code(200)], 5.0);
   CAF_CHECK_EQUAL(m["quiesce_connections_accepted_total"], 5.0);
   CAF_CHECK_EQUAL(m["quiesce_received_bytes_total"],
@@ -458,12 +441,7 @@ CAF_TEST(readyz is 503 from the start of a stop delay while still serving) {
       return;
     CAF_CHECK_EQUAL(ask(admin, "/readyz").status, 200);
     CAF_REQUIRE(server().signal(SIGTERM));
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    int ready = 200;
-    while ((ready = ask(admin, "/readyz").status) == 200
-           && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(1ms);
-    CAF_CHECK_EQUAL(ready, 503);
+    CAF_CHECK_EQUAL(readyz_after_stop(), 503);
     // Unready, but serving: each acceptor is in the closing mode, and a new
     // client is answered (with close).
     auto n = std::string{workers} == "--workers=1" ? 1u : 2u;

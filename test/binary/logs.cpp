@@ -12,6 +12,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -122,6 +123,24 @@ void check_summary_fields(qt::json_object& x) {
   CAF_CHECK_LESS_OR_EQUAL(std::abs(x["duration_ms"].number - in_text), 0.051);
 }
 
+/// Checks that each process (the lines without `worker`, and each worker's)
+/// has exactly one line with the stop summary's fields (`drained`,
+/// `open_at_stop`; the services' line has a `forced` of its own), and that
+/// the admin
+/// listener's own summary line is not one of them.
+void check_one_summary_per_process(json_log& log, size_t processes) {
+  std::map<std::string, size_t> by_process;
+  for (auto& x : log.lines)
+    if (x.count("drained") > 0 || x.count("open_at_stop") > 0)
+      ++by_process[x.count("worker") > 0 ? x["worker"].text : "-"];
+  CAF_CHECK_EQUAL(by_process.size(), processes);
+  for (auto& [process, count] : by_process)
+    CAF_CHECK_EQUAL(process + ": " + std::to_string(count), process + ": 1");
+  auto admin = log.find("admin", "admin listener closed: ");
+  CAF_REQUIRE_EQUAL(admin.size(), 1u);
+  CAF_CHECK_EQUAL(admin.front().count("drained"), 0u);
+}
+
 struct fixture : qt::binary_fixture {
   /// Starts an HTTP server with `extra` options (debug level: one line per
   /// connection event), opens `n` keep-alive connections, each answered
@@ -159,9 +178,11 @@ CAF_TEST_FIXTURE_SCOPE(log_tests, fixture)
 CAF_TEST(a json run writes one object per line and the summary as numbers) {
   constexpr size_t n = 3;
   auto text
-    = run_and_stop({"--workers=1", "--log-format=json"}, n, " opened\"}");
+    = run_and_stop({"--workers=1", "--log-format=json", "--admin=127.0.0.1:0"},
+                   n, " opened\"}");
   auto log = read_json_log(text);
   CAF_CHECK_GREATER(log.lines.size(), 3 * n);
+  check_one_summary_per_process(log, 1);
   auto summary = log.find("supervisor", "stopped: ");
   CAF_REQUIRE_EQUAL(summary.size(), 1u);
   auto& x = summary.front();
@@ -198,8 +219,10 @@ CAF_TEST(the text format is the default and its summary says the same) {
 CAF_TEST(with workers the lines of the master and of every worker are json) {
   constexpr size_t n = 4;
   auto text
-    = run_and_stop({"--workers=2", "--log-format=json"}, n, " opened\"}");
+    = run_and_stop({"--workers=2", "--log-format=json", "--admin=127.0.0.1:0"},
+                   n, " opened\"}");
   auto log = read_json_log(text);
+  check_one_summary_per_process(log, 3);
   std::set<std::string> workers;
   for (auto& x : log.lines)
     if (x.count("worker") > 0)

@@ -126,6 +126,9 @@ CAF_ADD_ATOM(quiesce, quiesce, stopping_atom, "stopping")
 CAF_ADD_ATOM(quiesce, quiesce, stopped_atom, "stopped")
 /// An admin request: GET of a path (admin connection -> admin actor).
 CAF_ADD_ATOM(quiesce, quiesce, http_get_atom, "http_get")
+
+/// The server accepts connections (`/readyz` 200 from then on).
+CAF_ADD_ATOM(quiesce, quiesce, ready_atom, "ready")
 /// The stop delay began (`--stop-delay`): keep serving, but every HTTP
 /// response says `Connection: close` (main -> supervisor, or master ->
 /// every worker supervisor; supervisor -> acceptor, which starts every new
@@ -291,10 +294,11 @@ using master_actor = caf::typed_actor<
 /// connections' `http_get(path)` with (status, content type, body); told
 /// `stopping` when a stop begins, `stopped` with its report, and
 /// `workers(count, restarts)` by a master.
-using admin_actor = caf::typed_actor<
-  caf::replies_to<http_get_atom, std::string>::with<int32_t, std::string,
-                                                    std::string>,
-  caf::reacts_to<stopping_atom>, caf::reacts_to<stopped_atom, shutdown_report>,
-  caf::reacts_to<workers_atom, uint32_t, uint64_t>>;
+using admin_actor
+  = caf::typed_actor<caf::replies_to<http_get_atom, std::string>::with<
+                       int32_t, std::string, std::string>,
+                     caf::reacts_to<ready_atom>, caf::reacts_to<stopping_atom>,
+                     caf::reacts_to<stopped_atom, shutdown_report>,
+                     caf::reacts_to<workers_atom, uint32_t, uint64_t>>;
 
 } // namespace quiesce
