@@ -1258,6 +1258,8 @@ CAF_TEST(a body timeout of zero starts no timer) {
 CAF_TEST(given routes are answered by their handler in request order) {
   admin_config acfg;
   auto admin = sys.spawn(admin_main, acfg);
+  // Ready as a server makes it once it accepts (/readyz 200, not "starting").
+  caf::anon_send(admin, ready_atom_v);
   auto routes = std::make_shared<behaviours::http_routes>();
   routes->paths = {"/healthz", "/readyz"};
   routes->handler = caf::actor_cast<caf::actor>(admin);
