@@ -88,6 +88,12 @@ private:
   /// The response to `req` by `routes_` (http_custom_routes.cpp).
   exchange route_custom(const http::request& req) const;
 
+  /// What every route table refuses before it looks at the path: CONNECT
+  /// (501 and close), an expectation other than 100-continue (417), a
+  /// method other than GET, HEAD and POST (501). Fills `ex` and returns
+  /// true for those (http_routes.cpp).
+  static bool refuse_method(const http::request& req, exchange& ex);
+
   /// Asks `routes_->handler` for the response of the exchange in `slot`
   /// (whose body holds the path), which fills the slot.
   void ask_custom(uint64_t slot, connection_io& io);

@@ -10,7 +10,6 @@
 
 namespace quiesce::behaviours {
 
-using http::expectations_of;
 using http::path_of;
 
 http_behaviour::exchange
@@ -24,16 +23,8 @@ http_behaviour::route_custom(const http::request& req) const {
   auto known = std::find(paths.begin(), paths.end(), path) != paths.end();
   // As the built-in routes: methods they know (GET, HEAD, POST) on a path
   // that does not allow them are 405; any other method 501.
-  if (req.method == "CONNECT") {
-    ex.status = 501;
-    ex.must_close = true;
-    ex.body = "not implemented\n";
-  } else if (expectations_of(req).unmet) {
-    ex.status = 417;
-    ex.body = "only 100-continue can be expected\n";
-  } else if (!get_like && req.method != "POST") {
-    ex.status = 501;
-    ex.body = "not implemented\n";
+  if (refuse_method(req, ex)) {
+    // Answered as filled.
   } else if (!known) {
     ex.status = 404;
     ex.body = "not found\n";

@@ -15,6 +15,27 @@ using http::expectations_of;
 using http::parse_delay;
 using http::path_of;
 
+bool http_behaviour::refuse_method(const http::request& req, exchange& ex) {
+  if (req.method == "CONNECT") {
+    // What follows a CONNECT is tunnel data, not requests: close after.
+    ex.status = 501;
+    ex.must_close = true;
+    ex.body = "not implemented\n";
+  } else if (expectations_of(req).unmet) {
+    // RFC 9110 10.1.1 allows 417 for an expectation the server cannot
+    // meet; answered like any other request, after its body.
+    ex.status = 417;
+    ex.body = "only 100-continue can be expected\n";
+  } else if (req.method != "GET" && req.method != "HEAD"
+             && req.method != "POST") {
+    ex.status = 501;
+    ex.body = "not implemented\n";
+  } else {
+    return false;
+  }
+  return true;
+}
+
 http_behaviour::exchange http_behaviour::route(const http::request& req,
                                                std::string body) const {
   if (routes_)
@@ -31,19 +52,8 @@ http_behaviour::exchange http_behaviour::route(const http::request& req,
   };
   constexpr std::string_view delay_prefix = "/delay/";
   uint64_t ms = 0;
-  if (req.method == "CONNECT") {
-    // What follows a CONNECT is tunnel data, not requests: close after.
-    ex.status = 501;
-    ex.must_close = true;
-    ex.body = "not implemented\n";
-  } else if (expectations_of(req).unmet) {
-    // RFC 9110 10.1.1 allows 417 for an expectation the server cannot
-    // meet; answered like any other request, after its body.
-    ex.status = 417;
-    ex.body = "only 100-continue can be expected\n";
-  } else if (!get_like && req.method != "POST") {
-    ex.status = 501;
-    ex.body = "not implemented\n";
+  if (refuse_method(req, ex)) {
+    // Answered as filled.
   } else if (path == "/") {
     if (get_like)
       ex.body = "quiesce: hello\n";
